@@ -1,0 +1,61 @@
+package io.csattention.jobs;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+
+/**
+ * The entry point of {@code csattention-jobs.jar}: one subcommand per job. Run as {@code java -jar
+ * csattention-jobs.jar <command> ...} (embedded Spark {@code local[*]} when a command needs Spark and no master is
+ * given) or through {@code spark-submit --class io.csattention.jobs.Main}.
+ *
+ * <p>Every failure a user can cause ends with one line on stderr, {@code error: <what>; <name>=<value>}, and exit
+ * code 2 for bad arguments or input, 1 for anything else; {@code --stacktrace} adds the stack trace.
+ */
+@Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
+        subcommands = {
+                CommandLine.HelpCommand.class
+        })
+public final class Main implements Runnable {
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs one command line and returns its exit code; used by tests without exiting the JVM. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        boolean stackTrace = java.util.Arrays.asList(args).contains("--stacktrace");
+        String[] rest = java.util.Arrays.stream(args).filter(a -> !a.equals("--stacktrace")).toArray(String[]::new);
+        CommandLine commandLine = new CommandLine(new Main());
+        commandLine.setOut(out);
+        commandLine.setErr(err);
+        commandLine.setParameterExceptionHandler((exception, arguments) -> {
+            err.println("error: " + exception.getMessage());
+            err.println("(run with --help for usage)");
+            return 2;
+        });
+        commandLine.setExecutionExceptionHandler((exception, command, parseResult) -> {
+            err.println("error: " + UserErrors.message(exception));
+            if (stackTrace) {
+                exception.printStackTrace(err);
+            }
+            return UserErrors.isUserError(exception) ? 2 : 1;
+        });
+        return commandLine.execute(rest);
+    }
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String version = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"csattention-jobs " + (version == null ? "development build" : version)};
+        }
+    }
+}

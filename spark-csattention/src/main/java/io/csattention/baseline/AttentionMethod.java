@@ -1,0 +1,59 @@
+package io.csattention.baseline;
+
+import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.CSAttentionSelector;
+import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.FloatMatrix;
+import io.csattention.core.KeySelector;
+import io.csattention.core.KeyValueCache;
+import io.csattention.kernel.VectorKernels;
+
+import java.util.Arrays;
+import java.util.Locale;
+
+/** The attention methods that run on the same engine, budget and sink/window convention. */
+public enum AttentionMethod {
+    FULL,
+    ORACLE,
+    QUEST,
+    KEYCLUSTER,
+    CSATTENTION;
+
+    /** The name used on command lines and in reports. */
+    public String id() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** The method of a command-line name, or an error that lists the known names. */
+    public static AttentionMethod parse(String name) {
+        for (AttentionMethod method : values()) {
+            if (method.id().equalsIgnoreCase(name.trim())) {
+                return method;
+            }
+        }
+        throw new IllegalArgumentException("unknown method '" + name + "'; expected one of "
+                + String.join(",", Arrays.stream(values()).map(AttentionMethod::id).toList()));
+    }
+
+    /**
+     * A selector of this method over {@code cache}; {@code prefillQueries} are the prefill queries of every query
+     * head that shares the cache (used by csattention only).
+     */
+    public KeySelector newSelector(VectorKernels kernels, KeyValueCache cache, FloatMatrix prefillQueries,
+                                   CSAttentionSettings settings) {
+        return switch (this) {
+            case FULL -> new FullSelector();
+            case ORACLE -> new OracleSelector(kernels, cache);
+            case QUEST -> new QuestSelector(cache, QuestSelector.DEFAULT_PAGE_SIZE);
+            case KEYCLUSTER -> new KeyClusterSelector(kernels, cache, 0, settings.kmeansIterations(), settings.seed());
+            case CSATTENTION -> new CSAttentionSelector(kernels,
+                    CSAttentionIndex.build(kernels, cache.keyMatrix(), prefillQueries, settings), cache,
+                    settings.rescoreFactor());
+        };
+    }
+
+    /** The plan a query of this method follows over {@code keys} keys: every key for {@code full}. */
+    public io.csattention.core.BudgetPlan plan(CSAttentionSettings settings, int keys) {
+        return this == FULL ? io.csattention.core.BudgetPlan.all(keys) : settings.plan(keys);
+    }
+}

@@ -1,0 +1,50 @@
+package io.csattention.core;
+
+import io.csattention.kernel.VectorKernels;
+
+/** Exact softmax attention (scale 1/sqrt(d)) of one query over a chosen set of keys of a cache. */
+public final class Attention {
+
+    private Attention() {
+    }
+
+    /**
+     * Writes {@code softmax(q K_S^T / sqrt(d)) V_S} into {@code out[outOff .. outOff+d)}, S being the non-negative
+     * entries of {@code selected}. Returns the number of keys attended.
+     */
+    public static int attend(VectorKernels kernels, float[] query, int queryOff, KeyValueCache cache, int[] selected,
+                             float[] out, int outOff) {
+        int d = cache.dim();
+        int count = 0;
+        while (count < selected.length && selected[count] >= 0) {
+            count++;
+        }
+        java.util.Arrays.fill(out, outOff, outOff + d, 0f);
+        if (count == 0) {
+            return 0;
+        }
+        float[] scores = new float[count];
+        float scale = (float) (1.0 / Math.sqrt(d));
+        float[] q = query;
+        if (queryOff != 0) {
+            q = java.util.Arrays.copyOfRange(query, queryOff, queryOff + d);
+        }
+        kernels.dotSelectedRows(q, 0, cache.keys(), d, selected, count, scores);
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < count; j++) {
+            scores[j] *= scale;
+            max = Math.max(max, scores[j]);
+        }
+        double total = 0;
+        for (int j = 0; j < count; j++) {
+            scores[j] = (float) Math.exp(scores[j] - max);
+            total += scores[j];
+        }
+        float inv = (float) (1.0 / total);
+        float[] values = cache.values();
+        for (int j = 0; j < count; j++) {
+            kernels.axpy(scores[j] * inv, values, selected[j] * d, out, outOff, d);
+        }
+        return count;
+    }
+}

@@ -1,0 +1,23 @@
+package io.csattention.core;
+
+/**
+ * A sparse attention method's choice of keys for one query against one KV cache. Implementations are thread-safe
+ * for concurrent {@link #select} calls; {@link #keysAppended} is called by the single writer that grows the cache.
+ */
+public interface KeySelector {
+
+    /**
+     * The keys {@code query[queryOff .. queryOff+dim)} attends under {@code plan}: ascending key indices, exactly
+     * {@code plan.budget()} of them, or fewer only where the method legitimately attends fewer.
+     */
+    int[] select(float[] query, int queryOff, BudgetPlan plan);
+
+    /** The cache grew; the selector indexes the new keys (streaming insertion). */
+    default void keysAppended() {
+    }
+
+    /** Bytes held by the method's own index (not counting the KV cache). */
+    default long indexBytes() {
+        return 0;
+    }
+}

@@ -1,0 +1,93 @@
+package io.csattention.core;
+
+/**
+ * Selection of the k best (score, id) pairs in expected linear time (quickselect with a median-of-three pivot).
+ * "Best" is the larger score; equal scores are broken by the lower id, so every backend selects the same set.
+ */
+public final class TopK {
+
+    private TopK() {
+    }
+
+    /** The ids of the k best entries among {@code scores[i], ids[i]} for i in [0, count); order unspecified. */
+    public static int[] largest(float[] scores, int[] ids, int count, int k) {
+        if (k >= count) {
+            return java.util.Arrays.copyOf(ids, count);
+        }
+        float[] s = java.util.Arrays.copyOf(scores, count);
+        int[] id = java.util.Arrays.copyOf(ids, count);
+        partition(s, id, count, k);
+        return java.util.Arrays.copyOf(id, k);
+    }
+
+    /** The best k of the dense range {@code scores[from .. to)}, ids being the positions; order unspecified. */
+    public static int[] largestInRange(float[] scores, int from, int to, int k) {
+        int count = to - from;
+        float[] s = new float[count];
+        int[] id = new int[count];
+        for (int i = 0; i < count; i++) {
+            s[i] = scores[from + i];
+            id[i] = from + i;
+        }
+        if (k >= count) {
+            return id;
+        }
+        partition(s, id, count, k);
+        return java.util.Arrays.copyOf(id, k);
+    }
+
+    /**
+     * Reorders the first {@code count} entries of the parallel arrays in place so that the best k come first
+     * (in unspecified order).
+     */
+    public static void partition(float[] scores, int[] ids, int count, int k) {
+        if (k <= 0 || k >= count) {
+            return;
+        }
+        int lo = 0;
+        int hi = count - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            // median of three, moved to hi
+            if (better(scores, ids, mid, lo)) {
+                swap(scores, ids, mid, lo);
+            }
+            if (better(scores, ids, hi, lo)) {
+                swap(scores, ids, hi, lo);
+            }
+            if (better(scores, ids, mid, hi)) {
+                swap(scores, ids, mid, hi);
+            }
+            float pivotScore = scores[hi];
+            int pivotId = ids[hi];
+            int store = lo;
+            for (int i = lo; i < hi; i++) {
+                if (scores[i] > pivotScore || (scores[i] == pivotScore && ids[i] < pivotId)) {
+                    swap(scores, ids, i, store++);
+                }
+            }
+            swap(scores, ids, store, hi);
+            if (store == k - 1 || store == k) {
+                return;
+            }
+            if (store < k) {
+                lo = store + 1;
+            } else {
+                hi = store - 1;
+            }
+        }
+    }
+
+    private static boolean better(float[] scores, int[] ids, int a, int b) {
+        return scores[a] > scores[b] || (scores[a] == scores[b] && ids[a] < ids[b]);
+    }
+
+    private static void swap(float[] scores, int[] ids, int a, int b) {
+        float s = scores[a];
+        scores[a] = scores[b];
+        scores[b] = s;
+        int t = ids[a];
+        ids[a] = ids[b];
+        ids[b] = t;
+    }
+}
