@@ -16,6 +16,8 @@ import java.io.PrintWriter;
 @Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
         subcommands = {
+                EvalTensorsCommand.class,
+                EvalSyntheticCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main implements Runnable {
@@ -28,7 +30,7 @@ public final class Main implements Runnable {
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
         boolean stackTrace = java.util.Arrays.asList(args).contains("--stacktrace");
         String[] rest = java.util.Arrays.stream(args).filter(a -> !a.equals("--stacktrace")).toArray(String[]::new);
-        CommandLine commandLine = new CommandLine(new Main());
+        CommandLine commandLine = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true);
         commandLine.setOut(out);
         commandLine.setErr(err);
         commandLine.setParameterExceptionHandler((exception, arguments) -> {

@@ -6,6 +6,7 @@ import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
+import io.csattention.core.RopeInfo;
 import io.csattention.kernel.VectorKernels;
 
 import java.util.Arrays;
@@ -41,13 +42,19 @@ public enum AttentionMethod {
      */
     public KeySelector newSelector(VectorKernels kernels, KeyValueCache cache, FloatMatrix prefillQueries,
                                    CSAttentionSettings settings) {
+        return newSelector(kernels, cache, prefillQueries, settings, null);
+    }
+
+    /** The same, with the head's RoPE information for csattention's band treatment ({@code null}: none). */
+    public KeySelector newSelector(VectorKernels kernels, KeyValueCache cache, FloatMatrix prefillQueries,
+                                   CSAttentionSettings settings, RopeInfo rope) {
         return switch (this) {
             case FULL -> new FullSelector();
             case ORACLE -> new OracleSelector(kernels, cache);
             case QUEST -> new QuestSelector(cache, QuestSelector.DEFAULT_PAGE_SIZE);
             case KEYCLUSTER -> new KeyClusterSelector(kernels, cache, 0, settings.kmeansIterations(), settings.seed());
             case CSATTENTION -> new CSAttentionSelector(kernels,
-                    CSAttentionIndex.build(kernels, cache.keyMatrix(), prefillQueries, settings), cache,
+                    CSAttentionIndex.build(kernels, cache.keyMatrix(), prefillQueries, settings, rope), cache,
                     settings.rescoreFactor());
         };
     }

@@ -33,11 +33,29 @@ public final class CSAttentionIndex {
     private final float[] listScores;
     private final float[] floors;
     private final float[] missing;
+    private final RopeInfo rope;
+    private final boolean[] positionFree;
+    private final float[] scoringCentroids;
     private final Overflow overflow;
 
+    /** An index built without RoPE information: every subspace as it is. */
     public CSAttentionIndex(int keys, int dim, int subspaces, int centroidCount, int listLength, double listFraction,
                             long seed, CentroidDistance distance, MissingScore missingScore, float[] centroids,
                             int[] listIds, float[] listScores, float[] floors, float[] missing) {
+        this(keys, dim, subspaces, centroidCount, listLength, listFraction, seed, distance, missingScore, centroids,
+                listIds, listScores, floors, missing, null, new boolean[subspaces], centroids);
+    }
+
+    /**
+     * The full form. With {@code rope} set, centroids and lists live in the pair-contiguous layout of
+     * {@link RopeInfo#sourceDimension}; {@code positionFree[j]} marks the slow bands whose {@code centroids} are
+     * position-free and whose {@code scoringCentroids} (used for the lists and streaming) are rotated to the
+     * reference position.
+     */
+    public CSAttentionIndex(int keys, int dim, int subspaces, int centroidCount, int listLength, double listFraction,
+                            long seed, CentroidDistance distance, MissingScore missingScore, float[] centroids,
+                            int[] listIds, float[] listScores, float[] floors, float[] missing, RopeInfo rope,
+                            boolean[] positionFree, float[] scoringCentroids) {
         this.keys = keys;
         this.dim = dim;
         this.subspaces = subspaces;
@@ -52,9 +70,16 @@ public final class CSAttentionIndex {
         this.listScores = listScores;
         this.floors = floors;
         this.missing = missing;
+        this.rope = rope;
+        this.positionFree = positionFree.clone();
+        this.scoringCentroids = scoringCentroids;
         int lists = subspaces * centroidCount;
         Check.that(centroids.length == lists * (dim / subspaces), "centroids must hold m*C*d/m floats",
                 "centroids.length", centroids.length);
+        Check.that(scoringCentroids.length == centroids.length, "scoring centroids must hold m*C*d/m floats",
+                "scoringCentroids.length", scoringCentroids.length);
+        Check.that(positionFree.length == subspaces, "positionFree must have one flag per subspace",
+                "positionFree.length", positionFree.length);
         Check.that(listIds.length == (long) lists * listLength && listScores.length == listIds.length,
                 "lists must hold m*C*L entries", "lists.length", listIds.length);
         this.overflow = new Overflow(lists);
@@ -66,6 +91,15 @@ public final class CSAttentionIndex {
      */
     public static CSAttentionIndex build(VectorKernels kernels, FloatMatrix keys, FloatMatrix prefillQueries,
                                          CSAttentionSettings settings) {
+        return build(kernels, keys, prefillQueries, settings, null);
+    }
+
+    /**
+     * Builds the index, treating slow RoPE bands position-free when {@code rope} is given (see {@link RopeInfo});
+     * {@code rope == null} treats every subspace as it is.
+     */
+    public static CSAttentionIndex build(VectorKernels kernels, FloatMatrix keys, FloatMatrix prefillQueries,
+                                         CSAttentionSettings settings, RopeInfo rope) {
         int n = keys.rows();
         int d = keys.cols();
         Check.positive(n, "keys");
@@ -78,24 +112,55 @@ public final class CSAttentionIndex {
         int listLength = (int) Math.min(n, Math.max(1, Math.ceil(alpha * n - 1e-9)));
         int[] sample = sampleRows(prefillQueries.rows(), settings.kmeansSamples(), settings.seed());
         int c = settings.resolveCentroids(sample.length);
+        boolean[] positionFree = new boolean[m];
+        float[] keyData = keys.data();
+        float[] queryData = prefillQueries.data();
+        if (rope != null) {
+            Check.that(width % 2 == 0, "with RoPE every subspace must hold whole pairs (d/m even)", "d/m", width);
+            Check.that(rope.prefillPositions().length == prefillQueries.rows(),
+                    "prefill query positions must have one entry per prefill query " + prefillQueries.rows(),
+                    "positions", rope.prefillPositions().length);
+            for (int j = 0; j < m; j++) {
+                positionFree[j] = rope.theta(j * width / 2, d) * rope.decodeSpan() <= RopeInfo.MAX_DRIFT_RADIANS;
+            }
+            keyData = toPairLayout(keyData, n, d, rope);
+            queryData = toPairLayout(queryData, prefillQueries.rows(), d, rope);
+            for (int row : sample) {
+                derotateBands(queryData, row * d, d, width, positionFree, rope, rope.prefillPositions()[row]);
+            }
+        }
 
         float[] centroids = new float[m * c * width];
+        float[] clusterData = queryData;
         IntStream.range(0, m).parallel().forEach(j -> {
-            float[] trained = KMeans.train(kernels, prefillQueries.data(), d, j * width, width, sample, c,
+            float[] trained = KMeans.train(kernels, clusterData, d, j * width, width, sample, c,
                     settings.kmeansIterations(), settings.seed() + 1_000_003L * j);
             System.arraycopy(trained, 0, centroids, j * c * width, trained.length);
         });
+        float[] scoringCentroids = centroids;
+        if (rope != null) {
+            scoringCentroids = centroids.clone();
+            for (int j = 0; j < m; j++) {
+                if (positionFree[j]) {
+                    for (int k = 0; k < c; k++) {
+                        rotatePairs(scoringCentroids, (j * c + k) * width, j * width / 2, width / 2, d,
+                                rope.referencePosition(), rope);
+                    }
+                }
+            }
+        }
 
         int lists = m * c;
         int[] listIds = new int[lists * listLength];
         float[] listScores = new float[lists * listLength];
         float[] floors = new float[lists];
         float[] missing = new float[lists];
-        float[] keyData = keys.data();
+        float[] scoredKeys = keyData;
+        float[] scoring = scoringCentroids;
         IntStream.range(0, lists).parallel().forEach(list -> {
             int j = list / c;
             float[] scores = new float[n];
-            kernels.dotRows(centroids, list * width, keyData, d, j * width, width, 0, n, scores, 0);
+            kernels.dotRows(scoring, list * width, scoredKeys, d, j * width, width, 0, n, scores, 0);
             int[] top = TopK.largestInRange(scores, 0, n, listLength);
             sortByScoreDescending(top, scores);
             double total = 0;
@@ -116,7 +181,64 @@ public final class CSAttentionIndex {
             };
         });
         return new CSAttentionIndex(n, d, m, c, listLength, alpha, settings.seed(), settings.distance(),
-                settings.missingScore(), centroids, listIds, listScores, floors, missing);
+                settings.missingScore(), centroids, listIds, listScores, floors, missing, rope, positionFree,
+                scoringCentroids);
+    }
+
+    /** Rows of {@code data} [rows, d] reordered into the pair-contiguous layout of {@code rope}. */
+    static float[] toPairLayout(float[] data, int rows, int d, RopeInfo rope) {
+        float[] out = new float[rows * d];
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < d; i++) {
+                out[r * d + i] = data[r * d + rope.sourceDimension(i, d)];
+            }
+        }
+        return out;
+    }
+
+    /** Rotates {@code pairs} consecutive pairs at {@code off} (pair-contiguous layout), starting at pair {@code first}. */
+    static void rotatePairs(float[] x, int off, int first, int pairs, int d, double position, RopeInfo rope) {
+        for (int k = 0; k < pairs; k++) {
+            double angle = position * rope.theta(first + k, d);
+            double cos = Math.cos(angle);
+            double sin = Math.sin(angle);
+            double a = x[off + 2 * k];
+            double b = x[off + 2 * k + 1];
+            x[off + 2 * k] = (float) (a * cos - b * sin);
+            x[off + 2 * k + 1] = (float) (a * sin + b * cos);
+        }
+    }
+
+    /** De-rotates the position-free bands of one pair-layout row that sits at {@code position}. */
+    static void derotateBands(float[] row, int off, int d, int width, boolean[] positionFree, RopeInfo rope,
+                              long position) {
+        for (int j = 0; j < positionFree.length; j++) {
+            if (positionFree[j]) {
+                rotatePairs(row, off + j * width, j * width / 2, width / 2, d, -position, rope);
+            }
+        }
+    }
+
+    /**
+     * The lookup form of a decode query at {@code position}: in the pair layout with slow bands de-rotated when the
+     * index knows RoPE, the query itself otherwise.
+     */
+    public float[] lookupQuery(float[] query, int queryOff, long position) {
+        float[] q = new float[dim];
+        if (rope == null) {
+            System.arraycopy(query, queryOff, q, 0, dim);
+            return q;
+        }
+        for (int i = 0; i < dim; i++) {
+            q[i] = query[queryOff + rope.sourceDimension(i, dim)];
+        }
+        derotateBands(q, 0, dim, dim / subspaces, positionFree, rope, position);
+        return q;
+    }
+
+    /** The position a decode query is assumed at when none is given: the reference position, or the key count. */
+    public long defaultQueryPosition() {
+        return rope == null ? keys : rope.referencePosition();
     }
 
     /** A seeded sample of at most {@code limit} row indices out of {@code rows}, in ascending order. */
@@ -175,9 +297,13 @@ public final class CSAttentionIndex {
      */
     public void insert(VectorKernels kernels, float[] keyData, int id) {
         int width = dim / subspaces;
+        float[] key = new float[dim];
+        for (int i = 0; i < dim; i++) {
+            key[i] = keyData[id * dim + (rope == null ? i : rope.sourceDimension(i, dim))];
+        }
         for (int list = 0; list < subspaces * centroidCount; list++) {
             int j = list / centroidCount;
-            float score = kernels.dot(centroids, list * width, keyData, id * dim + j * width, width);
+            float score = kernels.dot(scoringCentroids, list * width, key, j * width, width);
             if (score > floors[list]) {
                 overflow.add(list, id, score);
             }
@@ -240,13 +366,27 @@ public final class CSAttentionIndex {
         return missing;
     }
 
+    /** RoPE information the index was built with, or null. */
+    public RopeInfo rope() {
+        return rope;
+    }
+
+    public boolean[] positionFree() {
+        return positionFree.clone();
+    }
+
+    public float[] scoringCentroids() {
+        return scoringCentroids;
+    }
+
     Overflow overflow() {
         return overflow;
     }
 
     /** Bytes of centroids, lists (4-byte id and 4-byte score per entry), floors and estimates. */
     public long bytes() {
-        return 4L * centroids.length + 8L * listIds.length + 8L * floors.length + overflow.bytes();
+        long scoring = scoringCentroids == centroids ? 0 : 4L * scoringCentroids.length;
+        return 4L * centroids.length + scoring + 8L * listIds.length + 8L * floors.length + overflow.bytes();
     }
 
     /** Streamed keys per list, appended after the build. */

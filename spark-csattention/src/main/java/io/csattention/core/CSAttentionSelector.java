@@ -34,13 +34,18 @@ public final class CSAttentionSelector implements KeySelector {
 
     @Override
     public int[] select(float[] query, int queryOff, BudgetPlan plan) {
+        return select(query, queryOff, plan, index.defaultQueryPosition());
+    }
+
+    @Override
+    public int[] select(float[] query, int queryOff, BudgetPlan plan, long position) {
         Scratch s = scratch.get();
         int n = plan.keys();
         s.ensure(n);
         int from = plan.middleStart();
         int to = plan.middleEnd();
         int chosen = plan.chosen();
-        int touchedCount = accumulate(query, queryOff, from, to, s);
+        int touchedCount = accumulate(index.lookupQuery(query, queryOff, position), from, to, s);
 
         int candidates = rescoreFactor > 0
                 ? (int) Math.min(to - from, Math.ceil(rescoreFactor * chosen))
@@ -64,7 +69,7 @@ public final class CSAttentionSelector implements KeySelector {
     }
 
     /** Sums the chosen lists into the scratch, for keys in [from, to); returns how many keys were touched. */
-    private int accumulate(float[] query, int queryOff, int from, int to, Scratch s) {
+    private int accumulate(float[] lookup, int from, int to, Scratch s) {
         int stamp = ++s.stamp;
         int touchedCount = 0;
         int listLength = index.listLength();
@@ -73,7 +78,7 @@ public final class CSAttentionSelector implements KeySelector {
         float[] missing = index.missing();
         CSAttentionIndex.Overflow overflow = index.overflow();
         for (int j = 0; j < index.subspaces(); j++) {
-            int list = j * index.centroidCount() + index.nearestCentroid(kernels, query, queryOff, j);
+            int list = j * index.centroidCount() + index.nearestCentroid(kernels, lookup, 0, j);
             float estimate = missing[list];
             int base = list * listLength;
             for (int r = 0; r < listLength + overflow.count(list); r++) {

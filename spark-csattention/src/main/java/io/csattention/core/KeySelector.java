@@ -12,6 +12,14 @@ public interface KeySelector {
      */
     int[] select(float[] query, int queryOff, BudgetPlan plan);
 
+    /**
+     * The same for a query at a known {@code position} (its RoPE position); methods that do not use positions ignore
+     * it.
+     */
+    default int[] select(float[] query, int queryOff, BudgetPlan plan, long position) {
+        return select(query, queryOff, plan);
+    }
+
     /** The cache grew; the selector indexes the new keys (streaming insertion). */
     default void keysAppended() {
     }

@@ -1,0 +1,103 @@
+package io.csattention.jobs;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.csattention.core.Rope;
+import io.csattention.core.RopeInfo;
+import io.csattention.eval.MethodResult;
+import io.csattention.eval.SyntheticContext;
+import io.csattention.eval.TensorEvaluation;
+import io.csattention.kernel.Kernels;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** {@code eval-synthetic}: the eval-tensors report on one head from the synthetic long-context generator. */
+@Command(name = "eval-synthetic", mixinStandardHelpOptions = true,
+        description = "Evaluate every method on a synthetic long-context head (topics, query/key shift, RoPE, sinks, needles).")
+public final class EvalSyntheticCommand implements Callable<Integer> {
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--tokens", description = "Context length N (default: ${DEFAULT-VALUE}).", defaultValue = "32768")
+    int tokens;
+
+    @Option(names = "--head-dim", description = "Head dimension d (default: ${DEFAULT-VALUE}).", defaultValue = "128")
+    int headDim;
+
+    @Option(names = "--queries", description = "Decode queries M (default: ${DEFAULT-VALUE}).", defaultValue = "128")
+    int queries;
+
+    @Option(names = "--data-seed", description = "Seed of the generator (default: ${DEFAULT-VALUE}).", defaultValue = "7")
+    long dataSeed;
+
+    @Option(names = "--rope-base", description = "RoPE base of the generated head (default: ${DEFAULT-VALUE}).",
+            defaultValue = "500000")
+    double ropeBase;
+
+    @Option(names = "--rope-style", description = "RoPE pairing: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).",
+            defaultValue = "HALF")
+    Rope.Style ropeStyle;
+
+    @Option(names = "--topics", description = "Topics in the context (default: ${DEFAULT-VALUE}).", defaultValue = "64")
+    int topics;
+
+    @Option(names = "--needles", description = "Rare needle tokens (default: ${DEFAULT-VALUE}).", defaultValue = "16")
+    int needles;
+
+    @Option(names = "--methods", split = ",", description = "Methods to run (default: ${DEFAULT-VALUE}).",
+            defaultValue = "csattention,quest,keycluster,oracle,full")
+    List<String> methods;
+
+    @Option(names = "--out", description = "Directory for selected.npy, output.npy and summary.json (optional).")
+    Path out;
+
+    @Option(names = "--rope-decode-span", description = "Positions after the context the position-free lists must stay valid for (default: ${DEFAULT-VALUE}).",
+            defaultValue = "256")
+    int decodeSpan;
+
+    @Option(names = "--no-rope-info", description = "Do not tell the index the RoPE of the generated head (treat every band as it is).")
+    boolean positionFree;
+
+    @Option(names = "--json", description = "Print the summary as one JSON line last on stdout.")
+    boolean json;
+
+    @Mixin
+    SettingsOptions settingsOptions;
+
+    @Override
+    public Integer call() throws Exception {
+        var settings = settingsOptions.settings();
+        var methodList = methods.stream().map(io.csattention.baseline.AttentionMethod::parse).toList();
+        EvalReport.checkOutput(out);
+        var head = SyntheticContext.generate(new SyntheticContext.Spec(tokens, headDim, queries, dataSeed, ropeBase,
+                ropeStyle, topics, needles));
+        var kernels = Kernels.preferred();
+        RopeInfo rope = positionFree ? null : new RopeInfo(ropeBase, ropeStyle, head.prefillQueryPositions(), tokens,
+                decodeSpan);
+        List<MethodResult> results = TensorEvaluation.run(kernels, new TensorEvaluation.Inputs(head.keys(),
+                head.values(), head.prefillQueries(), head.queries(), rope, head.queryPositions()), methodList,
+                settings);
+        var writer = spec.commandLine().getOut();
+        writer.printf("eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s%n", tokens, headDim, queries,
+                settings.sparsity(), kernels.name());
+        EvalReport.printTable(writer, results);
+        ObjectNode context = EvalReport.object();
+        context.put("tokens", tokens).put("head_dim", headDim).put("queries", queries).put("data_seed", dataSeed)
+                .put("rope_base", ropeBase).put("sparsity", settings.sparsity())
+                .put("kv_bytes", 8L * tokens * headDim).put("kernels", kernels.name());
+        ObjectNode summary = EvalReport.summary(results, context);
+        if (out != null) {
+            EvalReport.write(out, results, summary, queries, headDim);
+        }
+        if (json) {
+            writer.println(EvalReport.json(summary));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,90 @@
+package io.csattention.jobs;
+
+import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.CentroidDistance;
+import io.csattention.core.MissingScore;
+import picocli.CommandLine.Option;
+
+/** The CSAttention knobs shared by every command; unset options keep {@link CSAttentionSettings#defaults()}. */
+public final class SettingsOptions {
+
+    @Option(names = "--sparsity", description = "Share of keys not attended, in (0, 1) (default: ${DEFAULT-VALUE}).",
+            defaultValue = "0.95")
+    double sparsity;
+
+    @Option(names = "--subspaces", description = "m: subspaces per head (must divide d; default: d/16, or d/4 below 32).")
+    Integer subspaces;
+
+    @Option(names = "--centroids", description = "C: k-means centroids per subspace (default: 256, at most the prefill queries).")
+    Integer centroids;
+
+    @Option(names = "--list-fraction", description = "alpha: each centroid keeps ceil(alpha*N) keys (default: automatic).")
+    Double listFraction;
+
+    @Option(names = "--sink", description = "Leading keys always attended (default: min(4, budget/8)).")
+    Integer sink;
+
+    @Option(names = "--window", description = "Trailing keys always attended (default: min(64, budget/8)).")
+    Integer window;
+
+    @Option(names = "--seed", description = "Seed of k-means and sampling (default: ${DEFAULT-VALUE}).",
+            defaultValue = "42")
+    long seed;
+
+    @Option(names = "--rescore-factor", description = "Candidates re-scored exactly, as a multiple of the chosen keys; 0 = the literal method (default: 2).")
+    Double rescoreFactor;
+
+    @Option(names = "--missing-score", description = "Estimate for keys absent from a chosen list: ${COMPLETION-CANDIDATES} (default: floor).")
+    MissingScore missingScore;
+
+    @Option(names = "--distance", description = "Centroid lookup: ${COMPLETION-CANDIDATES} (default: inner_product).")
+    CentroidDistance distance;
+
+    @Option(names = "--kmeans-iterations", description = "Bound on Lloyd iterations (default: 12).")
+    Integer kmeansIterations;
+
+    /** The settings these options describe; validation errors name the flag. */
+    public CSAttentionSettings settings() {
+        CSAttentionSettings s = CSAttentionSettings.defaults().withSparsity(sparsity).withSeed(seed);
+        if (subspaces != null) {
+            s = s.withSubspaces(positive(subspaces, "--subspaces"));
+        }
+        if (centroids != null) {
+            s = s.withCentroids(positive(centroids, "--centroids"));
+        }
+        if (listFraction != null) {
+            io.csattention.core.Check.that(listFraction > 0 && listFraction <= 1, "--list-fraction must be in (0, 1]",
+                    "--list-fraction", listFraction);
+            s = s.withListFraction(listFraction);
+        }
+        if (sink != null) {
+            s = s.withSink(nonNegative(sink, "--sink"));
+        }
+        if (window != null) {
+            s = s.withWindow(nonNegative(window, "--window"));
+        }
+        if (rescoreFactor != null) {
+            s = s.withRescoreFactor(rescoreFactor);
+        }
+        if (missingScore != null) {
+            s = s.withMissingScore(missingScore);
+        }
+        if (distance != null) {
+            s = s.withDistance(distance);
+        }
+        if (kmeansIterations != null) {
+            s = s.withKmeansIterations(positive(kmeansIterations, "--kmeans-iterations"));
+        }
+        return s;
+    }
+
+    private static int positive(int value, String flag) {
+        io.csattention.core.Check.that(value > 0, flag + " must be > 0", flag, value);
+        return value;
+    }
+
+    private static int nonNegative(int value, String flag) {
+        io.csattention.core.Check.that(value >= 0, flag + " must be >= 0", flag, value);
+        return value;
+    }
+}
