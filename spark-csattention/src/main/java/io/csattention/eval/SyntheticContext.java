@@ -23,7 +23,8 @@ import java.util.SplittableRandom;
  *       needle refer back to it, so needle queries are rare in the prefill (under 0.1% of it at 128K).</li>
  *   <li><b>RoPE.</b> Keys and queries are rotated to their positions (key i at i, prefill query i at i, decode query
  *       j at N + j) with base {@code ropeBase} and {@code ropeStyle} pairing, so content in fast-rotating pairs becomes
- *       position-dependent. As in trained models, content directions live mostly in the slow pairs.</li>
+ *       position-dependent. As in trained models, content directions live mostly in the slowest pairs (trained
+ *       models use the lowest RoPE frequencies as their semantic channels), so a content match survives distance.</li>
  * </ul>
  *
  * <p>Prefill queries ask mostly about their own segment's topic and sometimes about an earlier one; decode queries ask
@@ -174,15 +175,17 @@ public final class SyntheticContext {
     }
 
     /**
-     * A random unit vector with most of its energy in the slowly rotating RoPE pairs (the higher half of the pair
-     * indices), as content features of trained models are; fast pairs get a quarter of the amplitude.
+     * A random unit vector with most of its energy in the slowly rotating RoPE pairs, as the content (semantic)
+     * features of trained models are: full amplitude in the slowest quarter of the pairs, 0.3 in the next quarter and
+     * 0.1 in the fastest half.
      */
     private static float[] direction(SplittableRandom random, int d) {
         double[] v = new double[d];
         double norm = 0;
         for (int c = 0; c < d; c++) {
             int pair = c % (d / 2);
-            v[c] = gaussian(random) * (pair >= d / 4 ? 1.0 : 0.25);
+            double amplitude = pair >= 3 * d / 8 ? 1.0 : pair >= d / 4 ? 0.3 : 0.1;
+            v[c] = gaussian(random) * amplitude;
             norm += v[c] * v[c];
         }
         norm = Math.sqrt(norm);
