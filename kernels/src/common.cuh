@@ -22,7 +22,8 @@ __device__ __forceinline__ bool csa_better(float sa, int ia, float sb, int ib) {
 }
 
 // Exclusive prefix sum over the block (blockDim.x a multiple of 32, at most 1024). Every thread of the block must
-// call it. warpTotals: shared [32]. Returns the exclusive prefix and stores the block total in *total.
+// call it. warpTotals: shared [33] (per-warp prefixes, then the block total). Returns the exclusive prefix and stores
+// the block total in *total.
 __device__ int csa_block_exclusive_scan(int value, int* warpTotals, int* total) {
     int lane = threadIdx.x & 31;
     int warp = threadIdx.x >> 5;
@@ -51,12 +52,12 @@ __device__ int csa_block_exclusive_scan(int value, int* warpTotals, int* total) 
             warpTotals[lane] = running - own;
         }
         if (lane == warps - 1) {
-            warpTotals[31] = running;
+            warpTotals[32] = running;
         }
     }
     __syncthreads();
     int result = warpTotals[warp] + inclusive - value;
-    int blockTotal = warpTotals[31];
+    int blockTotal = warpTotals[32];
     __syncthreads();
     *total = blockTotal;
     return result;
@@ -139,7 +140,7 @@ __device__ void csa_radix_select(const float* scores, int count, int k, unsigned
 // written (min(k, count)). Every thread of the block must call it.
 __device__ int csa_block_top_k(const float* scores, const int* ids, int idBase, int count, int k, int* out,
                                float* outScores) {
-    __shared__ int warpTotals[32];
+    __shared__ int warpTotals[33];
     unsigned threshold = 0;
     int takeEqual = count;
     bool takeAll = k >= count;

@@ -54,8 +54,14 @@ public final class GpuBench {
         int[] tokens = args.length > 1 ? Arrays.stream(args[1].split(",")).mapToInt(s -> Integer.parseInt(s.trim()))
                 .toArray() : defaults.tokens();
         PrintWriter out = new PrintWriter(System.out, true);
-        run(new Config(tokens, defaults.dim(), defaults.queries(), defaults.repetitions(), defaults.sparsity(),
-                defaults.prefillQueries(), defaults.centroids(), defaults.seed(), mode, defaults.gpuOrdinal()), out);
+        try {
+            run(new Config(tokens, defaults.dim(), defaults.queries(), defaults.repetitions(), defaults.sparsity(),
+                    defaults.prefillQueries(), defaults.centroids(), defaults.seed(), mode, defaults.gpuOrdinal()),
+                    out);
+        } catch (IllegalArgumentException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(2);
+        }
     }
 
     /** Runs the benchmark and prints the table. */
