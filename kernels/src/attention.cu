@@ -11,7 +11,7 @@
 extern "C" __global__ void attend_partial(const float* queries, const float* keys, const float* values, int dim,
                                           const int* selected, int selectedStride, int count, int chunk, float scale,
                                           float* partMax, float* partSum, float* partAcc) {
-    extern __shared__ float shared[];
+    CSA_DYNAMIC_SHARED(float, shared);
     float* query = shared;          // [dim]
     float* weights = shared + dim;  // [chunk]
     __shared__ float reduce[32];
@@ -123,13 +123,5 @@ extern "C" __global__ void attend_combine(const float* partMax, const float* par
             }
         }
         out[q * dim + t] = total > 0.0f ? acc / total : 0.0f;
-    }
-}
-
-// Device-to-device streaming copy used to measure the card's copy bandwidth in the same way kernels read memory.
-extern "C" __global__ void copy_floats(const float4* source, float4* target, long long count4) {
-    long long stride = (long long) gridDim.x * blockDim.x;
-    for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < count4; i += stride) {
-        target[i] = source[i];
     }
 }

@@ -9,6 +9,11 @@
 
 #define CSA_FULL_MASK 0xffffffffu
 
+// Dynamic shared memory of a kernel (kernels/emulator redefines it to run the kernels on CPU threads).
+#ifndef CSA_DYNAMIC_SHARED
+#define CSA_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 // Maps a float to an unsigned key with the same order (larger float -> larger key). -0 and +0 map to the same key,
 // as Java's primitive comparison treats them as equal.
 __device__ __forceinline__ unsigned csa_ordered_key(float value) {

@@ -38,7 +38,7 @@ extern "C" __global__ void kmeans_assign(const float* points, int n, int width, 
 // in double). Empty clusters are left to the host, which re-seeds them in cluster order as the CPU build does.
 extern "C" __global__ void kmeans_update(const float* points, int n, int width, const int* assignment, int k,
                                          float* centroids, int* counts) {
-    extern __shared__ double partial[];  // [blockDim.x]
+    CSA_DYNAMIC_SHARED(double, partial);  // [blockDim.x]
     __shared__ int countShared;
     int c = blockIdx.x;
     int lanes = blockDim.x / width;  // threads t < lanes*width: dimension t % width, point stripe t / width
@@ -83,7 +83,7 @@ extern "C" __global__ void kmeans_update(const float* points, int n, int width, 
 #define CENTROID_TILE 32
 extern "C" __global__ void centroid_key_scores(const float* centroids, int k, int width, const float* keys, int n,
                                                int dim, int colOff, float* scores) {
-    extern __shared__ float tile[];  // [CENTROID_TILE, width]
+    CSA_DYNAMIC_SHARED(float, tile);  // [CENTROID_TILE, width]
     int firstCentroid = blockIdx.y * CENTROID_TILE;
     int tileCount = min(CENTROID_TILE, k - firstCentroid);
     for (int x = threadIdx.x; x < tileCount * width; x += blockDim.x) {

@@ -15,8 +15,7 @@ enum Kernel {
     RESCORE("decode", "rescore"),
     SINK_AND_WINDOW("decode", "sink_and_window"),
     ATTEND_PARTIAL("attention", "attend_partial"),
-    ATTEND_COMBINE("attention", "attend_combine"),
-    COPY_FLOATS("attention", "copy_floats");
+    ATTEND_COMBINE("attention", "attend_combine");
 
     /** Centroids per tile of {@code centroid_key_scores} (CENTROID_TILE in prefill.cu). */
     static final int CENTROID_TILE = 32;
