@@ -86,6 +86,23 @@ public final class Backends {
         };
     }
 
+    /**
+     * The CUDA ordinal of a GPU address as Spark's resource scheduling hands it to an executor ({@code
+     * TaskContext.resources().get("gpu").addresses()}, e.g. {@code "0"}); ordinals count the devices visible to the
+     * process, as {@code CUDA_VISIBLE_DEVICES} leaves them.
+     */
+    public static int gpuOrdinal(String address) {
+        try {
+            int ordinal = Integer.parseInt(address.trim());
+            if (ordinal >= 0) {
+                return ordinal;
+            }
+        } catch (NumberFormatException | NullPointerException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("gpu address must be a CUDA device ordinal (0, 1, ...); gpu=" + address);
+    }
+
     /** Why GPU {@code ordinal} cannot be used, or null when it can (used by tests to skip GPU cases). */
     public static String gpuUnavailableReason(int ordinal) {
         try {

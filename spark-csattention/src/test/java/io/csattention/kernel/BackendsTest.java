@@ -32,6 +32,14 @@ class BackendsTest {
     }
 
     @Test
+    void sparkGpuAddressesAreOrdinals() {
+        assertEquals(0, Backends.gpuOrdinal("0"));
+        assertEquals(3, Backends.gpuOrdinal(" 3 "));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.gpuOrdinal("GPU-1"));
+        assertEquals("gpu address must be a CUDA device ordinal (0, 1, ...); gpu=GPU-1", e.getMessage());
+    }
+
+    @Test
     void negativeOrdinalIsRejected() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.select("gpu", -1));
         assertEquals("gpu ordinal must be >= 0; gpu=-1", e.getMessage());

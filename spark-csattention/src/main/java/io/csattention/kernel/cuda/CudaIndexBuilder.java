@@ -168,8 +168,8 @@ final class CudaIndexBuilder implements AutoCloseable {
                     farthest = i;
                 }
             }
-            Cuda.check(JCudaDriver.cuMemcpyHtoD(subspaceCentroids.atFloat((long) cluster * width),
-                    Pointer.to(hostPoints).withByteOffset((long) farthest * width * Sizeof.FLOAT),
+            float[] point = java.util.Arrays.copyOfRange(hostPoints, farthest * width, (farthest + 1) * width);
+            Cuda.check(JCudaDriver.cuMemcpyHtoD(subspaceCentroids.atFloat((long) cluster * width), Pointer.to(point),
                     (long) width * Sizeof.FLOAT), "cuMemcpyHtoD(re-seeded centroid)");
             hostDistance[farthest] = 0;
             hostAssignment[farthest] = cluster;
