@@ -81,6 +81,29 @@ inline T __shfl_down_sync(unsigned, T value, int offset) {
     return csa_emu_exchange(value, lane + offset, lane + offset < warpSize);
 }
 
+inline unsigned __match_any_sync(unsigned, unsigned value) {
+    int lane = threadIdx.x & 31;
+    int warpSize = (int) std::min(32u, blockDim.x - (threadIdx.x & ~31u));
+    csa_emu_warp_slots[lane] = value;
+    csa_emu_warp_barrier->arrive_and_wait();
+    unsigned peers = 0;
+    for (int other = 0; other < warpSize; other++) {
+        if ((unsigned) csa_emu_warp_slots[other] == value) {
+            peers |= 1u << other;
+        }
+    }
+    csa_emu_warp_barrier->arrive_and_wait();
+    return peers;
+}
+
+inline int __ffs(unsigned value) {
+    return __builtin_ffs((int) value);
+}
+
+inline int __popc(unsigned value) {
+    return __builtin_popcount(value);
+}
+
 inline unsigned atomicAdd(unsigned* address, unsigned value) {
     return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
 }

@@ -108,10 +108,17 @@ __device__ void csa_radix_select(const float* scores, int count, int k, unsigned
             histogram[b] = 0;
         }
         __syncthreads();
-        for (int i = threadIdx.x; i < count; i += blockDim.x) {
-            unsigned key = csa_ordered_key(scores[i]);
-            if ((key & mask) == prefix) {
-                atomicAdd(&histogram[(key >> shift) & 255u], 1u);
+        // Scores bunch into a few bins (the untouched -inf keys all share one), so lanes of a warp that hit the same
+        // bin add their count once (warp-aggregated atomics) instead of queueing on one shared-memory address.
+        int lane = threadIdx.x & 31;
+        for (int base = 0; base < count; base += blockDim.x) {
+            int i = base + threadIdx.x;
+            unsigned key = i < count ? csa_ordered_key(scores[i]) : 0u;
+            bool active = i < count && (key & mask) == prefix;
+            unsigned bin = active ? (key >> shift) & 255u : 0xffffffffu;
+            unsigned peers = __match_any_sync(CSA_FULL_MASK, bin);
+            if (active && lane == __ffs(peers) - 1) {
+                atomicAdd(&histogram[bin], (unsigned) __popc(peers));
             }
         }
         __syncthreads();
