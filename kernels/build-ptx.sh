@@ -6,6 +6,8 @@
 # compiled. In both cases it then checks that every .cu has a PTX whose recorded source hash equals the sources'
 # current hash and whose content hash equals the recorded one, and fails naming the stale module otherwise. A
 # module's source hash covers its .cu followed by every src/*.cuh (sorted), as the .cu files include them.
+# CSATTENTION_SKIP_NVCC=1 skips compiling even where nvcc is on PATH (e.g. an nvcc other than the one that made the
+# committed PTX), leaving only the check.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")"
