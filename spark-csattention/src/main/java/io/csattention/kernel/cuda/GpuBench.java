@@ -82,6 +82,7 @@ public final class GpuBench {
             copyBandwidth = gpu.copyBandwidth(1L << 30, 10);
             out.printf(Locale.ROOT, "gpu copy bandwidth (device to device, read + write): %.1f GB/s%n",
                     copyBandwidth / 1e9);
+            warmUp(config, gpu);
         } else {
             String reason = config.mode() == Backends.Mode.CPU ? "not requested (--backend cpu)"
                     : Backends.gpuUnavailableReason(config.gpuOrdinal());
@@ -104,6 +105,18 @@ public final class GpuBench {
                 + "index; error: worst relative L2 error of its outputs; for the GPU build, the CPU decode of the "
                 + "GPU-built index against the CPU-built one.");
         out.flush();
+    }
+
+    /** One small build and decode, untimed, so that first-use costs (allocation, JIT of the PTX) stay out. */
+    private static void warmUp(Config config, CudaDecodeBackend gpu) {
+        Context context = Context.synthetic(4096, config.dim(), 512, config.queries(), config.seed());
+        CSAttentionSettings settings = CSAttentionSettings.defaults().withSparsity(config.sparsity())
+                .withCentroids(Math.min(64, config.centroids())).withSeed(config.seed());
+        CSAttentionIndex index = gpu.buildIndex(context.keys(), context.prefillQueries(), settings);
+        try (ContextDecoder decoder = gpu.open(context.cache(), index, settings)) {
+            decoder.decode(context.queries());
+            decoder.attendAll(context.queries());
+        }
     }
 
     private static String benchContext(Config config, int n, CudaDecodeBackend gpu, DecodeBackend cpu,
