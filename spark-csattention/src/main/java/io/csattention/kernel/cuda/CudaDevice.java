@@ -55,6 +55,9 @@ final class CudaDevice {
                 return probe(o);
             } catch (CudaUnavailableException e) {
                 return e;
+            } catch (IllegalStateException | java.io.UncheckedIOException e) {
+                // a failing driver call or missing PTX resources while probing: the device is not usable
+                return new CudaUnavailableException(e.getMessage());
             }
         });
         if (known instanceof CudaUnavailableException e) {
