@@ -329,8 +329,8 @@ static void checkDecode(const Index& index, int queries, int budget, int sink, i
     }
 }
 
-static void checkFullAttention(const Index& index, std::mt19937& random) {
-    int n = index.n, d = index.d, queries = 3, chunk = 256;
+static void checkFullAttention(const Index& index, bool tiled, std::mt19937& random) {
+    int n = index.n, d = index.d, queries = tiled ? 11 : 3, chunk = 256;
     std::normal_distribution<float> gauss;
     std::vector<float> q((size_t) queries * d);
     for (auto& v : q) v = gauss(random);
@@ -338,10 +338,17 @@ static void checkFullAttention(const Index& index, std::mt19937& random) {
     std::vector<float> partMax(queries * splits), partSum(queries * splits), partAcc((size_t) queries * splits * d),
             out((size_t) queries * d);
     float scale = (float) (1.0 / std::sqrt((double) d));
-    csa_emu_launch(splits, queries, 128, [&] {
-        attend_partial(q.data(), index.keys.data(), index.values.data(), d, nullptr, 0, n, chunk, scale,
-                       partMax.data(), partSum.data(), partAcc.data());
-    });
+    if (tiled) {
+        csa_emu_launch(splits, (queries + ATTEND_QUERY_TILE - 1) / ATTEND_QUERY_TILE, 128, [&] {
+            attend_all_tiled(q.data(), queries, index.keys.data(), index.values.data(), d, n, chunk, scale,
+                             partMax.data(), partSum.data(), partAcc.data());
+        });
+    } else {
+        csa_emu_launch(splits, queries, 128, [&] {
+            attend_partial(q.data(), index.keys.data(), index.values.data(), d, nullptr, 0, n, chunk, scale,
+                           partMax.data(), partSum.data(), partAcc.data());
+        });
+    }
     csa_emu_launch(queries, 1, 128, [&] {
         attend_combine(partMax.data(), partSum.data(), partAcc.data(), splits, d, out.data());
     });
@@ -366,7 +373,8 @@ static void checkFullAttention(const Index& index, std::mt19937& random) {
             diff += (o - out[r * d + t]) * (o - out[r * d + t]);
             norm += o * o;
         }
-        expect(std::sqrt(diff / norm) < 1e-4, "full attention query " + std::to_string(r));
+        expect(std::sqrt(diff / norm) < 1e-4, std::string(tiled ? "tiled " : "") + "full attention query "
+                + std::to_string(r));
     }
 }
 
@@ -402,8 +410,9 @@ int main() {
     checkDecode(index, 2, 16, 4, 12, 2.0, false, random);
     checkDecode(index, 2, 333, 1, 7, 2.0, false, random);
     std::printf("decode pipeline: %s\n", failures == 0 ? "ok" : "FAILED");
-    checkFullAttention(index, random);
-    std::printf("full attention: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkFullAttention(index, false, random);
+    checkFullAttention(index, true, random);
+    std::printf("full attention, per query and tiled: %s\n", failures == 0 ? "ok" : "FAILED");
     std::printf("%s (%d failures)\n", failures == 0 ? "ALL OK" : "FAILED", failures);
     return failures == 0 ? 0 : 1;
 }

@@ -69,6 +69,11 @@ inline T csa_emu_exchange(T value, int sourceLane, bool valid) {
 }
 
 template <class T>
+inline T __shfl_sync(unsigned, T value, int sourceLane) {
+    return csa_emu_exchange(value, sourceLane, true);
+}
+
+template <class T>
 inline T __shfl_up_sync(unsigned, T value, int offset) {
     int lane = threadIdx.x & 31;
     return csa_emu_exchange(value, lane - offset, lane >= offset);

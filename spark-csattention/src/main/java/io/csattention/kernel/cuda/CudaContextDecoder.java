@@ -112,8 +112,21 @@ final class CudaContextDecoder implements ContextDecoder {
         return new DecodedBlock(plan, selection, new FloatMatrix(block.rows(), d, outputs));
     }
 
+    /**
+     * Full attention with K/V reads shared by the queries of a block ({@code attend_all_tiled}, the fair baseline for
+     * many queries per context); per query for head dimensions too large for its shared-memory tile.
+     */
     @Override
     public synchronized FloatMatrix attendAll(FloatMatrix block) {
+        return attendAll(block, (long) Kernel.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT <= 48 * 1024);
+    }
+
+    /** Full attention reading every K/V row once per query (the cost of decoding independent sequences). */
+    synchronized FloatMatrix attendAllPerQuery(FloatMatrix block) {
+        return attendAll(block, false);
+    }
+
+    private FloatMatrix attendAll(FloatMatrix block, boolean tiled) {
         checkOpen();
         CpuDecodeBackend.checkQueries(block, d);
         device.makeCurrent();
@@ -121,10 +134,28 @@ final class CudaContextDecoder implements ContextDecoder {
         for (int first = 0; first < block.rows(); first += queriesPerLaunch) {
             int count = Math.min(queriesPerLaunch, block.rows() - first);
             upload(block.data(), first, count);
-            attend(count, null, n, 0);
+            if (tiled) {
+                attendAllTiled(count);
+            } else {
+                attend(count, null, n, 0);
+            }
             download(count, first, null, outputs);
         }
         return new FloatMatrix(block.rows(), d, outputs);
+    }
+
+    private void attendAllTiled(int count) {
+        int splits = Cuda.blocks(n, ATTENTION_CHUNK);
+        partMax.ensureFloats((long) count * splits);
+        partSum.ensureFloats((long) count * splits);
+        partAcc.ensureFloats((long) count * splits * d);
+        output.ensureFloats((long) count * d);
+        float scale = (float) (1.0 / Math.sqrt(d));
+        device.kernel(Kernel.ATTEND_ALL_TILED).launch(stream, splits, Cuda.blocks(count, Kernel.QUERY_TILE), 128,
+                Kernel.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT, queries, count, keys, values, d, n,
+                ATTENTION_CHUNK, scale, partMax, partSum, partAcc);
+        device.kernel(Kernel.ATTEND_COMBINE).launch(stream, count, 1, 128, 0, partMax, partSum, partAcc, splits, d,
+                output);
     }
 
     private void upload(float[] data, int first, int count) {

@@ -15,10 +15,14 @@ enum Kernel {
     RESCORE("decode", "rescore"),
     SINK_AND_WINDOW("decode", "sink_and_window"),
     ATTEND_PARTIAL("attention", "attend_partial"),
+    ATTEND_ALL_TILED("attention", "attend_all_tiled"),
     ATTEND_COMBINE("attention", "attend_combine");
 
     /** Centroids per tile of {@code centroid_key_scores} (CENTROID_TILE in prefill.cu). */
     static final int CENTROID_TILE = 32;
+
+    /** Queries per thread block of {@code attend_all_tiled} (ATTEND_QUERY_TILE in attention.cu). */
+    static final int QUERY_TILE = 8;
 
     private final String module;
     private final String function;
