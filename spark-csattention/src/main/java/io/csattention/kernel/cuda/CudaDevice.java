@@ -1,6 +1,5 @@
 package io.csattention.kernel.cuda;
 
-import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
@@ -27,7 +26,6 @@ final class CudaDevice {
     private static volatile String driverFailure;
 
     private final int ordinal;
-    private final CUdevice device;
     private final CUcontext context;
     private final String name;
     private final int driverVersion;
@@ -36,10 +34,9 @@ final class CudaDevice {
     private final PtxModules ptx;
     private final Map<String, CudaKernel> kernels = new HashMap<>();
 
-    private CudaDevice(int ordinal, CUdevice device, CUcontext context, String name, int driverVersion,
+    private CudaDevice(int ordinal, CUcontext context, String name, int driverVersion,
                        int multiprocessors, long totalMemory, PtxModules ptx) {
         this.ordinal = ordinal;
-        this.device = device;
         this.context = context;
         this.name = name;
         this.driverVersion = driverVersion;
@@ -105,7 +102,7 @@ final class CudaDevice {
             throw new CudaUnavailableException("cannot create a context on CUDA device " + ordinal + ": "
                     + CUresult.stringFor(result));
         }
-        CudaDevice opened = new CudaDevice(ordinal, device, context,
+        CudaDevice opened = new CudaDevice(ordinal, context,
                 new String(nameBytes, 0, length, StandardCharsets.US_ASCII), version[0], sms[0], memory[0], ptx);
         opened.loadModules();
         return opened;
@@ -193,10 +190,6 @@ final class CudaDevice {
         Cuda.check(JCudaDriver.cuStreamCreate(stream, jcuda.driver.CUstream_flags.CU_STREAM_DEFAULT),
                 "cuStreamCreate");
         return stream;
-    }
-
-    static Pointer nullPointer() {
-        return new jcuda.driver.CUdeviceptr();
     }
 
     int ordinal() {

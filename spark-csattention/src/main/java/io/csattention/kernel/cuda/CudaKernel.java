@@ -16,10 +16,6 @@ final class CudaKernel {
         this.function = function;
     }
 
-    String name() {
-        return name;
-    }
-
     /**
      * Launches on a 2-D grid of 1-D blocks. Arguments: {@link DeviceBuffer}, {@link CUdeviceptr}, {@code null} (a null
      * device pointer), Integer, Long, Float.

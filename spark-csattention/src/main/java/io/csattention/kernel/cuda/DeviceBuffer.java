@@ -72,10 +72,6 @@ final class DeviceBuffer implements AutoCloseable {
         return pointer.withByteOffset(floats * Sizeof.FLOAT);
     }
 
-    long capacity() {
-        return capacity;
-    }
-
     private void free() {
         if (capacity > 0) {
             JCudaDriver.cuMemFree(pointer);
