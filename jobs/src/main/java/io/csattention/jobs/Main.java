@@ -18,6 +18,7 @@ import java.io.PrintWriter;
         subcommands = {
                 EvalTensorsCommand.class,
                 EvalSyntheticCommand.class,
+                GpuBenchCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main implements Runnable {

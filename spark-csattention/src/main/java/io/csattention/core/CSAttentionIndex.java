@@ -109,7 +109,7 @@ public final class CSAttentionIndex {
         int m = settings.resolveSubspaces(d);
         int width = d / m;
         double alpha = settings.resolveListFraction(n);
-        int listLength = (int) Math.min(n, Math.max(1, Math.ceil(alpha * n - 1e-9)));
+        int listLength = listLength(n, alpha);
         int[] sample = sampleRows(prefillQueries.rows(), settings.kmeansSamples(), settings.seed());
         int c = settings.resolveCentroids(sample.length);
         boolean[] positionFree = new boolean[m];
@@ -241,8 +241,16 @@ public final class CSAttentionIndex {
         return rope == null ? keys : rope.referencePosition();
     }
 
-    /** A seeded sample of at most {@code limit} row indices out of {@code rows}, in ascending order. */
-    static int[] sampleRows(int rows, int limit, long seed) {
+    /** L, the keys each centroid's list keeps for a context of {@code keys} keys: ceil(alpha * N), at least 1. */
+    public static int listLength(int keys, double alpha) {
+        return (int) Math.min(keys, Math.max(1, Math.ceil(alpha * keys - 1e-9)));
+    }
+
+    /**
+     * A seeded sample of at most {@code limit} row indices out of {@code rows}, in ascending order: the prefill
+     * queries k-means trains on.
+     */
+    public static int[] sampleRows(int rows, int limit, long seed) {
         if (rows <= limit) {
             return IntStream.range(0, rows).toArray();
         }

@@ -25,15 +25,11 @@ public final class KMeans {
         int n = rows.length;
         Check.positive(n, "prefill query rows");
         int clusters = Math.min(k, n);
-        float[] points = new float[n * width];
-        for (int i = 0; i < n; i++) {
-            System.arraycopy(data, rows[i] * stride + colOff, points, i * width, width);
-        }
+        float[] points = gather(data, stride, colOff, width, rows);
         if (clusters == n) {
             return points;
         }
-        SplittableRandom random = new SplittableRandom(seed);
-        float[] centroids = seedPlusPlus(kernels, points, n, width, clusters, random);
+        float[] centroids = seedPlusPlus(kernels, points, n, width, clusters, new SplittableRandom(seed));
         int[] assignment = new int[n];
         float[] distance = new float[n];
         for (int iteration = 0; iteration < iterations; iteration++) {
@@ -44,6 +40,29 @@ public final class KMeans {
             }
         }
         return centroids;
+    }
+
+    /**
+     * The centroids {@link #train} starts its Lloyd iterations from (k-means++ for the same arguments), or the rows
+     * themselves when there are no more rows than {@code k}. Other backends that run the iterations elsewhere (the
+     * GPU) start from these, so that both arrive at the same index.
+     */
+    public static float[] initialCentroids(VectorKernels kernels, float[] data, int stride, int colOff, int width,
+                                           int[] rows, int k, long seed) {
+        int n = rows.length;
+        Check.positive(n, "prefill query rows");
+        float[] points = gather(data, stride, colOff, width, rows);
+        int clusters = Math.min(k, n);
+        return clusters == n ? points : seedPlusPlus(kernels, points, n, width, clusters, new SplittableRandom(seed));
+    }
+
+    /** Rows {@code data[r*stride + colOff .. +width)} of the given rows, packed [rows.length, width]. */
+    public static float[] gather(float[] data, int stride, int colOff, int width, int[] rows) {
+        float[] points = new float[rows.length * width];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(data, rows[i] * stride + colOff, points, i * width, width);
+        }
+        return points;
     }
 
     private static float[] seedPlusPlus(VectorKernels kernels, float[] points, int n, int width, int clusters,

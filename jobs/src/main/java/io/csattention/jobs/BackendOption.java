@@ -1,0 +1,37 @@
+package io.csattention.jobs;
+
+import io.csattention.kernel.Backends;
+import io.csattention.kernel.DecodeBackend;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code --backend auto|cpu|gpu} and {@code --gpu N}, for every command that builds indexes or decodes: include it
+ * with {@code @Mixin BackendOption backend;} and call {@link #select()} once. The default comes from the system
+ * property {@value Backends#SETTING} (the same key as the Spark setting), else {@code auto}.
+ */
+public final class BackendOption {
+
+    @Option(names = "--backend", paramLabel = "auto|cpu|gpu", defaultValue = "${sys:csattention.backend:-auto}",
+            description = "Where index build and decode run: auto (GPU when a driver and device are usable, else CPU "
+                    + "with one log line saying why), cpu, or gpu (an error without a usable device). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Option(names = "--gpu", paramLabel = "ORDINAL", defaultValue = "0",
+            description = "CUDA device ordinal used by the gpu and auto backends. Default: ${DEFAULT-VALUE}.")
+    int gpu;
+
+    /** The parsed mode; fails with {@code backend must be one of auto, cpu, gpu; backend=...}. */
+    public Backends.Mode mode() {
+        return Backends.Mode.parse(backend);
+    }
+
+    public int gpuOrdinal() {
+        return gpu;
+    }
+
+    /** The backend these options choose. */
+    public DecodeBackend select() {
+        return Backends.select(mode(), gpu);
+    }
+}

@@ -1,0 +1,71 @@
+package io.csattention.jobs;
+
+import io.csattention.kernel.Backends;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** gpu-bench on a CPU-only machine: the GPU is reported unavailable and the CPU rows are timed; --backend is checked. */
+class GpuBenchCommandTest {
+
+    private static final String[] SMALL = {"--tokens", "1031", "--head-dim", "16", "--queries", "4", "--repetitions",
+            "1", "--prefill-queries", "64", "--centroids", "8"};
+
+    private record Result(int code, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    private static String[] bench(String... extra) {
+        String[] args = new String[1 + SMALL.length + extra.length];
+        args[0] = "gpu-bench";
+        System.arraycopy(SMALL, 0, args, 1, SMALL.length);
+        System.arraycopy(extra, 0, args, 1 + SMALL.length, extra.length);
+        return args;
+    }
+
+    @Test
+    void withoutGpuAutoTimesTheCpuRowsAndSaysWhy() {
+        String reason = Backends.gpuUnavailableReason(0);
+        Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        Result result = run(bench("--backend", "auto"));
+        assertEquals(0, result.code(), result.err());
+        assertTrue(result.out().contains("gpu: unavailable (" + reason + "); timing the CPU rows only"),
+                result.out());
+        assertTrue(result.out().lines().anyMatch(l -> l.matches("1031\\s+cpu\\s+csattention\\s+.*")), result.out());
+    }
+
+    @Test
+    void cpuBackendSkipsTheGpu() {
+        Result result = run(bench("--backend", "cpu"));
+        assertEquals(0, result.code(), result.err());
+        assertTrue(result.out().contains("gpu: unavailable (not requested (--backend cpu))"), result.out());
+    }
+
+    @Test
+    void gpuBackendWithoutDeviceIsOneLineError() {
+        String reason = Backends.gpuUnavailableReason(0);
+        Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        Result result = run(bench("--backend", "gpu"));
+        assertEquals(2, result.code());
+        assertEquals("error: backend gpu needs a usable CUDA device: " + reason + "; backend=gpu",
+                result.err().strip());
+    }
+
+    @Test
+    void unknownBackendIsRejected() {
+        Result result = run(bench("--backend", "tpu"));
+        assertEquals(2, result.code());
+        assertEquals("error: backend must be one of auto, cpu, gpu; backend=tpu", result.err().strip());
+    }
+}

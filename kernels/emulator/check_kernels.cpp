@@ -1,0 +1,418 @@
+// Checks the kernels of kernels/src on the CPU emulator against straightforward restatements of the CPU semantics of
+// io.csattention.core (CSAttentionIndex.build, KMeans, CSAttentionSelector, Selections, Attention, TopK), launching
+// them with the same configurations as io.csattention.kernel.cuda. Run by kernels/emulator/run.sh.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+
+inline int min(int a, int b) { return a < b ? a : b; }
+
+#include "cuda_emulator.h"
+#include "../src/prefill.cu"
+#include "../src/decode.cu"
+#include "../src/attention.cu"
+
+static int failures = 0;
+
+static void expect(bool condition, const std::string& what) {
+    if (!condition) {
+        std::printf("FAIL %s\n", what.c_str());
+        failures++;
+    }
+}
+
+static bool better(float sa, int ia, float sb, int ib) {
+    return sa > sb || (sa == sb && ia < ib);
+}
+
+// TopK.largest: the best k (score desc, id asc) of (scores[i], ids[i]); returned sorted best first.
+static std::vector<int> topK(const std::vector<float>& scores, const std::vector<int>& ids, int k) {
+    std::vector<int> order(scores.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return better(scores[a], ids[a], scores[b], ids[b]); });
+    std::vector<int> out;
+    for (int i = 0; i < k && i < (int) order.size(); i++) {
+        out.push_back(ids[order[i]]);
+    }
+    return out;
+}
+
+static float dot(const float* a, const float* b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) {
+        s = fmaf(a[i], b[i], s);
+    }
+    return s;
+}
+
+static void checkTopKRows(std::mt19937& random) {
+    // ties everywhere (few distinct values), -inf entries, k below, at and above count; 1024 threads as in Java
+    int rows = 3;
+    for (int count : {1, 31, 1000, 2500}) {
+        for (int k : {1, 7, count / 2 + 1, count, count + 5}) {
+            std::vector<float> scores(rows * count);
+            std::uniform_int_distribution<int> level(0, 6);
+            for (auto& s : scores) {
+                int l = level(random);
+                s = l == 0 ? -INFINITY : (l == 1 ? -0.0f : (float) (l - 3) * 0.5f);
+            }
+            int outStride = k + 3;
+            std::vector<int> out(rows * outStride, -7);
+            csa_emu_launch(rows, 1, 1024, [&] {
+                top_k_rows(scores.data(), count, 0, nullptr, 0, 100, count, k, out.data(), outStride, 2);
+            });
+            for (int r = 0; r < rows; r++) {
+                std::vector<float> s(scores.begin() + r * count, scores.begin() + (r + 1) * count);
+                for (auto& v : s) v = v + 0.0f;
+                std::vector<int> ids(count);
+                std::iota(ids.begin(), ids.end(), 100);
+                std::vector<int> want = topK(s, ids, k);
+                std::sort(want.begin(), want.end());
+                while ((int) want.size() < k) want.push_back(-1);
+                std::vector<int> got(out.begin() + r * outStride + 2, out.begin() + r * outStride + 2 + k);
+                expect(got == want, "top_k_rows count=" + std::to_string(count) + " k=" + std::to_string(k)
+                        + " row " + std::to_string(r));
+                expect(out[r * outStride] == -7 && out[r * outStride + 1] == -7, "top_k_rows writes only its range");
+            }
+        }
+    }
+}
+
+static void checkKMeans(std::mt19937& random) {
+    int n = 301, width = 16, k = 9;
+    std::normal_distribution<float> gauss;
+    std::vector<float> points(n * width), centroids(k * width);
+    for (auto& v : points) v = gauss(random);
+    for (int c = 0; c < k; c++) {
+        std::copy_n(points.begin() + c * 7 * width, width, centroids.begin() + c * width);
+    }
+    centroids[8 * width] = 1e6f;  // cluster 8 ends up empty
+    std::vector<int> assignment(n, 0), counts(k);
+    std::vector<float> distance(n);
+    int changed = 0;
+    csa_emu_launch((n + 255) / 256, 1, 256, [&] {
+        kmeans_assign(points.data(), n, width, centroids.data(), k, assignment.data(), distance.data(), &changed);
+    });
+    std::vector<double> sums(k * width);
+    std::vector<int> wantCounts(k);
+    bool anyChanged = false;
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        float bestDistance = INFINITY;
+        for (int c = 0; c < k; c++) {
+            float s = 0;
+            for (int t = 0; t < width; t++) {
+                float diff = points[i * width + t] - centroids[c * width + t];
+                s = fmaf(diff, diff, s);
+            }
+            if (s < bestDistance) {
+                bestDistance = s;
+                best = c;
+            }
+        }
+        anyChanged |= best != 0;
+        expect(assignment[i] == best && distance[i] == bestDistance, "kmeans_assign point " + std::to_string(i));
+        wantCounts[best]++;
+        for (int t = 0; t < width; t++) sums[best * width + t] += points[i * width + t];
+    }
+    expect((changed != 0) == anyChanged, "kmeans_assign changed flag");
+    int threads = (256 / width) * width;
+    std::vector<float> updated = centroids;
+    csa_emu_launch(k, 1, threads, [&] {
+        kmeans_update(points.data(), n, width, assignment.data(), k, updated.data(), counts.data());
+    });
+    for (int c = 0; c < k; c++) {
+        expect(counts[c] == wantCounts[c], "kmeans_update count " + std::to_string(c));
+        for (int t = 0; t < width; t++) {
+            float want = wantCounts[c] > 0 ? (float) (sums[c * width + t] / wantCounts[c]) : centroids[c * width + t];
+            expect(std::fabs(updated[c * width + t] - want) <= 1e-6f * (1 + std::fabs(want)),
+                   "kmeans_update centroid " + std::to_string(c));
+        }
+    }
+    expect(wantCounts[8] == 0, "test setup: cluster 8 empty");
+}
+
+struct Index {
+    int n, d, m, c, L, width;
+    std::vector<float> keys, values, centroids, listScores, floors, missing;
+    std::vector<int> listIds;
+};
+
+static void checkListBuild(Index& index, int missingMode, std::mt19937& random) {
+    int n = index.n, d = index.d, m = index.m, c = index.c, L = index.L, width = index.width;
+    int padded = L == 1 ? 1 : 1 << (32 - __builtin_clz(L - 1));
+    std::vector<float> scores((size_t) c * n), scratchScores((size_t) c * padded);
+    std::vector<int> scratchIds((size_t) c * padded);
+    index.listIds.assign((size_t) m * c * L, 0);
+    index.listScores.assign((size_t) m * c * L, 0);
+    index.floors.assign(m * c, 0);
+    index.missing.assign(m * c, 0);
+    for (int j = 0; j < m; j++) {
+        std::memset(csa_emu_dynamic_shared, 0, 32 * width * 4);
+        csa_emu_launch((n + 255) / 256, (c + 31) / 32, 256, [&] {
+            centroid_key_scores(index.centroids.data() + (size_t) j * c * width, c, width, index.keys.data(), n, d,
+                                j * width, scores.data());
+        });
+        csa_emu_launch(c, 1, 1024, [&] {
+            build_lists(scores.data(), n, L, padded, j * c, missingMode, scratchIds.data(), scratchScores.data(),
+                        index.listIds.data(), index.listScores.data(), index.floors.data(), index.missing.data());
+        });
+        for (int cc = 0; cc < c; cc++) {
+            int list = j * c + cc;
+            std::vector<float> s(n);
+            std::vector<int> ids(n);
+            double total = 0;
+            for (int i = 0; i < n; i++) {
+                s[i] = dot(&index.centroids[(size_t) list * width], &index.keys[(size_t) i * d + j * width], width);
+                ids[i] = i;
+                total += s[i];
+            }
+            std::vector<int> want = topK(s, ids, L);
+            bool same = true;
+            double kept = 0;
+            for (int r = 0; r < L; r++) {
+                same &= index.listIds[(size_t) list * L + r] == want[r];
+                same &= index.listScores[(size_t) list * L + r] == s[want[r]];
+                kept += s[want[r]];
+            }
+            expect(same, "build_lists list " + std::to_string(list) + " ids and scores in order");
+            float floor = s[want[L - 1]];
+            expect(index.floors[list] == floor, "build_lists floor " + std::to_string(list));
+            float estimate = missingMode == 0 ? floor
+                    : missingMode == 2 ? 0.0f : (n > L ? (float) ((total - kept) / (n - L)) : floor);
+            expect(std::fabs(index.missing[list] - estimate) <= 1e-5f * (1 + std::fabs(estimate)),
+                   "build_lists estimate " + std::to_string(list) + " mode " + std::to_string(missingMode));
+        }
+    }
+}
+
+static void checkDecode(const Index& index, int queries, int budget, int sink, int window, double rescoreFactor,
+                        bool useL2, std::mt19937& random) {
+    int n = index.n, d = index.d, m = index.m, c = index.c, L = index.L;
+    int from = sink, to = n - window, chosen = budget - sink - window;
+    std::normal_distribution<float> gauss;
+    std::vector<float> q((size_t) queries * d);
+    for (int r = 0; r < queries; r++) {
+        for (int t = 0; t < d; t++) {
+            q[r * d + t] = 0.8f * index.keys[(size_t) (r * 37 % n) * d + t] + 0.3f * gauss(random);
+        }
+    }
+    // the kernels, launched as CudaContextDecoder launches them
+    std::vector<int> lists(queries * m), selected((size_t) queries * budget, -9);
+    csa_emu_launch(m, queries, 128, [&] {
+        nearest_centroids(q.data(), d, m, c, index.centroids.data(), useL2 ? 1 : 0, lists.data());
+    });
+    std::vector<float> scores((size_t) queries * n, -INFINITY);
+    for (int j = 0; j < m; j++) {
+        csa_emu_launch((L + 255) / 256, queries, 256, [&] {
+            accumulate_list(lists.data(), m, j, index.listIds.data(), index.listScores.data(), index.missing.data(), L,
+                            from, to, scores.data(), n);
+        });
+    }
+    int wanted = rescoreFactor > 0 ? (int) std::min<double>(to - from, std::ceil(rescoreFactor * chosen)) : chosen;
+    std::vector<int> candidates((size_t) queries * wanted);
+    std::vector<float> exact((size_t) queries * wanted);
+    if (chosen > 0 && wanted > chosen) {
+        csa_emu_launch(queries, 1, 1024, [&] {
+            top_k_rows(scores.data(), n, from, nullptr, 0, from, to - from, wanted, candidates.data(), wanted, 0);
+        });
+        csa_emu_launch((wanted + 7) / 8, queries, 256, [&] {
+            rescore(q.data(), index.keys.data(), d, candidates.data(), wanted, exact.data());
+        });
+        csa_emu_launch(queries, 1, 1024, [&] {
+            top_k_rows(exact.data(), wanted, 0, candidates.data(), wanted, 0, wanted, chosen, selected.data(), budget,
+                       sink);
+        });
+    } else if (chosen > 0) {
+        csa_emu_launch(queries, 1, 1024, [&] {
+            top_k_rows(scores.data(), n, from, nullptr, 0, from, to - from, chosen, selected.data(), budget, sink);
+        });
+    }
+    csa_emu_launch(queries, 1, 128, [&] { sink_and_window(selected.data(), budget, sink, window, n); });
+    int chunk = 256;
+    int splits = (budget + chunk - 1) / chunk;
+    std::vector<float> partMax(queries * splits), partSum(queries * splits), partAcc((size_t) queries * splits * d),
+            out((size_t) queries * d);
+    float scale = (float) (1.0 / std::sqrt((double) d));
+    csa_emu_launch(splits, queries, 128, [&] {
+        attend_partial(q.data(), index.keys.data(), index.values.data(), d, selected.data(), budget, budget, chunk,
+                       scale, partMax.data(), partSum.data(), partAcc.data());
+    });
+    csa_emu_launch(queries, 1, 128, [&] {
+        attend_combine(partMax.data(), partSum.data(), partAcc.data(), splits, d, out.data());
+    });
+
+    // the reference: CSAttentionSelector.select + Selections.assemble + Attention.attend
+    for (int r = 0; r < queries; r++) {
+        const float* query = &q[(size_t) r * d];
+        std::vector<float> touched(n, -INFINITY);
+        std::vector<bool> isTouched(n, false);
+        for (int j = 0; j < m; j++) {
+            int best = 0;
+            float bestValue = -INFINITY;
+            for (int cc = 0; cc < c; cc++) {
+                const float* centroid = &index.centroids[((size_t) j * c + cc) * index.width];
+                float value = 0;
+                for (int t = 0; t < index.width; t++) {
+                    float a = query[j * index.width + t];
+                    value = useL2 ? fmaf(a - centroid[t], a - centroid[t], value) : fmaf(a, centroid[t], value);
+                }
+                if (useL2) value = -value;
+                if (value > bestValue) {
+                    bestValue = value;
+                    best = cc;
+                }
+            }
+            int list = j * c + best;
+            expect(lists[r * m + j] == list, "nearest_centroids query " + std::to_string(r) + " subspace "
+                    + std::to_string(j));
+            for (int e = 0; e < L; e++) {
+                int id = index.listIds[(size_t) list * L + e];
+                if (id < from || id >= to) continue;
+                float delta = index.listScores[(size_t) list * L + e] - index.missing[list];
+                touched[id] = isTouched[id] ? touched[id] + delta : 0.0f + delta;
+                isTouched[id] = true;
+            }
+        }
+        std::vector<float> range(touched.begin() + from, touched.begin() + to);
+        std::vector<int> ids(to - from);
+        std::iota(ids.begin(), ids.end(), from);
+        std::vector<int> picked = topK(range, ids, wanted);
+        if (rescoreFactor > 0 && (int) picked.size() > chosen) {
+            std::sort(picked.begin(), picked.end());
+            std::vector<float> e(picked.size());
+            for (size_t i = 0; i < picked.size(); i++) {
+                double s = 0;
+                for (int t = 0; t < d; t++) s += (double) query[t] * index.keys[(size_t) picked[i] * d + t];
+                e[i] = (float) s;
+            }
+            picked = topK(e, picked, chosen);
+        }
+        std::set<int> want(picked.begin(), picked.end());
+        for (int i = 0; i < sink; i++) want.insert(i);
+        for (int i = n - window; i < n; i++) want.insert(i);
+        std::vector<int> got(selected.begin() + (size_t) r * budget, selected.begin() + (size_t) (r + 1) * budget);
+        bool ascending = std::is_sorted(got.begin(), got.end()) && got.front() >= 0;
+        expect(ascending, "selection ascending query " + std::to_string(r));
+        int found = 0;
+        for (int id : got) found += want.count(id) ? 1 : 0;
+        double recall = (double) found / want.size();
+        expect((int) want.size() == budget, "reference budget");
+        expect(recall >= 0.99, "decode recall " + std::to_string(recall) + " query " + std::to_string(r));
+        // attention over the kernels' own selection, in double
+        std::vector<double> w(budget);
+        double maxScore = -INFINITY;
+        for (int s = 0; s < budget; s++) {
+            double v = 0;
+            for (int t = 0; t < d; t++) v += (double) query[t] * index.keys[(size_t) got[s] * d + t];
+            w[s] = v * scale;
+            maxScore = std::max(maxScore, w[s]);
+        }
+        double total = 0;
+        for (auto& v : w) {
+            v = std::exp(v - maxScore);
+            total += v;
+        }
+        double diff = 0, norm = 0;
+        for (int t = 0; t < d; t++) {
+            double o = 0;
+            for (int s = 0; s < budget; s++) o += w[s] / total * index.values[(size_t) got[s] * d + t];
+            diff += (o - out[(size_t) r * d + t]) * (o - out[(size_t) r * d + t]);
+            norm += o * o;
+        }
+        expect(std::sqrt(diff / norm) < 1e-4, "attention output query " + std::to_string(r) + " error "
+                + std::to_string(std::sqrt(diff / norm)));
+    }
+}
+
+static void checkFullAttention(const Index& index, bool tiled, std::mt19937& random) {
+    int n = index.n, d = index.d, queries = tiled ? 11 : 3, chunk = 256;
+    std::normal_distribution<float> gauss;
+    std::vector<float> q((size_t) queries * d);
+    for (auto& v : q) v = gauss(random);
+    int splits = (n + chunk - 1) / chunk;
+    std::vector<float> partMax(queries * splits), partSum(queries * splits), partAcc((size_t) queries * splits * d),
+            out((size_t) queries * d);
+    float scale = (float) (1.0 / std::sqrt((double) d));
+    if (tiled) {
+        csa_emu_launch(splits, (queries + ATTEND_QUERY_TILE - 1) / ATTEND_QUERY_TILE, 128, [&] {
+            attend_all_tiled(q.data(), queries, index.keys.data(), index.values.data(), d, n, chunk, scale,
+                             partMax.data(), partSum.data(), partAcc.data());
+        });
+    } else {
+        csa_emu_launch(splits, queries, 128, [&] {
+            attend_partial(q.data(), index.keys.data(), index.values.data(), d, nullptr, 0, n, chunk, scale,
+                           partMax.data(), partSum.data(), partAcc.data());
+        });
+    }
+    csa_emu_launch(queries, 1, 128, [&] {
+        attend_combine(partMax.data(), partSum.data(), partAcc.data(), splits, d, out.data());
+    });
+    for (int r = 0; r < queries; r++) {
+        std::vector<double> w(n);
+        double maxScore = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            double v = 0;
+            for (int t = 0; t < d; t++) v += (double) q[r * d + t] * index.keys[(size_t) i * d + t];
+            w[i] = v * scale;
+            maxScore = std::max(maxScore, w[i]);
+        }
+        double total = 0;
+        for (auto& v : w) {
+            v = std::exp(v - maxScore);
+            total += v;
+        }
+        double diff = 0, norm = 0;
+        for (int t = 0; t < d; t++) {
+            double o = 0;
+            for (int i = 0; i < n; i++) o += w[i] / total * index.values[(size_t) i * d + t];
+            diff += (o - out[r * d + t]) * (o - out[r * d + t]);
+            norm += o * o;
+        }
+        expect(std::sqrt(diff / norm) < 1e-4, std::string(tiled ? "tiled " : "") + "full attention query "
+                + std::to_string(r));
+    }
+}
+
+int main() {
+    unsigned seed = 20261128u;
+    std::printf("emulated kernel checks, seed %u\n", seed);
+    std::mt19937 random(seed);
+    checkTopKRows(random);
+    std::printf("top_k_rows: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkKMeans(random);
+    std::printf("kmeans_assign, kmeans_update: %s\n", failures == 0 ? "ok" : "FAILED");
+
+    Index index;
+    index.n = 1009;
+    index.d = 32;
+    index.m = 2;
+    index.c = 9;
+    index.width = 16;
+    index.L = 203;
+    std::normal_distribution<float> gauss;
+    index.keys.resize((size_t) index.n * index.d);
+    index.values.resize(index.keys.size());
+    index.centroids.resize((size_t) index.m * index.c * index.width);
+    for (auto& v : index.keys) v = gauss(random);
+    for (auto& v : index.values) v = gauss(random);
+    for (auto& v : index.centroids) v = gauss(random);
+    for (int mode : {1, 2, 0}) {
+        checkListBuild(index, mode, random);
+    }
+    std::printf("centroid_key_scores, build_lists: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkDecode(index, 5, 101, 4, 12, 2.0, false, random);
+    checkDecode(index, 3, 101, 0, 0, 0.0, true, random);
+    checkDecode(index, 2, 16, 4, 12, 2.0, false, random);
+    checkDecode(index, 2, 333, 1, 7, 2.0, false, random);
+    std::printf("decode pipeline: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkFullAttention(index, false, random);
+    checkFullAttention(index, true, random);
+    std::printf("full attention, per query and tiled: %s\n", failures == 0 ? "ok" : "FAILED");
+    std::printf("%s (%d failures)\n", failures == 0 ? "ALL OK" : "FAILED", failures);
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Compiles kernels/src with the CPU emulator (g++ 12+, C++20) and checks every kernel's logic against the CPU
+# semantics; a developer check for machines without a GPU (the device check, kernels/device-check.sh, runs the real
+# thing). Takes about a minute on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")"
+out=$(mktemp -d)
+g++ -std=c++20 -O1 -pthread -Iinclude -Wno-unused-result -o "$out/check_kernels" check_kernels.cpp
+"$out/check_kernels"

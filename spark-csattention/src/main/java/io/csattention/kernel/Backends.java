@@ -1,0 +1,140 @@
+package io.csattention.kernel;
+
+import io.csattention.kernel.cuda.CudaDecodeBackend;
+import io.csattention.kernel.cuda.CudaUnavailableException;
+
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.logging.Logger;
+
+/**
+ * Chooses the {@link DecodeBackend} from the setting {@value #SETTING} ({@code auto}, {@code cpu} or {@code gpu}) and
+ * a GPU ordinal (the address Spark's resource scheduling assigned to the executor, 0 elsewhere).
+ *
+ * <ul>
+ *   <li>{@code cpu}: the CPU backend.</li>
+ *   <li>{@code gpu}: the CUDA backend on that device, or an {@link IllegalArgumentException} saying why there is
+ *       none (no driver library, no device, driver too old for the PTX); never a JVM crash.</li>
+ *   <li>{@code auto}: the CUDA backend when a driver and the device are usable, otherwise the CPU backend, logging
+ *       once per JVM and device one line that says why it fell back.</li>
+ * </ul>
+ */
+public final class Backends {
+
+    /** The configuration key (Spark conf, defaults file) that selects the backend. */
+    public static final String SETTING = "csattention.backend";
+
+    private static final Logger LOG = Logger.getLogger(Backends.class.getName());
+    private static final Map<Integer, Boolean> FALLBACK_LOGGED = new ConcurrentHashMap<>();
+    private static volatile CpuDecodeBackend cpu;
+
+    private Backends() {
+    }
+
+    /** The backends a user can name. */
+    public enum Mode {
+        AUTO, CPU, GPU;
+
+        /** The mode of a setting value, or an error naming the accepted values. */
+        public static Mode parse(String value) {
+            String trimmed = value == null ? "" : value.trim();
+            for (Mode mode : values()) {
+                if (mode.name().equalsIgnoreCase(trimmed)) {
+                    return mode;
+                }
+            }
+            throw new IllegalArgumentException("backend must be one of auto, cpu, gpu; backend=" + value);
+        }
+
+        public String id() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /** {@link #select(String, int)} on GPU 0. */
+    public static DecodeBackend select(String mode) {
+        return select(mode, 0);
+    }
+
+    /** The backend for a mode ({@code auto}, {@code cpu}, {@code gpu}) and a GPU ordinal. */
+    public static DecodeBackend select(String mode, int gpuOrdinal) {
+        return select(Mode.parse(mode), gpuOrdinal);
+    }
+
+    public static DecodeBackend select(Mode mode, int gpuOrdinal) {
+        return switch (mode) {
+            case CPU -> cpu();
+            case GPU -> {
+                try {
+                    yield gpu(gpuOrdinal);
+                } catch (CudaUnavailableException e) {
+                    throw new IllegalArgumentException("backend gpu needs a usable CUDA device: " + e.getMessage()
+                            + "; backend=gpu", e);
+                }
+            }
+            case AUTO -> {
+                try {
+                    yield gpu(gpuOrdinal);
+                } catch (CudaUnavailableException e) {
+                    if (FALLBACK_LOGGED.putIfAbsent(gpuOrdinal, Boolean.TRUE) == null) {
+                        LOG.info("backend: cpu (auto fell back from gpu " + gpuOrdinal + ": " + e.getMessage() + ")");
+                    }
+                    yield cpu();
+                }
+            }
+        };
+    }
+
+    /**
+     * The CUDA ordinal of a GPU address as Spark's resource scheduling hands it to an executor ({@code
+     * TaskContext.resources().get("gpu").addresses()}, e.g. {@code "0"}); ordinals count the devices visible to the
+     * process, as {@code CUDA_VISIBLE_DEVICES} leaves them.
+     */
+    public static int gpuOrdinal(String address) {
+        try {
+            int ordinal = Integer.parseInt(address.trim());
+            if (ordinal >= 0) {
+                return ordinal;
+            }
+        } catch (NumberFormatException | NullPointerException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("gpu address must be a CUDA device ordinal (0, 1, ...); gpu=" + address);
+    }
+
+    /** Why GPU {@code ordinal} cannot be used, or null when it can (used by tests to skip GPU cases). */
+    public static String gpuUnavailableReason(int ordinal) {
+        try {
+            gpu(ordinal);
+            return null;
+        } catch (CudaUnavailableException e) {
+            return e.getMessage();
+        }
+    }
+
+    /** The CPU backend on {@link Kernels#preferred()}. */
+    public static CpuDecodeBackend cpu() {
+        CpuDecodeBackend current = cpu;
+        if (current == null) {
+            synchronized (Backends.class) {
+                if (cpu == null) {
+                    cpu = new CpuDecodeBackend(Kernels.preferred());
+                }
+                current = cpu;
+            }
+        }
+        return current;
+    }
+
+    private static DecodeBackend gpu(int ordinal) {
+        if (ordinal < 0) {
+            throw new IllegalArgumentException("gpu ordinal must be >= 0; gpu=" + ordinal);
+        }
+        try {
+            return CudaDecodeBackend.forDevice(ordinal);
+        } catch (NoClassDefFoundError e) {
+            throw new CudaUnavailableException("JCuda is not on the class path (" + e.getMessage() + ")");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+package io.csattention.kernel.cuda;
+
+import java.util.Arrays;
+import java.util.List;
+
+/** Every kernel of {@code kernels/src}, with the PTX module (the .cu file) that holds it. */
+enum Kernel {
+    KMEANS_ASSIGN("prefill", "kmeans_assign"),
+    KMEANS_UPDATE("prefill", "kmeans_update"),
+    CENTROID_KEY_SCORES("prefill", "centroid_key_scores"),
+    BUILD_LISTS("prefill", "build_lists"),
+    NEAREST_CENTROIDS("decode", "nearest_centroids"),
+    ACCUMULATE_LIST("decode", "accumulate_list"),
+    TOP_K_ROWS("decode", "top_k_rows"),
+    RESCORE("decode", "rescore"),
+    SINK_AND_WINDOW("decode", "sink_and_window"),
+    ATTEND_PARTIAL("attention", "attend_partial"),
+    ATTEND_ALL_TILED("attention", "attend_all_tiled"),
+    ATTEND_COMBINE("attention", "attend_combine");
+
+    /** Centroids per tile of {@code centroid_key_scores} (CENTROID_TILE in prefill.cu). */
+    static final int CENTROID_TILE = 32;
+
+    /** Queries per thread block of {@code attend_all_tiled} (ATTEND_QUERY_TILE in attention.cu). */
+    static final int QUERY_TILE = 8;
+
+    private final String module;
+    private final String function;
+
+    Kernel(String module, String function) {
+        this.module = module;
+        this.function = function;
+    }
+
+    String module() {
+        return module;
+    }
+
+    String function() {
+        return function;
+    }
+
+    static List<String> functionsOf(String module) {
+        return Arrays.stream(values()).filter(k -> k.module.equals(module)).map(Kernel::function).toList();
+    }
+}
