@@ -15,7 +15,7 @@ public final class SettingsOptions {
     @Option(names = "--subspaces", description = "m: subspaces per head (must divide d; default: d/16, or d/4 below 32).")
     Integer subspaces;
 
-    @Option(names = "--centroids", description = "C: k-means centroids per subspace (default: 256, at most the prefill queries).")
+    @Option(names = "--centroids", description = "C: k-means centroids per subspace (default: 128, at most the prefill queries).")
     Integer centroids;
 
     @Option(names = "--list-fraction", description = "alpha: each centroid keeps ceil(alpha*N) keys (default: automatic).")
@@ -31,13 +31,13 @@ public final class SettingsOptions {
             defaultValue = "42")
     long seed;
 
-    @Option(names = "--rescore-factor", description = "Candidates re-scored exactly, as a multiple of the chosen keys; 0 = the literal method (default: 2).")
+    @Option(names = "--rescore-factor", description = "Candidates re-scored exactly, as a multiple of the chosen keys; 0 = the literal method (default: 3).")
     Double rescoreFactor;
 
-    @Option(names = "--missing-score", description = "Estimate for keys absent from a chosen list: ${COMPLETION-CANDIDATES} (default: floor).")
+    @Option(names = "--missing-score", description = "Estimate for keys absent from a chosen list: ${COMPLETION-CANDIDATES} (default: mean_below_floor).")
     MissingScore missingScore;
 
-    @Option(names = "--distance", description = "Centroid lookup: ${COMPLETION-CANDIDATES} (default: inner_product).")
+    @Option(names = "--distance", description = "Centroid lookup: ${COMPLETION-CANDIDATES} (default: l2).")
     CentroidDistance distance;
 
     @Option(names = "--kmeans-iterations", description = "Bound on Lloyd iterations (default: 12).")

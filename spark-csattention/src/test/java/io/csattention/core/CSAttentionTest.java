@@ -110,7 +110,7 @@ class CSAttentionTest {
         assertArrayEquals(a.centroids(), b.centroids());
         assertArrayEquals(a.listIds(), b.listIds());
         assertArrayEquals(a.listScores(), b.listScores());
-        assertEquals(Math.min(256, 300), a.centroidCount());
+        assertEquals(Math.min(CSAttentionSettings.DEFAULT_CENTROIDS, 300), a.centroidCount());
     }
 
     @Test
