@@ -52,7 +52,9 @@ public final class CSAttentionSelector implements KeySelector {
                 : chosen;
         int[] picked;
         if (touchedCount >= candidates) {
-            picked = TopK.largest(s.touchedScores, s.touched, touchedCount, candidates);
+            // the scratch is rebuilt by the next query, so it can be partitioned in place
+            TopK.partition(s.touchedScores, s.touched, touchedCount, candidates);
+            picked = java.util.Arrays.copyOf(s.touched, candidates);
         } else {
             picked = fillWithUntouched(s, touchedCount, candidates, from, to);
         }
