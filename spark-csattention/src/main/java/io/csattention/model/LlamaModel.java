@@ -1,0 +1,159 @@
+package io.csattention.model;
+
+import io.csattention.kernel.Kernels;
+import io.csattention.kernel.VectorKernels;
+
+import java.util.Optional;
+import java.util.stream.IntStream;
+
+/**
+ * A Llama-family model: its shape, its weights, an optional tokenizer, and the pieces of the forward pass that do
+ * not depend on a sequence (embedding, RMSNorm, RoPE, the matrix products, SwiGLU, the classifier). A
+ * {@link Session} runs the forward pass of one sequence with its KV cache.
+ *
+ * <p>RoPE uses the interleaved-pairs convention of llama2.c: dimensions (2i, 2i+1) of each head rotate together by
+ * {@code pos * base^(-2i / ropeDim)}. GGUF {@code llama} files use the same convention: llama.cpp's converters
+ * permute the Q and K rows of Hugging Face checkpoints (whose RoPE rotates halves, (i, i + d/2)) into interleaved
+ * order when they write the file (ggml's {@code LLAMA_ROPE_TYPE_NORM}), so one RoPE serves both formats.
+ */
+public final class LlamaModel {
+
+    /** Below this many multiply-adds a matrix product runs on the calling thread. */
+    private static final long PARALLEL_WORK = 1 << 17;
+
+    private final LlamaConfig config;
+    private final LlamaWeights weights;
+    private final Tokenizer tokenizer;
+    private final VectorKernels kernels;
+    /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2]. */
+    private final float[] ropeFrequencies;
+
+    public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer) {
+        this.config = config;
+        this.weights = weights;
+        this.tokenizer = tokenizer;
+        this.kernels = Kernels.preferred();
+        this.ropeFrequencies = new float[config.ropeDim() / 2];
+        for (int i = 0; i < ropeFrequencies.length; i++) {
+            ropeFrequencies[i] = (float) (1.0 / Math.pow(config.ropeBase(), (2.0 * i) / config.ropeDim()));
+        }
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public LlamaWeights weights() {
+        return weights;
+    }
+
+    public Optional<Tokenizer> tokenizer() {
+        return Optional.ofNullable(tokenizer);
+    }
+
+    public LlamaModel withTokenizer(Tokenizer t) {
+        return new LlamaModel(config, weights, t);
+    }
+
+    public VectorKernels kernels() {
+        return kernels;
+    }
+
+    /** A new sequence with an empty KV cache. */
+    public Session newSession() {
+        return new Session(this);
+    }
+
+    /** Fails unless {@code token} is a token id of this model. */
+    public void checkToken(int token) {
+        if (token < 0 || token >= config.vocabSize()) {
+            throw new IllegalArgumentException("token ids must be in [0, " + config.vocabSize() + "); token="
+                    + token);
+        }
+    }
+
+    // ---- the sequence-independent pieces of the forward pass, over blocks of tokens ----
+
+    /** x [tokens, dim] = the embedding rows of the tokens. */
+    void embed(int[] tokens, int from, int count, float[] x) {
+        float[] row = new float[config.dim()];
+        for (int t = 0; t < count; t++) {
+            weights.tokenEmbedding().row(tokens[from + t], row);
+            System.arraycopy(row, 0, x, t * config.dim(), config.dim());
+        }
+    }
+
+    /** out [tokens, n] = RMSNorm(x [tokens, n]) * weight [n]. */
+    void rmsNorm(float[] x, float[] weight, int tokens, float[] out) {
+        int n = weight.length;
+        for (int t = 0; t < tokens; t++) {
+            int base = t * n;
+            float ss = kernels.dot(x, base, x, base, n) / n + config.normEps();
+            float scale = (float) (1.0 / Math.sqrt(ss));
+            for (int j = 0; j < n; j++) {
+                out[base + j] = weight[j] * (scale * x[base + j]);
+            }
+        }
+    }
+
+    /**
+     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed: each weight row is decoded once per block and
+     * dotted with every token of the block; rows are split across threads when the product is large.
+     */
+    void matmul(WeightMatrix w, float[] x, int tokens, float[] out) {
+        int rows = w.rows();
+        int cols = w.cols();
+        long work = (long) rows * cols * tokens;
+        int chunks = work < PARALLEL_WORK ? 1
+                : Math.min(rows, 4 * Runtime.getRuntime().availableProcessors());
+        IntStream range = IntStream.range(0, chunks);
+        (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
+            float[] row = new float[cols];
+            int from = (int) ((long) rows * chunk / chunks);
+            int to = (int) ((long) rows * (chunk + 1) / chunks);
+            for (int r = from; r < to; r++) {
+                w.row(r, row);
+                for (int t = 0; t < tokens; t++) {
+                    out[t * rows + r] = kernels.dot(row, 0, x, t * cols, cols);
+                }
+            }
+        });
+    }
+
+    /** Rotates every head of x [tokens, width] (width = dim for queries, kvDim for keys) by its position. */
+    void rope(float[] x, int width, int tokens, int firstPosition) {
+        int headSize = config.headSize();
+        for (int t = 0; t < tokens; t++) {
+            int pos = firstPosition + t;
+            for (int head = 0; head < width / headSize; head++) {
+                int base = t * width + head * headSize;
+                for (int pair = 0; pair < ropeFrequencies.length; pair++) {
+                    float angle = pos * ropeFrequencies[pair];
+                    float cos = (float) Math.cos(angle);
+                    float sin = (float) Math.sin(angle);
+                    int i = base + 2 * pair;
+                    float v0 = x[i];
+                    float v1 = x[i + 1];
+                    x[i] = v0 * cos - v1 * sin;
+                    x[i + 1] = v0 * sin + v1 * cos;
+                }
+            }
+        }
+    }
+
+    /** gate [tokens, hidden] = silu(gate) * up, in place. */
+    static void swiGlu(float[] gate, float[] up, int length) {
+        for (int i = 0; i < length; i++) {
+            float g = gate[i];
+            gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
+        }
+    }
+
+    /** logits [vocab] of one normalized hidden state x [dim] at offset {@code off}. */
+    float[] classify(float[] x, int off) {
+        float[] row = java.util.Arrays.copyOfRange(x, off, off + config.dim());
+        float[] logits = new float[config.vocabSize()];
+        matmul(weights.classifier(), row, 1, logits);
+        return logits;
+    }
+}
