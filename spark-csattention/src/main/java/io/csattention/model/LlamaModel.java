@@ -72,6 +72,14 @@ public final class LlamaModel {
         }
     }
 
+    /** Fails when a sequence of {@code tokens} tokens would exceed the model's context length. */
+    public void checkLength(long tokens) {
+        if (tokens > config.contextLength()) {
+            throw new IllegalArgumentException("context must be at most the model's context length "
+                    + config.contextLength() + " tokens; tokens=" + tokens);
+        }
+    }
+
     // ---- the sequence-independent pieces of the forward pass, over blocks of tokens ----
 
     /** x [tokens, dim] = the embedding rows of the tokens. */

@@ -97,6 +97,19 @@ public final class Session {
         return method;
     }
 
+    /** Bytes held by the selectors' own indexes (0 without a method). */
+    public long indexBytes() {
+        long total = 0;
+        if (selectors != null) {
+            for (KeySelector[] layer : selectors) {
+                for (KeySelector selector : layer) {
+                    total += selector.indexBytes();
+                }
+            }
+        }
+        return total;
+    }
+
     public void setProbe(AttentionProbe probe) {
         this.probe = probe;
     }
@@ -165,11 +178,7 @@ public final class Session {
         for (int token : tokens) {
             model.checkToken(token);
         }
-        long total = (long) position + tokens.length;
-        if (total > config.contextLength()) {
-            throw new IllegalArgumentException("context must be at most the model's context length "
-                    + config.contextLength() + " tokens; tokens=" + total);
-        }
+        model.checkLength((long) position + tokens.length);
     }
 
     /**
