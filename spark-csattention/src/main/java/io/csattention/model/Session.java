@@ -28,6 +28,8 @@ public final class Session {
     public static final int PREFILL_BLOCK = 64;
     /** Below this many key-dimension products per layer, attention heads run on the calling thread. */
     private static final long PARALLEL_ATTENTION = 1 << 15;
+    /** Head sizes below this attend with inline loops instead of kernel calls. */
+    private static final int NARROW_HEAD = 16;
 
     private final LlamaModel model;
     private final LlamaConfig config;
@@ -276,11 +278,26 @@ public final class Session {
         });
     }
 
-    /** Exact softmax attention of one query over keys [0, n) of the cache. */
+    /**
+     * Exact softmax attention of one query over keys [0, n) of the cache. Heads narrower than
+     * {@value #NARROW_HEAD} dimensions use inline loops: a kernel call per key costs more than the key's work.
+     */
     private void attendPrefix(float[] q, int qOff, KeyValueCache cache, int n, float[] out, int outOff) {
         int d = cache.dim();
+        float[] keys = cache.keys();
+        float[] values = cache.values();
         float[] scores = new float[n];
-        model.kernels().dotRows(q, qOff, cache.keys(), d, 0, d, 0, n, scores, 0);
+        if (d < NARROW_HEAD) {
+            for (int j = 0; j < n; j++) {
+                float s = 0;
+                for (int i = 0, k = j * d; i < d; i++, k++) {
+                    s += q[qOff + i] * keys[k];
+                }
+                scores[j] = s;
+            }
+        } else {
+            model.kernels().dotRows(q, qOff, keys, d, 0, d, 0, n, scores, 0);
+        }
         float scale = (float) (1.0 / Math.sqrt(d));
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < n; j++) {
@@ -294,9 +311,17 @@ public final class Session {
         }
         float inv = (float) (1.0 / total);
         Arrays.fill(out, outOff, outOff + d, 0f);
-        float[] values = cache.values();
-        for (int j = 0; j < n; j++) {
-            model.kernels().axpy(scores[j] * inv, values, j * d, out, outOff, d);
+        if (d < NARROW_HEAD) {
+            for (int j = 0; j < n; j++) {
+                float p = scores[j] * inv;
+                for (int i = 0, v = j * d; i < d; i++, v++) {
+                    out[outOff + i] += p * values[v];
+                }
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                model.kernels().axpy(scores[j] * inv, values, j * d, out, outOff, d);
+            }
         }
     }
 
