@@ -20,6 +20,14 @@ class LlamaModelTest {
     }
 
     @Test
+    void greedyDecodingFromBosReproducesLlama2cRunCTokenForToken() throws Exception {
+        String text = java.nio.file.Files.readString(Stories260K.path().resolveSibling("stories260K.greedy256.txt"));
+        int[] expected = java.util.Arrays.stream(text.trim().split("\\s+")).mapToInt(Integer::parseInt).toArray();
+        assertEquals(256, expected.length);
+        assertArrayEquals(expected, Stories260K.greedy(model, new int[] {Stories260K.BOS}, expected.length));
+    }
+
+    @Test
     void greedyDecodingFromBosIsDeterministic() {
         int[] first = Stories260K.greedy(model, new int[] {Stories260K.BOS}, 48);
         int[] second = Stories260K.greedy(model, new int[] {Stories260K.BOS}, 48);
