@@ -110,7 +110,8 @@ public final class ModelEvaluation {
             for (int j = 0; j < options.continuations(); j++) {
                 Sampler firstToken = j == 0 ? Sampler.greedy()
                         : new Sampler(1.0f, 1.0f, options.seed() + 7919L * c + j);
-                Continuation full = fullContinuation(base, last, options.newTokens(), firstToken);
+                Continuation full = fullContinuation(base, last, options.newTokens(), firstToken,
+                        options.settings());
                 positions += options.newTokens();
                 for (AttentionMethod method : methods) {
                     evaluate(base, last, full, method, options.settings(), accumulators.get(method));
@@ -142,8 +143,11 @@ public final class ModelEvaluation {
     private record Continuation(int[] tokens, float[][] logits) {
     }
 
-    private static Continuation fullContinuation(Session base, int last, int length, Sampler first) {
+    private static Continuation fullContinuation(Session base, int last, int length, Sampler first,
+                                                 CSAttentionSettings settings) {
         Session session = base.fork();
+        // the same attention code as the method runs, so that full against full agrees exactly
+        session.useAttention(AttentionMethod.FULL, settings);
         int[] tokens = new int[length];
         float[][] logits = new float[length][];
         logits[0] = session.decode(last);

@@ -57,12 +57,13 @@ public final class Tokenizer {
         if (!Files.isRegularFile(file)) {
             throw new IOException("tokenizer file must exist; tokenizer=" + file);
         }
+        int i = 0;
         try (InputStream in = Files.newInputStream(file)) {
             DataInputStream data = new DataInputStream(new java.io.BufferedInputStream(in));
             readIntLe(data);
             String[] pieces = new String[vocabSize];
             float[] scores = new float[vocabSize];
-            for (int i = 0; i < vocabSize; i++) {
+            for (; i < vocabSize; i++) {
                 scores[i] = Float.intBitsToFloat(readIntLe(data));
                 int length = readIntLe(data);
                 if (length < 0 || length > 1 << 16) {
@@ -71,13 +72,13 @@ public final class Tokenizer {
                 }
                 byte[] bytes = data.readNBytes(length);
                 if (bytes.length < length) {
-                    throw new IOException("tokenizer file is truncated at piece " + i + "; tokenizer=" + file);
+                    throw new java.io.EOFException();
                 }
                 pieces[i] = new String(bytes, StandardCharsets.UTF_8);
             }
             return new Tokenizer(Kind.SENTENCEPIECE, pieces, scores, false, 1);
         } catch (java.io.EOFException e) {
-            throw new IOException("tokenizer file is truncated; tokenizer=" + file, e);
+            throw new IOException("tokenizer file is truncated at piece " + i + "; tokenizer=" + file, e);
         }
     }
 
