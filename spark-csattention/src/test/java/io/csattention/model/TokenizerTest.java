@@ -58,7 +58,7 @@ class TokenizerTest {
     void truncatedTokenizerFile() throws IOException {
         Path file = writeLlama2cTokenizer(List.of());
         Path cut = Files.write(dir.resolve("cut.bin"), java.util.Arrays.copyOf(Files.readAllBytes(file), 100));
-        assertEquals("tokenizer file is truncated at piece 8; tokenizer=" + cut,
+        assertEquals("tokenizer file is truncated at piece 7; tokenizer=" + cut,
                 assertThrows(IOException.class, () -> Tokenizer.readLlama2c(cut, 259)).getMessage());
     }
 }
