@@ -61,6 +61,36 @@ class ModelCommandsTest {
     }
 
     @Test
+    void generateFromTextPrintsTheTextAboveTheIds() throws Exception {
+        // a 512-piece llama2.c tokenizer: <unk>, <s>, </s>, 256 bytes, then " a", " b", ... as whole-word pieces
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        bytes.writeBytes(le(8));
+        for (int i = 0; i < 512; i++) {
+            String piece = i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : i < 259
+                    ? String.format("<0x%02X>", i - 3) : " w" + i;
+            byte[] utf8 = piece.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            bytes.writeBytes(le(Float.floatToIntBits(0f)));
+            bytes.writeBytes(le(utf8.length));
+            bytes.writeBytes(utf8);
+        }
+        Path tokenizer = java.nio.file.Files.write(dir.resolve("tokenizer.bin"), bytes.toByteArray());
+        Result result = run("generate", "--model", MODEL.toString(), "--tokenizer", tokenizer.toString(), "--prompt",
+                "Hi", "--max-new-tokens", "4");
+        assertEquals(0, result.code(), result.err());
+        String[] lines = result.out().strip().split("\n");
+        int[] ids = Arrays.stream(lines[lines.length - 1].split(" ")).mapToInt(Integer::parseInt).toArray();
+        StringBuilder text = new StringBuilder();
+        for (int id : ids) {
+            text.append(id >= 259 ? " w" + id : String.valueOf((char) (id - 3)));
+        }
+        assertEquals(text.toString().stripLeading(), lines[lines.length - 2]);
+    }
+
+    private static byte[] le(int v) {
+        return java.nio.ByteBuffer.allocate(4).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(v).array();
+    }
+
+    @Test
     void generateWithSparseAttentionAndSampling() {
         Result first = run("generate", "--model", MODEL.toString(), "--prompt-tokens", "1 361 9 43 13",
                 "--max-new-tokens", "10", "--attention", "csattention", "--sparsity", "0.5", "--temperature", "0.8",
