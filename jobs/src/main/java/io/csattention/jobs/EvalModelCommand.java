@@ -96,6 +96,7 @@ final class EvalModelCommand implements Callable<Integer> {
         root.put("new_tokens", newTokens);
         root.put("sparsity", attention.sparsity);
         root.put("seed", seed);
+        root.set("settings", mapper.valueToTree(attention.settings()));
         root.put("positions", report.positions());
         root.put("prefill_tokens_per_s", report.prefillTokensPerSecond());
         root.put("decode_tokens_per_s", report.decodeTokensPerSecond());

@@ -116,6 +116,7 @@ class ModelCommandsTest {
         assertEquals(1.0, json.get("agreement").get("full").asDouble());
         assertEquals(1.0, json.get("recall").get("oracle").asDouble(), 1e-12);
         assertEquals(12, json.get("positions").asInt());
+        assertEquals(0.5, json.get("settings").get("sparsity").asDouble());
         assertEquals(5, json.get("recall_by_layer_head").get("csattention").size());
     }
 
