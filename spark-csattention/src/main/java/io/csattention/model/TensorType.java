@@ -13,6 +13,16 @@ public enum TensorType {
     Q4_0(2, 32, 18),
     /** Blocks of 32: fp16 scale d, then 32 signed bytes q; element j = q[j] * d. */
     Q8_0(8, 32, 34),
+    /**
+     * Blocks of 256: fp16 d, fp16 dmin, 12 bytes of 6-bit scales and mins for 8 sub-blocks of 32, 128 bytes of
+     * nibbles; element = d * scale_j * nibble - dmin * min_j (ggml's {@code dequantize_row_q4_K}).
+     */
+    Q4_K(12, 256, 144),
+    /**
+     * Blocks of 256: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales (one per 16 elements),
+     * fp16 d; element = d * scale * (6-bit code - 32) (ggml's {@code dequantize_row_q6_K}).
+     */
+    Q6_K(14, 256, 210),
     /** 2-byte bfloat16 (the top half of a float32). */
     BF16(30, 1, 2);
 
@@ -59,7 +69,7 @@ public enum TensorType {
             }
         }
         String name = id >= 0 && id < GGML_NAMES.length ? GGML_NAMES[id] : "unknown type id " + id;
-        throw new IllegalArgumentException("tensor type must be one of F32, F16, BF16, Q8_0, Q4_0; " + tensor
+        throw new IllegalArgumentException("tensor type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; " + tensor
                 + ".type=" + name);
     }
 }

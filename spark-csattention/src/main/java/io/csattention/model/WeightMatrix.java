@@ -107,7 +107,75 @@ public final class WeightMatrix {
                     }
                 }
             }
+            case Q4_K -> {
+                int blocks = cols / 256;
+                for (int b = 0; b < blocks; b++) {
+                    decodeQ4K((r * blocks + b) * 144, dst, b * 256);
+                }
+            }
+            case Q6_K -> {
+                int blocks = cols / 256;
+                for (int b = 0; b < blocks; b++) {
+                    decodeQ6K((r * blocks + b) * 210, dst, b * 256);
+                }
+            }
         }
+    }
+
+    private void decodeQ4K(int at, float[] dst, int off) {
+        float d = Half.toFloat(bytes.getShort(at));
+        float dmin = Half.toFloat(bytes.getShort(at + 2));
+        int scales = at + 4;
+        int qs = at + 16;
+        for (int chunk = 0; chunk < 4; chunk++) {
+            int sub = 2 * chunk;
+            float d1 = d * scaleK4(scales, sub);
+            float m1 = dmin * minK4(scales, sub);
+            float d2 = d * scaleK4(scales, sub + 1);
+            float m2 = dmin * minK4(scales, sub + 1);
+            int q = qs + 32 * chunk;
+            int y = off + 64 * chunk;
+            for (int l = 0; l < 32; l++) {
+                int packed = bytes.get(q + l) & 0xFF;
+                dst[y + l] = d1 * (packed & 0x0F) - m1;
+                dst[y + 32 + l] = d2 * (packed >>> 4) - m2;
+            }
+        }
+    }
+
+    /** The 6-bit scale of sub-block j of a Q4_K block (ggml's {@code get_scale_min_k4}). */
+    private int scaleK4(int scales, int j) {
+        return j < 4 ? u8(scales + j) & 63 : (u8(scales + j + 4) & 0x0F) | ((u8(scales + j - 4) >>> 6) << 4);
+    }
+
+    private int minK4(int scales, int j) {
+        return j < 4 ? u8(scales + j + 4) & 63 : (u8(scales + j + 4) >>> 4) | ((u8(scales + j) >>> 6) << 4);
+    }
+
+    private void decodeQ6K(int at, float[] dst, int off) {
+        float d = Half.toFloat(bytes.getShort(at + 208));
+        for (int half = 0; half < 2; half++) {
+            int ql = at + 64 * half;
+            int qh = at + 128 + 32 * half;
+            int sc = at + 192 + 8 * half;
+            int y = off + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int high = u8(qh + l);
+                int q1 = ((u8(ql + l) & 0x0F) | ((high & 3) << 4)) - 32;
+                int q2 = ((u8(ql + l + 32) & 0x0F) | (((high >>> 2) & 3) << 4)) - 32;
+                int q3 = ((u8(ql + l) >>> 4) | (((high >>> 4) & 3) << 4)) - 32;
+                int q4 = ((u8(ql + l + 32) >>> 4) | (((high >>> 6) & 3) << 4)) - 32;
+                dst[y + l] = d * bytes.get(sc + is) * q1;
+                dst[y + l + 32] = d * bytes.get(sc + is + 2) * q2;
+                dst[y + l + 64] = d * bytes.get(sc + is + 4) * q3;
+                dst[y + l + 96] = d * bytes.get(sc + is + 6) * q4;
+            }
+        }
+    }
+
+    private int u8(int index) {
+        return bytes.get(index) & 0xFF;
     }
 
     /** Every element as float32 (small tensors: norms). */

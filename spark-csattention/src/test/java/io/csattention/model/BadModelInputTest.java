@@ -71,17 +71,18 @@ class BadModelInputTest {
         assertEquals("architecture must be llama; general.architecture=qwen2",
                 assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(qwen)).getMessage());
 
-        Path q4k = dir.resolve("q4k.gguf");
+        Path q5k = dir.resolve("q5k.gguf");
         GgufWriter writer = new GgufWriter().put("general.architecture", "llama")
                 .put("llama.context_length", 512).put("llama.embedding_length", 256)
                 .put("llama.feed_forward_length", 256).put("llama.block_count", 1)
                 .put("llama.attention.head_count", 8)
                 .tensor("token_embd.weight", TensorType.F32, new float[256 * 4], 4, 256)
                 .tensor("blk.0.attn_norm.weight", TensorType.F32, new float[256], 1, 256)
-                .raw("blk.0.attn_q.weight", 12, new long[] {256, 256}, new byte[144 * 256]);
-        writer.write(q4k);
-        assertEquals("tensor type must be one of F32, F16, BF16, Q8_0, Q4_0; blk.0.attn_q.weight.type=Q4_K",
-                assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(q4k)).getMessage());
+                .raw("blk.0.attn_q.weight", 13, new long[] {256, 256}, new byte[176 * 256]);
+        writer.write(q5k);
+        assertEquals("tensor type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; "
+                        + "blk.0.attn_q.weight.type=Q5_K",
+                assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(q5k)).getMessage());
     }
 
     @Test

@@ -16,8 +16,9 @@ import java.util.Map;
 
 /**
  * A small GGUF v3 writer for tests (the layout is documented on {@link GgufFile}): string, uint32, float32 and
- * array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's reference quantizers do), or
- * raw bytes of any type id.
+ * array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's reference quantizers do), Q4_K
+ * and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized ones), or raw bytes of any type
+ * id.
  */
 final class GgufWriter {
 
@@ -99,8 +100,114 @@ final class GgufWriter {
                     }
                 }
             }
+            case Q4_K -> {
+                for (int b = 0; b < values.length; b += 256) {
+                    encodeQ4K(values, b, out);
+                }
+            }
+            case Q6_K -> {
+                for (int b = 0; b < values.length; b += 256) {
+                    encodeQ6K(values, b, out);
+                }
+            }
         }
         return out.array();
+    }
+
+    private static float half(float v) {
+        return Half.toFloat(Half.fromFloat(v));
+    }
+
+    private static void encodeQ4K(float[] x, int base, ByteBuffer out) {
+        float[] step = new float[8];
+        float[] offset = new float[8];
+        for (int j = 0; j < 8; j++) {
+            float min = Float.POSITIVE_INFINITY;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int i = 0; i < 32; i++) {
+                min = Math.min(min, x[base + 32 * j + i]);
+                max = Math.max(max, x[base + 32 * j + i]);
+            }
+            offset[j] = Math.max(0, -min);
+            step[j] = (max + offset[j]) / 15;
+        }
+        float d = half(max(step) / 63);
+        float dmin = half(max(offset) / 63);
+        int[] sc = new int[8];
+        int[] mn = new int[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = d == 0 ? 0 : Math.min(63, Math.round(step[j] / d));
+            mn[j] = dmin == 0 ? 0 : Math.min(63, Math.round(offset[j] / dmin));
+        }
+        byte[] scales = new byte[12];
+        for (int j = 0; j < 8; j++) {
+            if (j < 4) {
+                scales[j] |= (byte) sc[j];
+                scales[j + 4] |= (byte) mn[j];
+            } else {
+                scales[j + 4] = (byte) ((sc[j] & 0x0F) | (mn[j] & 0x0F) << 4);
+                scales[j - 4] |= (byte) ((sc[j] >> 4) << 6);
+                scales[j] |= (byte) ((mn[j] >> 4) << 6);
+            }
+        }
+        int[] q = new int[256];
+        for (int e = 0; e < 256; e++) {
+            int j = e / 32;
+            float unit = d * sc[j];
+            q[e] = unit == 0 ? 0 : Math.max(0, Math.min(15, Math.round((x[base + e] + dmin * mn[j]) / unit)));
+        }
+        out.putShort(Half.fromFloat(d));
+        out.putShort(Half.fromFloat(dmin));
+        out.put(scales);
+        for (int chunk = 0; chunk < 4; chunk++) {
+            for (int l = 0; l < 32; l++) {
+                out.put((byte) (q[64 * chunk + l] | q[64 * chunk + 32 + l] << 4));
+            }
+        }
+    }
+
+    private static void encodeQ6K(float[] x, int base, ByteBuffer out) {
+        float[] step = new float[16];
+        for (int j = 0; j < 16; j++) {
+            for (int i = 0; i < 16; i++) {
+                step[j] = Math.max(step[j], Math.abs(x[base + 16 * j + i]) / 31);
+            }
+        }
+        float d = half(max(step) / 127);
+        int[] sc = new int[16];
+        int[] codes = new int[256];
+        for (int j = 0; j < 16; j++) {
+            sc[j] = d == 0 ? 0 : Math.min(127, Math.round(step[j] / d));
+        }
+        for (int e = 0; e < 256; e++) {
+            float unit = d * sc[e / 16];
+            codes[e] = (unit == 0 ? 0 : Math.max(-32, Math.min(31, Math.round(x[base + e] / unit)))) + 32;
+        }
+        byte[] ql = new byte[128];
+        byte[] qh = new byte[64];
+        for (int half = 0; half < 2; half++) {
+            int j = 128 * half;
+            for (int l = 0; l < 32; l++) {
+                ql[64 * half + l] = (byte) ((codes[j + l] & 0xF) | (codes[j + l + 64] & 0xF) << 4);
+                ql[64 * half + l + 32] = (byte) ((codes[j + l + 32] & 0xF) | (codes[j + l + 96] & 0xF) << 4);
+                qh[32 * half + l] = (byte) ((codes[j + l] >> 4) | (codes[j + l + 32] >> 4) << 2
+                        | (codes[j + l + 64] >> 4) << 4 | (codes[j + l + 96] >> 4) << 6);
+            }
+        }
+        out.put(ql);
+        out.put(qh);
+        for (int s : sc) {
+            out.put((byte) s);
+        }
+        out.putShort(Half.fromFloat(d));
+    }
+
+    private static float max(float[] values) {
+        float m = 0;
+        for (float v : values) {
+            m = Math.max(m, v);
+        }
+        return m;
     }
 
     byte[] bytes() throws IOException {
