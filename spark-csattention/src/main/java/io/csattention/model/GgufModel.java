@@ -11,7 +11,9 @@ import java.util.List;
  * Builds a {@link LlamaModel} from a GGUF file of architecture {@code llama}: dimensions from the
  * {@code llama.*} metadata, tensors by llama.cpp's names ({@code token_embd}, {@code blk.N.attn_q} ...,
  * {@code output_norm}, {@code output}, tied to the embedding when absent), the vocabulary from
- * {@code tokenizer.ggml.*}. RoPE scaling (linear, YaRN, Llama 3's {@code rope_freqs}) is not applied.
+ * {@code tokenizer.ggml.*}. RoPE frequency scaling: Llama 3.1's per-pair divisors ({@code rope_freqs.weight}) and
+ * linear scaling ({@code llama.rope.scaling.type = linear}, {@code llama.rope.scaling.factor}) are applied; other
+ * scaling types (YaRN) are refused.
  */
 public final class GgufModel {
 
@@ -63,9 +65,32 @@ public final class GgufModel {
             float[] finalNorm = vector(gguf, channel, "output_norm.weight", dim);
             WeightMatrix classifier = gguf.tensors().containsKey("output.weight")
                     ? shaped(gguf, channel, "output.weight", config.vocabSize(), dim) : tokenEmbedding;
-            return new LlamaModel(config, new LlamaWeights(tokenEmbedding, layers, finalNorm, classifier),
-                    tokenizer(gguf));
+            return new LlamaModel(config, new LlamaWeights(tokenEmbedding, layers, finalNorm, classifier,
+                    ropeDivisors(gguf, channel, config)), tokenizer(gguf));
         }
+    }
+
+    /** Per-pair RoPE frequency divisors, or null when the file asks for plain RoPE. */
+    private static float[] ropeDivisors(GgufFile gguf, FileChannel channel, LlamaConfig config) throws IOException {
+        String p = ARCHITECTURE + ".rope.scaling.";
+        Object type = gguf.metadata().getOrDefault(p + "type", "none");
+        float linear = 1;
+        if ("linear".equals(type)) {
+            linear = (float) gguf.real(p + "factor", 1.0);
+        } else if (!"none".equals(type)) {
+            throw new IllegalArgumentException("rope scaling must be none or linear; " + p + "type=" + type);
+        }
+        int pairs = config.ropeDim() / 2;
+        float[] divisors = gguf.tensors().containsKey("rope_freqs.weight")
+                ? vector(gguf, channel, "rope_freqs.weight", pairs) : null;
+        if (divisors == null && linear == 1) {
+            return null;
+        }
+        float[] out = new float[pairs];
+        for (int i = 0; i < pairs; i++) {
+            out[i] = (divisors == null ? 1 : divisors[i]) * linear;
+        }
+        return out;
     }
 
     private static WeightMatrix shaped(GgufFile gguf, FileChannel channel, String name, int rows, int cols)

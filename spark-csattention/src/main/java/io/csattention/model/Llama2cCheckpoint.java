@@ -109,7 +109,7 @@ public final class Llama2cCheckpoint {
             layers.add(new LlamaWeights.Layer(attentionNorms[l], wq[l], wk[l], wv[l], wo[l], ffnNorms[l], w1[l],
                     w2[l], w3[l]));
         }
-        return new LlamaWeights(embedding, layers, finalNorm, classifier);
+        return new LlamaWeights(embedding, layers, finalNorm, classifier, null);
     }
 
     /** Walks the file's float32 arrays in order, mapping each matrix. */

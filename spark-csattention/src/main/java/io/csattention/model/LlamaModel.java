@@ -34,8 +34,10 @@ public final class LlamaModel {
         this.tokenizer = tokenizer;
         this.kernels = Kernels.preferred();
         this.ropeFrequencies = new float[config.ropeDim() / 2];
+        float[] divisors = weights.ropeDivisors();
         for (int i = 0; i < ropeFrequencies.length; i++) {
-            ropeFrequencies[i] = (float) (1.0 / Math.pow(config.ropeBase(), (2.0 * i) / config.ropeDim()));
+            double divisor = divisors == null ? 1 : divisors[i];
+            ropeFrequencies[i] = (float) (1.0 / Math.pow(config.ropeBase(), (2.0 * i) / config.ropeDim()) / divisor);
         }
     }
 

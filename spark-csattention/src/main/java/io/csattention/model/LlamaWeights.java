@@ -10,9 +10,11 @@ import java.util.List;
  * @param layers         the transformer blocks
  * @param finalNorm      [dim]
  * @param classifier     [vocab, dim]; the same matrix as {@code tokenEmbedding} when the model ties them
+ * @param ropeDivisors   [ropeDim / 2] divisors of each RoPE pair's frequency (GGUF {@code rope_freqs.weight} of
+ *                       Llama 3.1+, times a linear scaling factor), or null for plain RoPE
  */
 public record LlamaWeights(WeightMatrix tokenEmbedding, List<Layer> layers, float[] finalNorm,
-                           WeightMatrix classifier) {
+                           WeightMatrix classifier, float[] ropeDivisors) {
 
     /**
      * One transformer block.

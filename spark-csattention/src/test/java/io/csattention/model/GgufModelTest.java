@@ -36,6 +36,35 @@ class GgufModelTest {
     }
 
     @Test
+    void ropeFrequencyDivisorsAndLinearScalingChangeTheRotation() throws IOException {
+        float[] ones = new float[llama2c.config().ropeDim() / 2];
+        java.util.Arrays.fill(ones, 1f);
+        Path unit = dir.resolve("unit.gguf");
+        GgufWriter.of(llama2c, TensorType.F32).tensor("rope_freqs.weight", TensorType.F32, ones, 1, ones.length)
+                .write(unit);
+        assertArrayEquals(llama2c.newSession().prefill(PROMPT), ModelFiles.load(unit).newSession().prefill(PROMPT),
+                0f, "divisors of 1 are plain RoPE");
+
+        float[] halves = ones.clone();
+        java.util.Arrays.fill(halves, 0.5f);
+        Path divided = dir.resolve("divided.gguf");
+        GgufWriter.of(llama2c, TensorType.F32).tensor("rope_freqs.weight", TensorType.F32, halves, 1, halves.length)
+                .write(divided);
+        Path linear = dir.resolve("linear.gguf");
+        GgufWriter.of(llama2c, TensorType.F32).put("llama.rope.scaling.type", "linear")
+                .put("llama.rope.scaling.factor", 0.5f).write(linear);
+        float[] fromDivisors = ModelFiles.load(divided).newSession().prefill(PROMPT);
+        assertArrayEquals(fromDivisors, ModelFiles.load(linear).newSession().prefill(PROMPT), 0f);
+        assertTrue(Math.abs(fromDivisors[7] - llama2c.newSession().prefill(PROMPT)[7]) > 1e-4, "rotation changed");
+
+        Path yarn = dir.resolve("yarn.gguf");
+        GgufWriter.of(llama2c, TensorType.F32).put("llama.rope.scaling.type", "yarn").write(yarn);
+        assertEquals("rope scaling must be none or linear; llama.rope.scaling.type=yarn",
+                org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                        () -> ModelFiles.load(yarn)).getMessage());
+    }
+
+    @Test
     void quantizedAndHalfPrecisionTensorsDecodeCloseToFloat32() throws IOException {
         float[] reference = llama2c.newSession().prefill(PROMPT);
         // bounds on max |logit difference| per type, about 4x the measured 0.024 (F16), 0.18 (BF16), 0.28 (Q8_0);
