@@ -20,6 +20,8 @@ public final class LlamaModel {
 
     /** Below this many multiply-adds a matrix product runs on the calling thread. */
     private static final long PARALLEL_WORK = 1 << 17;
+    /** Weight rows decoded together in a matrix product. */
+    private static final int ROW_TILE = 8;
 
     private final LlamaConfig config;
     private final LlamaWeights weights;
@@ -107,24 +109,32 @@ public final class LlamaModel {
     }
 
     /**
-     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed: each weight row is decoded once per block and
-     * dotted with every token of the block; rows are split across threads when the product is large.
+     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Rows are decoded {@value #ROW_TILE} at a time into
+     * a tile, and every token of the block is dotted with the whole tile while its row of x is in cache, so a weight
+     * row is decoded once per block and x is read once per tile; row ranges are split across threads when the
+     * product is large.
      */
     void matmul(WeightMatrix w, float[] x, int tokens, float[] out) {
         int rows = w.rows();
         int cols = w.cols();
         long work = (long) rows * cols * tokens;
         int chunks = work < PARALLEL_WORK ? 1
-                : Math.min(rows, 4 * Runtime.getRuntime().availableProcessors());
+                : Math.min((rows + ROW_TILE - 1) / ROW_TILE, 4 * Runtime.getRuntime().availableProcessors());
         IntStream range = IntStream.range(0, chunks);
         (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
-            float[] row = new float[cols];
+            float[] tile = new float[ROW_TILE * cols];
             int from = (int) ((long) rows * chunk / chunks);
             int to = (int) ((long) rows * (chunk + 1) / chunks);
-            for (int r = from; r < to; r++) {
-                w.row(r, row);
+            for (int r0 = from; r0 < to; r0 += ROW_TILE) {
+                int n = Math.min(ROW_TILE, to - r0);
+                for (int i = 0; i < n; i++) {
+                    w.row(r0 + i, tile, i * cols);
+                }
                 for (int t = 0; t < tokens; t++) {
-                    out[t * rows + r] = kernels.dot(row, 0, x, t * cols, cols);
+                    int outBase = t * rows + r0;
+                    for (int i = 0; i < n; i++) {
+                        out[outBase + i] = kernels.dot(tile, i * cols, x, t * cols, cols);
+                    }
                 }
             }
         });

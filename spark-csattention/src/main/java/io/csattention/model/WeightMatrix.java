@@ -69,18 +69,23 @@ public final class WeightMatrix {
 
     /** Decodes row {@code r} into {@code dst[0 .. cols)}. */
     public void row(int r, float[] dst) {
+        row(r, dst, 0);
+    }
+
+    /** Decodes row {@code r} into {@code dst[off .. off + cols)}. */
+    public void row(int r, float[] dst, int off) {
         switch (type) {
-            case F32 -> floats.get(r * cols, dst, 0, cols);
+            case F32 -> floats.get(r * cols, dst, off, cols);
             case F16 -> {
                 int base = r * cols * 2;
                 for (int j = 0; j < cols; j++) {
-                    dst[j] = Half.toFloat(bytes.getShort(base + 2 * j));
+                    dst[off + j] = Half.toFloat(bytes.getShort(base + 2 * j));
                 }
             }
             case BF16 -> {
                 int base = r * cols * 2;
                 for (int j = 0; j < cols; j++) {
-                    dst[j] = Half.bfloat16ToFloat(bytes.getShort(base + 2 * j));
+                    dst[off + j] = Half.bfloat16ToFloat(bytes.getShort(base + 2 * j));
                 }
             }
             case Q8_0 -> {
@@ -90,7 +95,7 @@ public final class WeightMatrix {
                     int at = base + b * 34;
                     float d = Half.toFloat(bytes.getShort(at));
                     for (int j = 0; j < 32; j++) {
-                        dst[b * 32 + j] = bytes.get(at + 2 + j) * d;
+                        dst[off + b * 32 + j] = bytes.get(at + 2 + j) * d;
                     }
                 }
             }
@@ -102,21 +107,21 @@ public final class WeightMatrix {
                     float d = Half.toFloat(bytes.getShort(at));
                     for (int j = 0; j < 16; j++) {
                         int packed = bytes.get(at + 2 + j) & 0xFF;
-                        dst[b * 32 + j] = ((packed & 0x0F) - 8) * d;
-                        dst[b * 32 + j + 16] = ((packed >>> 4) - 8) * d;
+                        dst[off + b * 32 + j] = ((packed & 0x0F) - 8) * d;
+                        dst[off + b * 32 + j + 16] = ((packed >>> 4) - 8) * d;
                     }
                 }
             }
             case Q4_K -> {
                 int blocks = cols / 256;
                 for (int b = 0; b < blocks; b++) {
-                    decodeQ4K((r * blocks + b) * 144, dst, b * 256);
+                    decodeQ4K((r * blocks + b) * 144, dst, off + b * 256);
                 }
             }
             case Q6_K -> {
                 int blocks = cols / 256;
                 for (int b = 0; b < blocks; b++) {
-                    decodeQ6K((r * blocks + b) * 210, dst, b * 256);
+                    decodeQ6K((r * blocks + b) * 210, dst, off + b * 256);
                 }
             }
         }
