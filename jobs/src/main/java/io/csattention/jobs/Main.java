@@ -18,6 +18,9 @@ import java.io.PrintWriter;
         subcommands = {
                 EvalTensorsCommand.class,
                 EvalSyntheticCommand.class,
+                GenerateCommand.class,
+                EvalModelCommand.class,
+                DumpQkvCommand.class,
                 GpuBenchCommand.class,
                 CommandLine.HelpCommand.class
         })

@@ -199,6 +199,16 @@ public final class Npy {
         }
     }
 
+    /** Writes an int32 vector [length] (positions, as {@link #readLongs} reads them). */
+    public static void writeIntVector(Path file, int[] data) throws IOException {
+        try (OutputStream out = Files.newOutputStream(file)) {
+            writeHeader(out, "<i4", new long[] {data.length});
+            ByteBuffer buffer = ByteBuffer.allocate(4 * data.length).order(ByteOrder.LITTLE_ENDIAN);
+            buffer.asIntBuffer().put(data);
+            out.write(buffer.array());
+        }
+    }
+
     private static void writeHeader(OutputStream out, String descr, long[] shape) throws IOException {
         String dict = String.format(Locale.ROOT, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
                 shapeText(shape));

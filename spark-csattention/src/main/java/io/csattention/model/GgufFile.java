@@ -1,0 +1,300 @@
+package io.csattention.model;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The header of a GGUF file (versions 2 and 3) and memory-mapped access to its tensors.
+ *
+ * <p>Layout, little-endian: magic {@code "GGUF"}; uint32 version; uint64 tensor count; uint64 metadata count;
+ * metadata entries (string key, uint32 value type, value); tensor infos (string name, uint32 rank, uint64 dims with
+ * the contiguous dimension first, uint32 ggml type, uint64 offset into the data section); padding to
+ * {@code general.alignment} (32 when absent); the data section. A string is a uint64 byte length and UTF-8 bytes;
+ * an array is a uint32 element type, a uint64 count and the elements. Integer metadata is read as {@link Long},
+ * floats as {@link Double}, arrays as {@link List}.
+ */
+public final class GgufFile {
+
+    public static final int MAGIC = 0x46554747;
+    public static final int DEFAULT_ALIGNMENT = 32;
+
+    /** Value types of metadata entries. */
+    static final int UINT8 = 0;
+    static final int INT8 = 1;
+    static final int UINT16 = 2;
+    static final int INT16 = 3;
+    static final int UINT32 = 4;
+    static final int INT32 = 5;
+    static final int FLOAT32 = 6;
+    static final int BOOL = 7;
+    static final int STRING = 8;
+    static final int ARRAY = 9;
+    static final int UINT64 = 10;
+    static final int INT64 = 11;
+    static final int FLOAT64 = 12;
+
+    /** One tensor's entry in the header; {@code dims[0]} is the contiguous (column) dimension. */
+    public record TensorInfo(String name, long[] dims, int typeId, long offset) {
+        public long elements() {
+            long n = 1;
+            for (long d : dims) {
+                n *= d;
+            }
+            return n;
+        }
+    }
+
+    private final Path file;
+    private final int version;
+    private final Map<String, Object> metadata;
+    private final Map<String, TensorInfo> tensors;
+    private final long dataOffset;
+    private final long size;
+
+    private GgufFile(Path file, int version, Map<String, Object> metadata, Map<String, TensorInfo> tensors,
+                     long dataOffset, long size) {
+        this.file = file;
+        this.version = version;
+        this.metadata = metadata;
+        this.tensors = tensors;
+        this.dataOffset = dataOffset;
+        this.size = size;
+    }
+
+    static boolean hasMagic(ByteBuffer head) {
+        return head.remaining() >= 4 && head.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(0) == MAGIC;
+    }
+
+    public static GgufFile read(Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            Reader in = new Reader(channel);
+            if (in.int32() != MAGIC) {
+                throw new IOException("model file must be GGUF or a llama2.c checkpoint; model=" + file);
+            }
+            int version = in.int32();
+            if (version < 2 || version > 3) {
+                throw new IOException("GGUF version must be 2 or 3; version=" + version + " (model=" + file + ")");
+            }
+            long tensorCount = in.count("tensor count");
+            long metadataCount = in.count("metadata count");
+            Map<String, Object> metadata = new LinkedHashMap<>();
+            for (long i = 0; i < metadataCount; i++) {
+                String key = in.string();
+                metadata.put(key, in.value(in.int32()));
+            }
+            Map<String, TensorInfo> tensors = new LinkedHashMap<>();
+            for (long i = 0; i < tensorCount; i++) {
+                String name = in.string();
+                int rank = in.int32();
+                if (rank < 1 || rank > 4) {
+                    throw new IOException("GGUF tensor rank must be in [1, 4]; " + name + ".rank=" + rank);
+                }
+                long[] dims = new long[rank];
+                for (int d = 0; d < rank; d++) {
+                    dims[d] = in.int64();
+                }
+                tensors.put(name, new TensorInfo(name, dims, in.int32(), in.int64()));
+            }
+            Object alignmentValue = metadata.getOrDefault("general.alignment", (long) DEFAULT_ALIGNMENT);
+            long alignment = alignmentValue instanceof Long l ? l : DEFAULT_ALIGNMENT;
+            long dataOffset = (in.position() + alignment - 1) / alignment * alignment;
+            return new GgufFile(file, version, metadata, tensors, dataOffset, channel.size());
+        } catch (EOFException e) {
+            throw new IOException("model file is truncated: the GGUF header ends early; model=" + file);
+        }
+    }
+
+    public int version() {
+        return version;
+    }
+
+    public Map<String, Object> metadata() {
+        return metadata;
+    }
+
+    public Map<String, TensorInfo> tensors() {
+        return tensors;
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    public String string(String key) throws IOException {
+        Object value = metadata.get(key);
+        if (!(value instanceof String s)) {
+            throw new IOException("GGUF metadata must hold the string " + key + "; " + key + "=" + value);
+        }
+        return s;
+    }
+
+    public long integer(String key, long fallback) throws IOException {
+        Object value = metadata.get(key);
+        if (value == null) {
+            if (fallback == Long.MIN_VALUE) {
+                throw new IOException("GGUF metadata must hold " + key + "; model=" + file);
+            }
+            return fallback;
+        }
+        if (!(value instanceof Long l)) {
+            throw new IOException("GGUF metadata " + key + " must be an integer; " + key + "=" + value);
+        }
+        return l;
+    }
+
+    public double real(String key, double fallback) throws IOException {
+        Object value = metadata.get(key);
+        if (value == null) {
+            return fallback;
+        }
+        if (!(value instanceof Double d)) {
+            throw new IOException("GGUF metadata " + key + " must be a float; " + key + "=" + value);
+        }
+        return d;
+    }
+
+    /** Maps tensor {@code name} as a matrix [rows = product of dims after the first, cols = dims[0]]. */
+    public WeightMatrix matrix(FileChannel channel, String name) throws IOException {
+        TensorInfo info = tensors.get(name);
+        if (info == null) {
+            throw new IOException("GGUF file must contain tensor " + name + "; model=" + file);
+        }
+        TensorType type = TensorType.ofGgmlId(info.typeId(), name);
+        long cols = info.dims()[0];
+        long rows = info.elements() / cols;
+        if (cols % type.blockSize() != 0) {
+            throw new IOException("tensor " + name + " row length must be a multiple of " + type.blockSize() + "; cols="
+                    + cols);
+        }
+        long bytes = rows * type.bytes(cols);
+        long start = dataOffset + info.offset();
+        if (start + bytes > size) {
+            throw new IOException("model file is truncated: tensor " + name + " ends at byte " + (start + bytes)
+                    + "; size=" + size + " (model=" + file + ")");
+        }
+        if (bytes > Integer.MAX_VALUE || rows > Integer.MAX_VALUE) {
+            throw new IOException("tensor must be smaller than 2 GiB to be mapped; " + name + ".bytes=" + bytes);
+        }
+        ByteBuffer mapped = channel.map(FileChannel.MapMode.READ_ONLY, start, bytes);
+        return WeightMatrix.of(name, type, (int) rows, (int) cols, mapped);
+    }
+
+    /** Buffered little-endian reads from the start of a channel. */
+    private static final class Reader {
+        private final FileChannel channel;
+        private final ByteBuffer buffer = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+        private long consumed;
+
+        Reader(FileChannel channel) {
+            this.channel = channel;
+            buffer.limit(0);
+        }
+
+        long position() {
+            return consumed;
+        }
+
+        private void need(int bytes) throws IOException {
+            if (buffer.remaining() >= bytes) {
+                return;
+            }
+            buffer.compact();
+            while (buffer.position() < bytes) {
+                if (channel.read(buffer) < 0) {
+                    throw new EOFException();
+                }
+            }
+            buffer.flip();
+        }
+
+        int int32() throws IOException {
+            need(4);
+            consumed += 4;
+            return buffer.getInt();
+        }
+
+        long int64() throws IOException {
+            need(8);
+            consumed += 8;
+            return buffer.getLong();
+        }
+
+        long count(String what) throws IOException {
+            long n = int64();
+            if (n < 0 || n > 1L << 32) {
+                throw new IOException("GGUF " + what + " must be in [0, 2^32]; count=" + n);
+            }
+            return n;
+        }
+
+        String string() throws IOException {
+            long length = int64();
+            if (length < 0 || length > 1 << 24) {
+                throw new IOException("GGUF string length must be in [0, 2^24]; length=" + length);
+            }
+            byte[] bytes = new byte[(int) length];
+            int at = 0;
+            while (at < bytes.length) {
+                need(1);
+                int chunk = Math.min(buffer.remaining(), bytes.length - at);
+                buffer.get(bytes, at, chunk);
+                at += chunk;
+            }
+            consumed += length;
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
+
+        Object value(int type) throws IOException {
+            switch (type) {
+                case UINT8, INT8, BOOL -> {
+                    need(1);
+                    consumed += 1;
+                    byte b = buffer.get();
+                    return type == BOOL ? (Object) (b != 0) : (Object) (long) (type == UINT8 ? b & 0xFF : b);
+                }
+                case UINT16, INT16 -> {
+                    need(2);
+                    consumed += 2;
+                    short s = buffer.getShort();
+                    return (long) (type == UINT16 ? s & 0xFFFF : s);
+                }
+                case UINT32, INT32 -> {
+                    int i = int32();
+                    return type == UINT32 ? i & 0xFFFFFFFFL : (long) i;
+                }
+                case UINT64, INT64 -> {
+                    return int64();
+                }
+                case FLOAT32 -> {
+                    return (double) Float.intBitsToFloat(int32());
+                }
+                case FLOAT64 -> {
+                    return Double.longBitsToDouble(int64());
+                }
+                case STRING -> {
+                    return string();
+                }
+                case ARRAY -> {
+                    int elementType = int32();
+                    long n = count("array length");
+                    List<Object> list = new ArrayList<>((int) Math.min(n, 1 << 20));
+                    for (long i = 0; i < n; i++) {
+                        list.add(value(elementType));
+                    }
+                    return list;
+                }
+                default -> throw new IOException("GGUF metadata value type must be in [0, 12]; type=" + type);
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+package io.csattention.model;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Builds a {@link LlamaModel} from a GGUF file of architecture {@code llama}: dimensions from the
+ * {@code llama.*} metadata, tensors by llama.cpp's names ({@code token_embd}, {@code blk.N.attn_q} ...,
+ * {@code output_norm}, {@code output}, tied to the embedding when absent), the vocabulary from
+ * {@code tokenizer.ggml.*}. RoPE frequency scaling: Llama 3.1's per-pair divisors ({@code rope_freqs.weight}) and
+ * linear scaling ({@code llama.rope.scaling.type = linear}, {@code llama.rope.scaling.factor}) are applied; other
+ * scaling types (YaRN) are refused.
+ */
+public final class GgufModel {
+
+    public static final String ARCHITECTURE = "llama";
+
+    private GgufModel() {
+    }
+
+    public static LlamaModel load(Path file) throws IOException {
+        GgufFile gguf = GgufFile.read(file);
+        String architecture = gguf.string("general.architecture");
+        if (!ARCHITECTURE.equals(architecture)) {
+            throw new IllegalArgumentException("architecture must be " + ARCHITECTURE
+                    + "; general.architecture=" + architecture);
+        }
+        String p = ARCHITECTURE + ".";
+        int dim = (int) gguf.integer(p + "embedding_length", Long.MIN_VALUE);
+        int heads = (int) gguf.integer(p + "attention.head_count", Long.MIN_VALUE);
+        GgufFile.TensorInfo embedding = gguf.tensors().get("token_embd.weight");
+        if (embedding == null) {
+            throw new IOException("GGUF file must contain tensor token_embd.weight; model=" + file);
+        }
+        LlamaConfig config = new LlamaConfig(dim,
+                (int) gguf.integer(p + "feed_forward_length", Long.MIN_VALUE),
+                (int) gguf.integer(p + "block_count", Long.MIN_VALUE),
+                heads,
+                (int) gguf.integer(p + "attention.head_count_kv", heads),
+                (int) (embedding.elements() / embedding.dims()[0]),
+                (int) gguf.integer(p + "context_length", Long.MIN_VALUE),
+                (float) gguf.real(p + "rope.freq_base", 10000.0),
+                (int) gguf.integer(p + "rope.dimension_count", dim / heads),
+                (float) gguf.real(p + "attention.layer_norm_rms_epsilon", 1e-5));
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            WeightMatrix tokenEmbedding = gguf.matrix(channel, "token_embd.weight");
+            List<LlamaWeights.Layer> layers = new ArrayList<>();
+            for (int l = 0; l < config.layers(); l++) {
+                String b = "blk." + l + ".";
+                layers.add(new LlamaWeights.Layer(
+                        vector(gguf, channel, b + "attn_norm.weight", dim),
+                        shaped(gguf, channel, b + "attn_q.weight", dim, dim),
+                        shaped(gguf, channel, b + "attn_k.weight", config.kvDim(), dim),
+                        shaped(gguf, channel, b + "attn_v.weight", config.kvDim(), dim),
+                        shaped(gguf, channel, b + "attn_output.weight", dim, dim),
+                        vector(gguf, channel, b + "ffn_norm.weight", dim),
+                        shaped(gguf, channel, b + "ffn_gate.weight", config.hiddenDim(), dim),
+                        shaped(gguf, channel, b + "ffn_down.weight", dim, config.hiddenDim()),
+                        shaped(gguf, channel, b + "ffn_up.weight", config.hiddenDim(), dim)));
+            }
+            float[] finalNorm = vector(gguf, channel, "output_norm.weight", dim);
+            WeightMatrix classifier = gguf.tensors().containsKey("output.weight")
+                    ? shaped(gguf, channel, "output.weight", config.vocabSize(), dim) : tokenEmbedding;
+            return new LlamaModel(config, new LlamaWeights(tokenEmbedding, layers, finalNorm, classifier,
+                    ropeDivisors(gguf, channel, config)), tokenizer(gguf));
+        }
+    }
+
+    /** Per-pair RoPE frequency divisors, or null when the file asks for plain RoPE. */
+    private static float[] ropeDivisors(GgufFile gguf, FileChannel channel, LlamaConfig config) throws IOException {
+        String p = ARCHITECTURE + ".rope.scaling.";
+        Object type = gguf.metadata().getOrDefault(p + "type", "none");
+        float linear = 1;
+        if ("linear".equals(type)) {
+            linear = (float) gguf.real(p + "factor", 1.0);
+        } else if (!"none".equals(type)) {
+            throw new IllegalArgumentException("rope scaling must be none or linear; " + p + "type=" + type);
+        }
+        int pairs = config.ropeDim() / 2;
+        float[] divisors = gguf.tensors().containsKey("rope_freqs.weight")
+                ? vector(gguf, channel, "rope_freqs.weight", pairs) : null;
+        if (divisors == null && linear == 1) {
+            return null;
+        }
+        float[] out = new float[pairs];
+        for (int i = 0; i < pairs; i++) {
+            out[i] = (divisors == null ? 1 : divisors[i]) * linear;
+        }
+        return out;
+    }
+
+    private static WeightMatrix shaped(GgufFile gguf, FileChannel channel, String name, int rows, int cols)
+            throws IOException {
+        WeightMatrix m = gguf.matrix(channel, name);
+        if (m.rows() != rows || m.cols() != cols) {
+            throw new IOException("tensor " + name + " must have shape [" + rows + ", " + cols + "]; shape=["
+                    + m.rows() + ", " + m.cols() + "]");
+        }
+        return m;
+    }
+
+    private static float[] vector(GgufFile gguf, FileChannel channel, String name, int length) throws IOException {
+        return shaped(gguf, channel, name, 1, length).toFloats();
+    }
+
+    /** The vocabulary of {@code tokenizer.ggml.*}, or null when the file has none. */
+    static Tokenizer tokenizer(GgufFile gguf) throws IOException {
+        Object model = gguf.metadata().get("tokenizer.ggml.model");
+        Object tokens = gguf.metadata().get("tokenizer.ggml.tokens");
+        if (!(model instanceof String kind) || !(tokens instanceof List<?> list)) {
+            return null;
+        }
+        String[] pieces = new String[list.size()];
+        float[] scores = new float[list.size()];
+        Object scoreList = gguf.metadata().get("tokenizer.ggml.scores");
+        for (int i = 0; i < pieces.length; i++) {
+            pieces[i] = String.valueOf(list.get(i));
+            if (scoreList instanceof List<?> s && i < s.size() && s.get(i) instanceof Double d) {
+                scores[i] = d.floatValue();
+            }
+        }
+        int bos = (int) gguf.integer("tokenizer.ggml.bos_token_id", 1);
+        return switch (kind) {
+            case "llama" -> new Tokenizer(Tokenizer.Kind.SENTENCEPIECE, pieces, scores, true, bos);
+            case "gpt2" -> new Tokenizer(Tokenizer.Kind.BYTE_LEVEL_BPE, pieces, scores, false, bos);
+            default -> null;
+        };
+    }
+}

@@ -1,0 +1,179 @@
+package io.csattention.model;
+
+import io.csattention.kernel.Kernels;
+import io.csattention.kernel.VectorKernels;
+
+import java.util.Optional;
+import java.util.stream.IntStream;
+
+/**
+ * A Llama-family model: its shape, its weights, an optional tokenizer, and the pieces of the forward pass that do
+ * not depend on a sequence (embedding, RMSNorm, RoPE, the matrix products, SwiGLU, the classifier). A
+ * {@link Session} runs the forward pass of one sequence with its KV cache.
+ *
+ * <p>RoPE uses the interleaved-pairs convention of llama2.c: dimensions (2i, 2i+1) of each head rotate together by
+ * {@code pos * base^(-2i / ropeDim)}. GGUF {@code llama} files use the same convention: llama.cpp's converters
+ * permute the Q and K rows of Hugging Face checkpoints (whose RoPE rotates halves, (i, i + d/2)) into interleaved
+ * order when they write the file (ggml's {@code LLAMA_ROPE_TYPE_NORM}), so one RoPE serves both formats.
+ */
+public final class LlamaModel {
+
+    /** Below this many multiply-adds a matrix product runs on the calling thread. */
+    private static final long PARALLEL_WORK = 1 << 17;
+    /** Weight rows decoded together in a matrix product. */
+    private static final int ROW_TILE = 8;
+
+    private final LlamaConfig config;
+    private final LlamaWeights weights;
+    private final Tokenizer tokenizer;
+    private final VectorKernels kernels;
+    /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2]. */
+    private final float[] ropeFrequencies;
+
+    public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer) {
+        this.config = config;
+        this.weights = weights;
+        this.tokenizer = tokenizer;
+        this.kernels = Kernels.preferred();
+        this.ropeFrequencies = new float[config.ropeDim() / 2];
+        float[] divisors = weights.ropeDivisors();
+        for (int i = 0; i < ropeFrequencies.length; i++) {
+            double divisor = divisors == null ? 1 : divisors[i];
+            ropeFrequencies[i] = (float) (1.0 / Math.pow(config.ropeBase(), (2.0 * i) / config.ropeDim()) / divisor);
+        }
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public LlamaWeights weights() {
+        return weights;
+    }
+
+    public Optional<Tokenizer> tokenizer() {
+        return Optional.ofNullable(tokenizer);
+    }
+
+    public LlamaModel withTokenizer(Tokenizer t) {
+        return new LlamaModel(config, weights, t);
+    }
+
+    public VectorKernels kernels() {
+        return kernels;
+    }
+
+    /** A new sequence with an empty KV cache. */
+    public Session newSession() {
+        return new Session(this);
+    }
+
+    /** Fails unless {@code token} is a token id of this model. */
+    public void checkToken(int token) {
+        if (token < 0 || token >= config.vocabSize()) {
+            throw new IllegalArgumentException("token ids must be in [0, " + config.vocabSize() + "); token="
+                    + token);
+        }
+    }
+
+    /** Fails when a sequence of {@code tokens} tokens would exceed the model's context length. */
+    public void checkLength(long tokens) {
+        if (tokens > config.contextLength()) {
+            throw new IllegalArgumentException("context must be at most the model's context length "
+                    + config.contextLength() + " tokens; tokens=" + tokens);
+        }
+    }
+
+    // ---- the sequence-independent pieces of the forward pass, over blocks of tokens ----
+
+    /** x [tokens, dim] = the embedding rows of the tokens. */
+    void embed(int[] tokens, int from, int count, float[] x) {
+        float[] row = new float[config.dim()];
+        for (int t = 0; t < count; t++) {
+            weights.tokenEmbedding().row(tokens[from + t], row);
+            System.arraycopy(row, 0, x, t * config.dim(), config.dim());
+        }
+    }
+
+    /** out [tokens, n] = RMSNorm(x [tokens, n]) * weight [n]. */
+    void rmsNorm(float[] x, float[] weight, int tokens, float[] out) {
+        int n = weight.length;
+        for (int t = 0; t < tokens; t++) {
+            int base = t * n;
+            float ss = kernels.dot(x, base, x, base, n) / n + config.normEps();
+            float scale = (float) (1.0 / Math.sqrt(ss));
+            for (int j = 0; j < n; j++) {
+                out[base + j] = weight[j] * (scale * x[base + j]);
+            }
+        }
+    }
+
+    /**
+     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Rows are decoded {@value #ROW_TILE} at a time into
+     * a tile, and every token of the block is dotted with the whole tile while its row of x is in cache, so a weight
+     * row is decoded once per block and x is read once per tile; row ranges are split across threads when the
+     * product is large.
+     */
+    void matmul(WeightMatrix w, float[] x, int tokens, float[] out) {
+        int rows = w.rows();
+        int cols = w.cols();
+        long work = (long) rows * cols * tokens;
+        int chunks = work < PARALLEL_WORK ? 1
+                : Math.min((rows + ROW_TILE - 1) / ROW_TILE, 4 * Runtime.getRuntime().availableProcessors());
+        IntStream range = IntStream.range(0, chunks);
+        (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
+            float[] tile = new float[ROW_TILE * cols];
+            int from = (int) ((long) rows * chunk / chunks);
+            int to = (int) ((long) rows * (chunk + 1) / chunks);
+            for (int r0 = from; r0 < to; r0 += ROW_TILE) {
+                int n = Math.min(ROW_TILE, to - r0);
+                for (int i = 0; i < n; i++) {
+                    w.row(r0 + i, tile, i * cols);
+                }
+                for (int t = 0; t < tokens; t++) {
+                    int outBase = t * rows + r0;
+                    for (int i = 0; i < n; i++) {
+                        out[outBase + i] = kernels.dot(tile, i * cols, x, t * cols, cols);
+                    }
+                }
+            }
+        });
+    }
+
+    /** Rotates every head of x [tokens, width] (width = dim for queries, kvDim for keys) by its position. */
+    void rope(float[] x, int width, int tokens, int firstPosition) {
+        int headSize = config.headSize();
+        for (int t = 0; t < tokens; t++) {
+            int pos = firstPosition + t;
+            for (int head = 0; head < width / headSize; head++) {
+                int base = t * width + head * headSize;
+                for (int pair = 0; pair < ropeFrequencies.length; pair++) {
+                    float angle = pos * ropeFrequencies[pair];
+                    float cos = (float) Math.cos(angle);
+                    float sin = (float) Math.sin(angle);
+                    int i = base + 2 * pair;
+                    float v0 = x[i];
+                    float v1 = x[i + 1];
+                    x[i] = v0 * cos - v1 * sin;
+                    x[i + 1] = v0 * sin + v1 * cos;
+                }
+            }
+        }
+    }
+
+    /** gate [tokens, hidden] = silu(gate) * up, in place. */
+    static void swiGlu(float[] gate, float[] up, int length) {
+        for (int i = 0; i < length; i++) {
+            float g = gate[i];
+            gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
+        }
+    }
+
+    /** logits [vocab] of one normalized hidden state x [dim] at offset {@code off}. */
+    float[] classify(float[] x, int off) {
+        float[] row = java.util.Arrays.copyOfRange(x, off, off + config.dim());
+        float[] logits = new float[config.vocabSize()];
+        matmul(weights.classifier(), row, 1, logits);
+        return logits;
+    }
+}

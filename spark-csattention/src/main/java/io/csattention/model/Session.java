@@ -1,0 +1,356 @@
+package io.csattention.model;
+
+import io.csattention.baseline.AttentionMethod;
+import io.csattention.core.Attention;
+import io.csattention.core.BudgetPlan;
+import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.FloatMatrix;
+import io.csattention.core.KeySelector;
+import io.csattention.core.KeyValueCache;
+
+import java.util.Arrays;
+import java.util.stream.IntStream;
+
+/**
+ * The forward pass of one sequence: a KV cache per (layer, KV head), the prefill queries, and the attention method
+ * decode steps use.
+ *
+ * <p>{@link #prefill} runs blocks of up to {@value #PREFILL_BLOCK} tokens through each layer as matrix-matrix
+ * products with exact causal attention and keeps every query head's (rotated) queries. {@link #useAttention} then
+ * builds one {@link KeySelector} per (layer, KV head) from that head's cached keys and the prefill queries of the
+ * query heads in its group; every later {@link #decode} step attends the keys its selector picks, and appends its
+ * own key and value to the cache and to the selector (streaming). Until {@code useAttention} is called, decode
+ * attends every key exactly.
+ */
+public final class Session {
+
+    /** Tokens per prefill block: large enough to amortize decoding each weight row, small enough for the cache. */
+    public static final int PREFILL_BLOCK = 64;
+    /** Below this many key-dimension products per layer, attention heads run on the calling thread. */
+    private static final long PARALLEL_ATTENTION = 1 << 15;
+    /** Head sizes below this attend with inline loops instead of kernel calls. */
+    private static final int NARROW_HEAD = 16;
+
+    private final LlamaModel model;
+    private final LlamaConfig config;
+    /** [layer][kvHead]. */
+    private final KeyValueCache[][] caches;
+    /** [layer] -> rotated queries of the prefill tokens, [prefillTokens, dim]. */
+    private final float[][] prefillQueries;
+    private int prefillTokens;
+    /** True while {@link #prefillQueries}' arrays may be shared with a fork (copied before the next write). */
+    private boolean queriesShared;
+    private int position;
+    private AttentionMethod method;
+    private CSAttentionSettings settings;
+    /** [layer][kvHead]; null until {@link #useAttention}. */
+    private KeySelector[][] selectors;
+    private AttentionProbe probe;
+
+    Session(LlamaModel model) {
+        this.model = model;
+        this.config = model.config();
+        this.caches = new KeyValueCache[config.layers()][config.kvHeads()];
+        for (KeyValueCache[] layer : caches) {
+            for (int g = 0; g < layer.length; g++) {
+                layer[g] = new KeyValueCache(config.headSize(), 64);
+            }
+        }
+        this.prefillQueries = new float[config.layers()][0];
+    }
+
+    private Session(Session other) {
+        this.model = other.model;
+        this.config = other.config;
+        this.caches = new KeyValueCache[config.layers()][config.kvHeads()];
+        for (int l = 0; l < config.layers(); l++) {
+            for (int g = 0; g < config.kvHeads(); g++) {
+                KeyValueCache source = other.caches[l][g];
+                caches[l][g] = KeyValueCache.of(source.keyMatrix(), source.valueMatrix());
+            }
+        }
+        this.prefillQueries = other.prefillQueries.clone();
+        this.queriesShared = true;
+        other.queriesShared = true;
+        this.prefillTokens = other.prefillTokens;
+        this.position = other.position;
+    }
+
+    /** A copy of this sequence's caches and prefill queries with full attention (the continuation starts here). */
+    public Session fork() {
+        return new Session(this);
+    }
+
+    /** Tokens in the cache. */
+    public int position() {
+        return position;
+    }
+
+    public LlamaModel model() {
+        return model;
+    }
+
+    public KeyValueCache cache(int layer, int kvHead) {
+        return caches[layer][kvHead];
+    }
+
+    /** The attention method of decode steps, {@code null} while exact. */
+    public AttentionMethod method() {
+        return method;
+    }
+
+    /** Bytes held by the selectors' own indexes (0 without a method). */
+    public long indexBytes() {
+        long total = 0;
+        if (selectors != null) {
+            for (KeySelector[] layer : selectors) {
+                for (KeySelector selector : layer) {
+                    total += selector.indexBytes();
+                }
+            }
+        }
+        return total;
+    }
+
+    public void setProbe(AttentionProbe probe) {
+        this.probe = probe;
+    }
+
+    /**
+     * The prefill queries of the query heads that share KV head {@code kvHead}, stacked as rows [tokens * group,
+     * headSize] in token order, then head order within a token.
+     */
+    public FloatMatrix prefillQueries(int layer, int kvHead) {
+        int headSize = config.headSize();
+        int group = config.groupSize();
+        float[] out = new float[prefillTokens * group * headSize];
+        for (int t = 0; t < prefillTokens; t++) {
+            for (int j = 0; j < group; j++) {
+                int head = kvHead * group + j;
+                System.arraycopy(prefillQueries[layer], t * config.dim() + head * headSize, out,
+                        (t * group + j) * headSize, headSize);
+            }
+        }
+        return new FloatMatrix(prefillTokens * group, headSize, out);
+    }
+
+    /**
+     * Runs the tokens through the model with exact causal attention, in blocks, and returns the logits [vocab] of
+     * the last one.
+     */
+    public float[] prefill(int[] tokens) {
+        checkTokens(tokens);
+        float[] last = null;
+        for (int from = 0; from < tokens.length; from += PREFILL_BLOCK) {
+            int count = Math.min(PREFILL_BLOCK, tokens.length - from);
+            last = forward(tokens, from, count, true);
+        }
+        return last;
+    }
+
+    /** One decode step: appends {@code token} and returns the logits [vocab] of the next token. */
+    public float[] decode(int token) {
+        int[] one = {token};
+        checkTokens(one);
+        return forward(one, 0, 1, false);
+    }
+
+    /**
+     * Decode steps from now on attend with {@code method}: one selector per (layer, KV head) over the cached keys,
+     * built from the prefill queries of its group (the index builds run in parallel).
+     */
+    public void useAttention(AttentionMethod attention, CSAttentionSettings csSettings) {
+        if (attention != AttentionMethod.FULL && prefillTokens == 0) {
+            throw new IllegalArgumentException("a sparse attention method needs a prefilled context; context tokens="
+                    + prefillTokens);
+        }
+        KeySelector[][] built = new KeySelector[config.layers()][config.kvHeads()];
+        IntStream.range(0, config.layers() * config.kvHeads()).parallel().forEach(i -> {
+            int layer = i / config.kvHeads();
+            int kvHead = i % config.kvHeads();
+            built[layer][kvHead] = attention.newSelector(model.kernels(), caches[layer][kvHead],
+                    prefillQueries(layer, kvHead), csSettings);
+        });
+        this.method = attention;
+        this.settings = csSettings;
+        this.selectors = built;
+    }
+
+    private void checkTokens(int[] tokens) {
+        for (int token : tokens) {
+            model.checkToken(token);
+        }
+        model.checkLength((long) position + tokens.length);
+    }
+
+    /**
+     * The forward pass of {@code count} tokens at positions [position, position + count); returns the logits of
+     * the last.
+     */
+    private float[] forward(int[] tokens, int from, int count, boolean isPrefill) {
+        int dim = config.dim();
+        int kvDim = config.kvDim();
+        int hidden = config.hiddenDim();
+        float[] x = new float[count * dim];          // residual stream [count, dim]
+        float[] xb = new float[count * dim];         // normalized input of a sublayer [count, dim]
+        float[] q = new float[count * dim];          // queries [count, heads * headSize]
+        float[] k = new float[count * kvDim];        // keys [count, kvHeads * headSize]
+        float[] v = new float[count * kvDim];        // values [count, kvHeads * headSize]
+        float[] att = new float[count * dim];        // attention output [count, dim]
+        float[] proj = new float[count * dim];       // a sublayer's output projection [count, dim]
+        float[] gate = new float[count * hidden];    // SwiGLU gate [count, hidden]
+        float[] up = new float[count * hidden];      // SwiGLU up [count, hidden]
+        model.embed(tokens, from, count, x);
+        if (isPrefill) {
+            growPrefillQueries(count);
+        }
+        for (int l = 0; l < config.layers(); l++) {
+            LlamaWeights.Layer w = model.weights().layers().get(l);
+            // attention sublayer
+            model.rmsNorm(x, w.attentionNorm(), count, xb);
+            model.matmul(w.wq(), xb, count, q);
+            model.matmul(w.wk(), xb, count, k);
+            model.matmul(w.wv(), xb, count, v);
+            model.rope(q, dim, count, position);
+            model.rope(k, kvDim, count, position);
+            appendToCaches(l, k, v, count);
+            if (isPrefill) {
+                System.arraycopy(q, 0, prefillQueries[l], prefillTokens * dim, count * dim);
+                attendCausal(l, q, count, att);
+            } else {
+                attendDecode(l, q, att);
+            }
+            model.matmul(w.wo(), att, count, proj);
+            add(x, proj, count * dim);
+            // feed-forward sublayer
+            model.rmsNorm(x, w.ffnNorm(), count, xb);
+            model.matmul(w.gate(), xb, count, gate);
+            model.matmul(w.up(), xb, count, up);
+            LlamaModel.swiGlu(gate, up, count * hidden);
+            model.matmul(w.down(), gate, count, proj);
+            add(x, proj, count * dim);
+        }
+        position += count;
+        if (isPrefill) {
+            prefillTokens += count;
+        }
+        // only the last token's logits are needed
+        float[] last = Arrays.copyOfRange(x, (count - 1) * dim, count * dim);
+        model.rmsNorm(last, model.weights().finalNorm(), 1, last);
+        return model.classify(last, 0);
+    }
+
+    private void growPrefillQueries(int count) {
+        int need = (prefillTokens + count) * config.dim();
+        for (int l = 0; l < config.layers(); l++) {
+            if (prefillQueries[l].length < need || queriesShared) {
+                prefillQueries[l] = Arrays.copyOf(prefillQueries[l], Math.max(need, prefillQueries[l].length * 2));
+            }
+        }
+        queriesShared = false;
+    }
+
+    private void appendToCaches(int layer, float[] k, float[] v, int count) {
+        int headSize = config.headSize();
+        for (int t = 0; t < count; t++) {
+            for (int g = 0; g < config.kvHeads(); g++) {
+                int off = t * config.kvDim() + g * headSize;
+                caches[layer][g].append(k, off, v, off);
+                if (selectors != null) {
+                    selectors[layer][g].keysAppended();
+                }
+            }
+        }
+    }
+
+    /** att [count, dim]: every query head of token t attends keys [0, position + t] of its KV head exactly. */
+    private void attendCausal(int layer, float[] q, int count, float[] att) {
+        int heads = config.heads();
+        int headSize = config.headSize();
+        long work = (long) count * heads * (position + count) * headSize;
+        IntStream pairs = IntStream.range(0, count * heads);
+        (work < PARALLEL_ATTENTION ? pairs : pairs.parallel()).forEach(i -> {
+            int t = i / heads;
+            int head = i % heads;
+            KeyValueCache cache = caches[layer][head / config.groupSize()];
+            attendPrefix(q, t * config.dim() + head * headSize, cache, position + t + 1, att,
+                    t * config.dim() + head * headSize);
+        });
+    }
+
+    /**
+     * Exact softmax attention of one query over keys [0, n) of the cache. Heads narrower than
+     * {@value #NARROW_HEAD} dimensions use inline loops: a kernel call per key costs more than the key's work.
+     */
+    private void attendPrefix(float[] q, int qOff, KeyValueCache cache, int n, float[] out, int outOff) {
+        int d = cache.dim();
+        float[] keys = cache.keys();
+        float[] values = cache.values();
+        float[] scores = new float[n];
+        if (d < NARROW_HEAD) {
+            for (int j = 0; j < n; j++) {
+                float s = 0;
+                for (int i = 0, k = j * d; i < d; i++, k++) {
+                    s += q[qOff + i] * keys[k];
+                }
+                scores[j] = s;
+            }
+        } else {
+            model.kernels().dotRows(q, qOff, keys, d, 0, d, 0, n, scores, 0);
+        }
+        float scale = (float) (1.0 / Math.sqrt(d));
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) {
+            scores[j] *= scale;
+            max = Math.max(max, scores[j]);
+        }
+        double total = 0;
+        for (int j = 0; j < n; j++) {
+            scores[j] = (float) Math.exp(scores[j] - max);
+            total += scores[j];
+        }
+        float inv = (float) (1.0 / total);
+        Arrays.fill(out, outOff, outOff + d, 0f);
+        if (d < NARROW_HEAD) {
+            for (int j = 0; j < n; j++) {
+                float p = scores[j] * inv;
+                for (int i = 0, v = j * d; i < d; i++, v++) {
+                    out[outOff + i] += p * values[v];
+                }
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                model.kernels().axpy(scores[j] * inv, values, j * d, out, outOff, d);
+            }
+        }
+    }
+
+    /** att [1, dim]: each query head attends the keys its selector picks (all of them without a method). */
+    private void attendDecode(int layer, float[] q, float[] att) {
+        int heads = config.heads();
+        int headSize = config.headSize();
+        long work = (long) heads * position * headSize;
+        IntStream range = IntStream.range(0, heads);
+        (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(head -> {
+            int kvHead = head / config.groupSize();
+            KeyValueCache cache = caches[layer][kvHead];
+            int off = head * headSize;
+            if (selectors == null) {
+                attendPrefix(q, off, cache, cache.size(), att, off);
+                return;
+            }
+            BudgetPlan plan = method.plan(settings, cache.size());
+            int[] selected = selectors[layer][kvHead].select(q, off, plan);
+            Attention.attend(model.kernels(), q, off, cache, selected, att, off);
+            if (probe != null) {
+                probe.observe(layer, head, q, off, cache, plan, selected, att, off);
+            }
+        });
+    }
+
+    private static void add(float[] x, float[] y, int length) {
+        for (int i = 0; i < length; i++) {
+            x[i] += y[i];
+        }
+    }
+}

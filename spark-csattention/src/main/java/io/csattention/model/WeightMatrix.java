@@ -1,0 +1,196 @@
+package io.csattention.model;
+
+import io.csattention.format.Half;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+
+/**
+ * A weight matrix [rows, cols] stored row-major in one of the {@link TensorType}s, usually a memory-mapped slice of
+ * the model file. Rows are decoded to float32 on demand ({@link #row}), so quantized weights stay quantized in
+ * memory; a matrix-matrix product decodes each row once per block of tokens. Thread-safe: reads use absolute
+ * positions only.
+ */
+public final class WeightMatrix {
+
+    private final String name;
+    private final TensorType type;
+    private final int rows;
+    private final int cols;
+    private final ByteBuffer bytes;
+    private final FloatBuffer floats;
+
+    private WeightMatrix(String name, TensorType type, int rows, int cols, ByteBuffer bytes) {
+        this.name = name;
+        this.type = type;
+        this.rows = rows;
+        this.cols = cols;
+        this.bytes = bytes.order(ByteOrder.LITTLE_ENDIAN);
+        this.floats = type == TensorType.F32 ? this.bytes.asFloatBuffer() : null;
+        if (type.blockSize() > 1 && cols % type.blockSize() != 0) {
+            throw new IllegalArgumentException(name + " row length must be a multiple of " + type.blockSize()
+                    + " for " + type + "; " + name + ".cols=" + cols);
+        }
+        long need = (long) rows * type.bytes(cols);
+        if (bytes.remaining() < need) {
+            throw new IllegalArgumentException(name + " must hold " + need + " bytes; " + name + ".bytes="
+                    + bytes.remaining());
+        }
+    }
+
+    /** A matrix over {@code bytes} (from its position, little-endian). */
+    public static WeightMatrix of(String name, TensorType type, int rows, int cols, ByteBuffer bytes) {
+        return new WeightMatrix(name, type, rows, cols, bytes.slice());
+    }
+
+    /** A float32 matrix over a heap array (tests and small tensors). */
+    public static WeightMatrix ofFloats(String name, int rows, int cols, float[] data) {
+        ByteBuffer buffer = ByteBuffer.allocate(rows * cols * 4).order(ByteOrder.LITTLE_ENDIAN);
+        buffer.asFloatBuffer().put(data, 0, rows * cols);
+        return new WeightMatrix(name, TensorType.F32, rows, cols, buffer);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public TensorType type() {
+        return type;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    /** Decodes row {@code r} into {@code dst[0 .. cols)}. */
+    public void row(int r, float[] dst) {
+        row(r, dst, 0);
+    }
+
+    /** Decodes row {@code r} into {@code dst[off .. off + cols)}. */
+    public void row(int r, float[] dst, int off) {
+        switch (type) {
+            case F32 -> floats.get(r * cols, dst, off, cols);
+            case F16 -> {
+                int base = r * cols * 2;
+                for (int j = 0; j < cols; j++) {
+                    dst[off + j] = Half.toFloat(bytes.getShort(base + 2 * j));
+                }
+            }
+            case BF16 -> {
+                int base = r * cols * 2;
+                for (int j = 0; j < cols; j++) {
+                    dst[off + j] = Half.bfloat16ToFloat(bytes.getShort(base + 2 * j));
+                }
+            }
+            case Q8_0 -> {
+                int blocks = cols / 32;
+                int base = r * blocks * 34;
+                for (int b = 0; b < blocks; b++) {
+                    int at = base + b * 34;
+                    float d = Half.toFloat(bytes.getShort(at));
+                    for (int j = 0; j < 32; j++) {
+                        dst[off + b * 32 + j] = bytes.get(at + 2 + j) * d;
+                    }
+                }
+            }
+            case Q4_0 -> {
+                int blocks = cols / 32;
+                int base = r * blocks * 18;
+                for (int b = 0; b < blocks; b++) {
+                    int at = base + b * 18;
+                    float d = Half.toFloat(bytes.getShort(at));
+                    for (int j = 0; j < 16; j++) {
+                        int packed = bytes.get(at + 2 + j) & 0xFF;
+                        dst[off + b * 32 + j] = ((packed & 0x0F) - 8) * d;
+                        dst[off + b * 32 + j + 16] = ((packed >>> 4) - 8) * d;
+                    }
+                }
+            }
+            case Q4_K -> {
+                int blocks = cols / 256;
+                for (int b = 0; b < blocks; b++) {
+                    decodeQ4K((r * blocks + b) * 144, dst, off + b * 256);
+                }
+            }
+            case Q6_K -> {
+                int blocks = cols / 256;
+                for (int b = 0; b < blocks; b++) {
+                    decodeQ6K((r * blocks + b) * 210, dst, off + b * 256);
+                }
+            }
+        }
+    }
+
+    private void decodeQ4K(int at, float[] dst, int off) {
+        float d = Half.toFloat(bytes.getShort(at));
+        float dmin = Half.toFloat(bytes.getShort(at + 2));
+        int scales = at + 4;
+        int qs = at + 16;
+        for (int chunk = 0; chunk < 4; chunk++) {
+            int sub = 2 * chunk;
+            float d1 = d * scaleK4(scales, sub);
+            float m1 = dmin * minK4(scales, sub);
+            float d2 = d * scaleK4(scales, sub + 1);
+            float m2 = dmin * minK4(scales, sub + 1);
+            int q = qs + 32 * chunk;
+            int y = off + 64 * chunk;
+            for (int l = 0; l < 32; l++) {
+                int packed = bytes.get(q + l) & 0xFF;
+                dst[y + l] = d1 * (packed & 0x0F) - m1;
+                dst[y + 32 + l] = d2 * (packed >>> 4) - m2;
+            }
+        }
+    }
+
+    /** The 6-bit scale of sub-block j of a Q4_K block (ggml's {@code get_scale_min_k4}). */
+    private int scaleK4(int scales, int j) {
+        return j < 4 ? u8(scales + j) & 63 : (u8(scales + j + 4) & 0x0F) | ((u8(scales + j - 4) >>> 6) << 4);
+    }
+
+    private int minK4(int scales, int j) {
+        return j < 4 ? u8(scales + j + 4) & 63 : (u8(scales + j + 4) >>> 4) | ((u8(scales + j) >>> 6) << 4);
+    }
+
+    private void decodeQ6K(int at, float[] dst, int off) {
+        float d = Half.toFloat(bytes.getShort(at + 208));
+        for (int half = 0; half < 2; half++) {
+            int ql = at + 64 * half;
+            int qh = at + 128 + 32 * half;
+            int sc = at + 192 + 8 * half;
+            int y = off + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int high = u8(qh + l);
+                int q1 = ((u8(ql + l) & 0x0F) | ((high & 3) << 4)) - 32;
+                int q2 = ((u8(ql + l + 32) & 0x0F) | (((high >>> 2) & 3) << 4)) - 32;
+                int q3 = ((u8(ql + l) >>> 4) | (((high >>> 4) & 3) << 4)) - 32;
+                int q4 = ((u8(ql + l + 32) >>> 4) | (((high >>> 6) & 3) << 4)) - 32;
+                dst[y + l] = d * bytes.get(sc + is) * q1;
+                dst[y + l + 32] = d * bytes.get(sc + is + 2) * q2;
+                dst[y + l + 64] = d * bytes.get(sc + is + 4) * q3;
+                dst[y + l + 96] = d * bytes.get(sc + is + 6) * q4;
+            }
+        }
+    }
+
+    private int u8(int index) {
+        return bytes.get(index) & 0xFF;
+    }
+
+    /** Every element as float32 (small tensors: norms). */
+    public float[] toFloats() {
+        float[] out = new float[rows * cols];
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            row(r, row);
+            System.arraycopy(row, 0, out, r * cols, cols);
+        }
+        return out;
+    }
+}
