@@ -33,7 +33,7 @@ final class EvalModelCommand implements Callable<Integer> {
     ModelOptions model;
 
     @Mixin
-    AttentionOptions attention;
+    SettingsOptions attention;
 
     @Option(names = "--contexts", defaultValue = "4", description = "contexts sampled from the model (default 4)")
     int contexts;

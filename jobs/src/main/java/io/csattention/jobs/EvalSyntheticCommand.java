@@ -67,12 +67,16 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the summary as one JSON line last on stdout.")
     boolean json;
 
+    @Option(names = "--seed", description = "Seed of k-means and sampling (default: ${DEFAULT-VALUE}).",
+            defaultValue = "42")
+    long seed;
+
     @Mixin
     SettingsOptions settingsOptions;
 
     @Override
     public Integer call() throws Exception {
-        var settings = settingsOptions.settings();
+        var settings = settingsOptions.settings().withSeed(seed);
         var methodList = methods.stream().map(io.csattention.baseline.AttentionMethod::parse).toList();
         EvalReport.checkOutput(out);
         var head = SyntheticContext.generate(new SyntheticContext.Spec(tokens, headDim, queries, dataSeed, ropeBase,

@@ -66,12 +66,16 @@ public final class EvalTensorsCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Also print the summary as one JSON line last on stdout.")
     boolean json;
 
+    @Option(names = "--seed", description = "Seed of k-means and sampling (default: ${DEFAULT-VALUE}).",
+            defaultValue = "42")
+    long seed;
+
     @Mixin
     SettingsOptions settingsOptions;
 
     @Override
     public Integer call() throws Exception {
-        var settings = settingsOptions.settings();
+        var settings = settingsOptions.settings().withSeed(seed);
         List<AttentionMethod> methodList = methods.stream().map(AttentionMethod::parse).toList();
         EvalReport.checkOutput(out);
         FloatMatrix k = load(keys, "--keys");

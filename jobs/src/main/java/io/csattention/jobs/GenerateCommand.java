@@ -33,7 +33,7 @@ final class GenerateCommand implements Callable<Integer> {
     ModelOptions model;
 
     @Mixin
-    AttentionOptions attention;
+    SettingsOptions attention;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Prompt prompt;

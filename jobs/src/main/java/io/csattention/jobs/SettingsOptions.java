@@ -5,7 +5,10 @@ import io.csattention.core.CentroidDistance;
 import io.csattention.core.MissingScore;
 import picocli.CommandLine.Option;
 
-/** The CSAttention knobs shared by every command; unset options keep {@link CSAttentionSettings#defaults()}. */
+/**
+ * The CSAttention knobs shared by every command; unset options keep {@link CSAttentionSettings#defaults()}. The
+ * index seed is the command's own {@code --seed} where the command has no other seed.
+ */
 public final class SettingsOptions {
 
     @Option(names = "--sparsity", description = "Share of keys not attended, in (0, 1) (default: ${DEFAULT-VALUE}).",
@@ -27,10 +30,6 @@ public final class SettingsOptions {
     @Option(names = "--window", description = "Trailing keys always attended (default: min(64, budget/8)).")
     Integer window;
 
-    @Option(names = "--seed", description = "Seed of k-means and sampling (default: ${DEFAULT-VALUE}).",
-            defaultValue = "42")
-    long seed;
-
     @Option(names = "--rescore-factor", description = "Candidates re-scored exactly, as a multiple of the chosen keys; 0 = the literal method (default: 3).")
     Double rescoreFactor;
 
@@ -45,7 +44,7 @@ public final class SettingsOptions {
 
     /** The settings these options describe; validation errors name the flag. */
     public CSAttentionSettings settings() {
-        CSAttentionSettings s = CSAttentionSettings.defaults().withSparsity(sparsity).withSeed(seed);
+        CSAttentionSettings s = CSAttentionSettings.defaults().withSparsity(sparsity);
         if (subspaces != null) {
             s = s.withSubspaces(positive(subspaces, "--subspaces"));
         }

@@ -19,13 +19,19 @@ import java.io.Serializable;
  * @param prefillPositions   position of each prefill query row
  * @param referencePosition  position the position-free lists are built for (usually the context length)
  * @param decodeSpan         positions after the reference the lists must stay valid for
+ * @param pairFrequencies    the model's own per-pair frequencies (scaled RoPE, partial rotary dimensions), or null
+ *                           for {@code base^(-2p/d)}; pairs beyond its length do not rotate
  */
 public record RopeInfo(double base, Rope.Style style, long[] prefillPositions, long referencePosition,
-                       int decodeSpan) implements Serializable {
+                       int decodeSpan, float[] pairFrequencies) implements Serializable {
 
     public static final int DEFAULT_DECODE_SPAN = 256;
     /** A band counts as slow when its fastest pair turns at most this much over the decode span. */
     public static final double MAX_DRIFT_RADIANS = 0.5;
+
+    public RopeInfo(double base, Rope.Style style, long[] prefillPositions, long referencePosition, int decodeSpan) {
+        this(base, style, prefillPositions, referencePosition, decodeSpan, null);
+    }
 
     public RopeInfo {
         Check.that(base > 1, "rope-base must be > 1", "rope-base", base);
@@ -36,6 +42,9 @@ public record RopeInfo(double base, Rope.Style style, long[] prefillPositions, l
 
     /** The angular frequency of pair {@code pair} for head dimension {@code d}. */
     public double theta(int pair, int d) {
+        if (pairFrequencies != null) {
+            return pair < pairFrequencies.length ? pairFrequencies[pair] : 0;
+        }
         return Math.pow(base, -2.0 * pair / d);
     }
 

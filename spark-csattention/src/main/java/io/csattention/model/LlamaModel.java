@@ -30,6 +30,11 @@ public final class LlamaModel {
     /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2]. */
     private final float[] ropeFrequencies;
 
+    /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2] (a copy). */
+    public float[] ropeFrequencies() {
+        return ropeFrequencies.clone();
+    }
+
     public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer) {
         this.config = config;
         this.weights = weights;

@@ -7,6 +7,8 @@ import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
+import io.csattention.core.Rope;
+import io.csattention.core.RopeInfo;
 
 import java.util.Arrays;
 import java.util.stream.IntStream;
@@ -169,11 +171,25 @@ public final class Session {
             int layer = i / config.kvHeads();
             int kvHead = i % config.kvHeads();
             built[layer][kvHead] = attention.newSelector(model.kernels(), caches[layer][kvHead],
-                    prefillQueries(layer, kvHead), csSettings);
+                    prefillQueries(layer, kvHead), csSettings, ropeInfo());
         });
         this.method = attention;
         this.settings = csSettings;
         this.selectors = built;
+    }
+
+    /**
+     * The model's RoPE as the index needs it: interleaved pairs, the model's own frequencies, and the position of
+     * every stacked prefill query row (token-major, {@link #prefillQueries}); the lists are built for the first
+     * position after the context.
+     */
+    private RopeInfo ropeInfo() {
+        long[] positions = new long[prefillTokens * config.groupSize()];
+        for (int row = 0; row < positions.length; row++) {
+            positions[row] = row / config.groupSize();
+        }
+        return new RopeInfo(config.ropeBase(), Rope.Style.INTERLEAVED, positions, prefillTokens,
+                RopeInfo.DEFAULT_DECODE_SPAN, model.ropeFrequencies());
     }
 
     private void checkTokens(int[] tokens) {
@@ -340,7 +356,7 @@ public final class Session {
                 return;
             }
             BudgetPlan plan = method.plan(settings, cache.size());
-            int[] selected = selectors[layer][kvHead].select(q, off, plan);
+            int[] selected = selectors[layer][kvHead].select(q, off, plan, position);
             Attention.attend(model.kernels(), q, off, cache, selected, att, off);
             if (probe != null) {
                 probe.observe(layer, head, q, off, cache, plan, selected, att, off);
