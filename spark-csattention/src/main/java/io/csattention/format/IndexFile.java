@@ -67,8 +67,8 @@ public final class IndexFile {
     private IndexFile() {
     }
 
-    /** Writes {@code head} in the current version; does not close {@code out}. */
-    public static void write(IndexedHead head, OutputStream out) throws IOException {
+    /** Writes {@code head} in the current version and returns the footer's checksum; does not close {@code out}. */
+    public static long write(IndexedHead head, OutputStream out) throws IOException {
         CSAttentionIndex index = head.index();
         long tableBytes = 4L * index.centroids().length + 8L * index.listIds().length + 8L * index.floors().length;
         if (index.bytes() != tableBytes) {
@@ -104,6 +104,15 @@ public final class IndexFile {
         w.int32(CHECKSUM_CRC32);
         w.int64(checksum);
         w.flush();
+        return checksum;
+    }
+
+    /** The checksum a whole file held in memory declares in its footer (not verified; {@link #read} does that). */
+    public static long footerChecksum(byte[] file) {
+        if (file.length < FOOTER_BYTES) {
+            return -1;
+        }
+        return ByteBuffer.wrap(file, file.length - 8, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
     }
 
     /** Reads a whole file of the current version range and checks its checksum; {@code name} is used in errors. */

@@ -11,7 +11,8 @@ import io.csattention.core.MissingScore;
  */
 public record IndexFileSummary(int version, String contextId, int layer, int kvHead, int keys, int dim,
                                int subspaces, int centroidCount, int listLength, double listFraction, long seed,
-                               CentroidDistance distance, MissingScore missingScore, float[] centroids) {
+                               CentroidDistance distance, MissingScore missingScore, float[] centroids)
+        implements java.io.Serializable {
 
     /** Bytes of the whole file this summary came from, computed from its shapes. */
     public long fileBytes() {
