@@ -109,7 +109,7 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
         try {
             index = CSAttentionIndex.build(f.options().kernels(), k, q, f.options().settings());
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(e.getMessage() + where, e);
+            throw new IllegalArgumentException(e.getMessage() + where);
         }
         IndexedHead head = new IndexedHead(current.contextId(), current.layer(), current.kvHead(), index, k, v);
         entries.add(IndexSet.writeHead(fs, attemptDir, entries.size(), head));
@@ -126,7 +126,7 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
         try {
             Check.finite(data, b.size / dim, dim, name);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(e.getMessage() + where, e);
+            throw new IllegalArgumentException(e.getMessage() + where);
         }
         return new FloatMatrix(b.size / dim, dim, data);
     }
