@@ -139,9 +139,9 @@ public final class CSAttention {
                 files.put(e.key(), IndexSet.readFile(conf, indexPath, e));
             }
         }
-        DecodePlan plan = new DecodePlan(indexPath, parsed, conf, metrics, entries, summaries, files);
+        DecodePlan plan = new DecodePlan(indexPath, parsed, conf, entries, summaries, files);
         Broadcast<DecodePlan> broadcast = JavaSparkContext.fromSparkContext(sc).broadcast(plan);
-        return queries.mapPartitions(new DecodePartition(broadcast, schema), Encoders.row(schema.output()));
+        return queries.mapPartitions(new DecodePartition(broadcast, schema, metrics), Encoders.row(schema.output()));
     }
 
     /** The heads of the index set at {@code indexPath}, one row each (the DataSource's read). */

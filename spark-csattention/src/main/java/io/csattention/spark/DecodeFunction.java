@@ -80,7 +80,7 @@ final class DecodeFunction implements ScalarFunction<Object> {
                     + path + "; " + key);
         }
         try {
-            LoadedHead loaded = plan.load(key);
+            LoadedHead loaded = plan.load(key, null);
             if (query.length != loaded.cache.dim()) {
                 throw new IllegalArgumentException("query must have head_dim=" + loaded.cache.dim() + " values ("
                         + key + "); query.length=" + query.length);
@@ -115,7 +115,7 @@ final class DecodeFunction implements ScalarFunction<Object> {
                 for (IndexSet.Entry e : IndexSet.require(conf, p).heads()) {
                     entries.put(e.key(), e);
                 }
-                return new DecodePlan(p, options, conf, null, entries, Map.of(), null);
+                return new DecodePlan(p, options, conf, entries, Map.of(), null);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

@@ -23,10 +23,12 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
 
     private final Broadcast<DecodePlan> plan;
     private final QueriesSchema schema;
+    private final CSAttentionMetrics metrics;
 
-    DecodePartition(Broadcast<DecodePlan> plan, QueriesSchema schema) {
+    DecodePartition(Broadcast<DecodePlan> plan, QueriesSchema schema, CSAttentionMetrics metrics) {
         this.plan = plan;
         this.schema = schema;
+        this.metrics = metrics;
     }
 
     /** A query row that cannot be decoded; the message names the query_id and the problem. */
@@ -82,19 +84,19 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
             HeadKey key = check(p, row, contextId, layer, head);
             float[] query = vector(p, row, key);
             long start = System.nanoTime();
-            LoadedHead loaded = p.load(key);
+            LoadedHead loaded = p.load(key, metrics);
             BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
             int[] selected = loaded.selector.select(query, 0, budget);
             float[] out = new float[query.length];
             Attention.attend(p.options().kernels(), query, 0, loaded.cache, selected, out, 0);
             long nanos = System.nanoTime() - start;
-            p.metrics().queriesDecoded.add(1);
+            metrics.queriesDecoded.add(1);
             return row(queryId, contextId, layer, head, kvHead, out, selected, nanos, null);
         } catch (BadQueryException e) {
             if (!p.options().routeErrors()) {
                 throw e;
             }
-            p.metrics().queryErrors.add(1);
+            metrics.queryErrors.add(1);
             return row(queryId, contextId, layer, head, kvHead, null, null, 0L, e.getMessage());
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);

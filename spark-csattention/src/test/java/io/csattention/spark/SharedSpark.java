@@ -14,7 +14,7 @@ final class SharedSpark {
     }
 
     static synchronized SparkSession get() {
-        if (session == null) {
+        if (session == null || session.sparkContext().isStopped()) {
             session = SparkSession.builder()
                     .master("local[2,2]")
                     .appName("csattention-tests")
@@ -23,8 +23,19 @@ final class SharedSpark {
                     .config("spark.sql.adaptive.enabled", "false")
                     .config("spark.sql.extensions", CSAttentionExtensions.class.getName())
                     .getOrCreate();
-            Runtime.getRuntime().addShutdownHook(new Thread(session::stop));
+            SparkSession started = session;
+            Runtime.getRuntime().addShutdownHook(new Thread(started::stop));
         }
         return session;
+    }
+
+    /** Stops the shared session so that a test can run its own SparkContext (one per JVM); get() restarts it. */
+    static synchronized void stop() {
+        if (session != null) {
+            session.stop();
+            session = null;
+        }
+        SparkSession.clearActiveSession();
+        SparkSession.clearDefaultSession();
     }
 }
