@@ -16,7 +16,10 @@ import java.io.PrintWriter;
 @Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
         subcommands = {
-                CommandLine.HelpCommand.class
+                CommandLine.HelpCommand.class,
+                BuildIndexCommand.class,
+                DecodeCommand.class,
+                DemoCommand.class
         })
 public final class Main implements Runnable {
 
