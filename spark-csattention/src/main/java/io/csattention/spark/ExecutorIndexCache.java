@@ -13,6 +13,8 @@ import java.util.concurrent.ConcurrentHashMap;
 final class ExecutorIndexCache {
 
     static final ExecutorIndexCache INSTANCE = new ExecutorIndexCache();
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(
+            ExecutorIndexCache.class.getName());
 
     /** Loads a head that is not cached. */
     interface Loader {
@@ -49,6 +51,8 @@ final class ExecutorIndexCache {
                     bytes -= eldest.getValue().bytes();
                     it.remove();
                 }
+                LOG.info("loaded " + key + " (" + loaded.bytes() + " bytes); cache holds " + heads.size()
+                        + " heads, " + bytes + " bytes of " + budget);
             }
             return loaded;
         }
