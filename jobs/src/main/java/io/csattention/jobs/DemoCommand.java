@@ -107,7 +107,8 @@ final class DemoCommand implements Callable<Integer> {
         options.put(CSAttentionOptions.SPARSITY, Double.toString(sparsity));
         options.put(CSAttentionOptions.WITH_SELECTED, "true");
         CSAttentionOptions parsed = CSAttentionOptions.parse(options);
-        java.nio.file.Path dir = out != null ? Files.createDirectories(out) : Files.createTempDirectory("csattention-demo");
+        java.nio.file.Path dir = out != null ? Files.createDirectories(out)
+                : Files.createTempDirectory("csattention-demo");
         PrintWriter stdout = spec.commandLine().getOut();
         DemoContexts data = new DemoContexts(tokens, dim, seed);
         SparkSession spark = SparkJob.session("csattention demo");
@@ -160,6 +161,10 @@ final class DemoCommand implements Callable<Integer> {
             CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options, metrics).write()
                     .parquet(decodedPath);
             double decodeSeconds = (System.nanoTime() - start) / 1e9;
+            start = System.nanoTime();
+            CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options).write()
+                    .parquet(dir.resolve("decoded-again.parquet").toString());
+            double warmSeconds = (System.nanoTime() - start) / 1e9;
 
             List<Row> decoded = spark.read().parquet(decodedPath).collectAsList();
             Quality quality = quality(decoded, heads, parsed);
@@ -175,11 +180,13 @@ final class DemoCommand implements Callable<Integer> {
                     + "counters %s%n", manifest.heads().size(), contexts, buildSeconds, indexBytes, kvBytes,
                     manifest.counters());
             double inTask = decoded.stream().mapToLong(r -> r.<Long>getAs("decode_nanos")).sum() / 1e9;
-            stdout.printf("  decode      : %d rows in %.2f s = %.0f queries/s (Spark job: Parquet in, Parquet out); "
-                    + "in-task decode time %.3f s summed over rows%n", total, decodeSeconds, total / decodeSeconds,
-                    inTask);
+            stdout.printf("  decode      : %d rows in %.2f s = %.0f queries/s (Spark job: Parquet in, Parquet out; "
+                    + "in-task decode time %.3f s summed over rows); run again with the cache warm: %.2f s = %.0f "
+                    + "queries/s%n", total, decodeSeconds, total / decodeSeconds, inTask, warmSeconds,
+                    total / warmSeconds);
             stdout.printf("  library     : same queries decoded directly in %.3f s = %.0f queries/s; Spark/library "
-                    + "time ratio %.1f%n", directSeconds, total / directSeconds, decodeSeconds / directSeconds);
+                    + "time ratio %.1f (warm run)%n", directSeconds, total / directSeconds,
+                    warmSeconds / directSeconds);
             stdout.printf("  recall      : mean %.3f, p10 %.3f of the oracle top-budget set%n", quality.meanRecall,
                     quality.p10Recall);
             stdout.printf("  error       : output relative L2 error vs full attention mean %.4f, p90 %.4f%n",

@@ -23,12 +23,13 @@ final class SparkJob {
     static final class OptionFlags {
         @Option(names = "--sparsity", description = "Share of keys not attended, in (0, 1) (default 0.95).")
         String sparsity;
-        @Option(names = "--subspaces", description = "m, subspaces of the head dimension (default: d/16, d/4 below 32).")
+        @Option(names = "--subspaces",
+                description = "m, subspaces of the head dimension (default: d/16, d/4 below 32).")
         String subspaces;
         @Option(names = "--centroids", description = "C, k-means centroids per subspace (default 256).")
         String centroids;
-        @Option(names = "--list-fraction", description = "alpha, each list keeps ceil(alpha N) keys (default: twice the "
-                + "budget's share, at least 64 keys).")
+        @Option(names = "--list-fraction", description = "alpha, each list keeps ceil(alpha N) keys (default: "
+                + "twice the budget's share, at least 64 keys).")
         String listFraction;
         @Option(names = "--sink", description = "Forced leading keys (default: automatic).")
         String sink;

@@ -83,8 +83,8 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         try {
             HeadKey key = check(p, row, contextId, layer, head);
             float[] query = vector(p, row, key);
-            long start = System.nanoTime();
             LoadedHead loaded = p.load(key, metrics);
+            long start = System.nanoTime();
             BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
             int[] selected = loaded.selector.select(query, 0, budget);
             float[] out = new float[query.length];

@@ -16,7 +16,8 @@ import java.util.Map;
  * accumulator inside it would be registered with only the first task there and the other tasks' counts lost. They
  * travel in each task's closure instead.
  */
-record DecodePlan(String root, CSAttentionOptions options, HadoopConf conf, Map<HeadKey, IndexSet.Entry> entries, Map<HeadKey, IndexFileSummary> summaries,
+record DecodePlan(String root, CSAttentionOptions options, HadoopConf conf, Map<HeadKey, IndexSet.Entry> entries,
+                  Map<HeadKey, IndexFileSummary> summaries,
                   Map<HeadKey, byte[]> files) implements Serializable {
 
     /** The head, loaded into this executor's cache once; counts into {@code metrics} when given. */

@@ -176,7 +176,8 @@ public final class IndexSet {
             Path to = new Path(root, committedDir(jobId, task.partition()));
             fs.mkdirs(to.getParent());
             if (!fs.rename(new Path(temp, task.attemptDir()), to)) {
-                throw new IOException("rename of a task's index files failed; path=" + new Path(temp, task.attemptDir()));
+                throw new IOException("rename of a task's index files failed; path="
+                        + new Path(temp, task.attemptDir()));
             }
         }
         heads.addAll(added);

@@ -20,7 +20,8 @@ import java.io.Serializable;
  * </pre>
  *
  * Output: query_id, context_id, layer, head, kv_head, output (array&lt;float&gt; [d]), selected_ids (array&lt;int&gt;,
- * with option withSelected), decode_nanos (time of selection and attention for the row), error (with onError=route;
+ * with option withSelected), decode_nanos (time of selection and attention for the row, not counting a
+ * head's one-time load into the executor cache), error (with onError=route;
  * null on decoded rows).
  */
 record QueriesSchema(int queryId, int contextId, int layer, int head, int query, TensorColumn queryType,

@@ -159,10 +159,28 @@ class CSAttentionSparkTest {
     }
 
     @Test
+    void dataSourceWriteOverwritesAtomicallyAndRejectsTheDefaultMode() {
+        String path = dir.resolve("index-datasource").toString();
+        Dataset<Row> contexts = DATA.contextsTable(spark);
+        contexts.where("context_id = 'ctx-1'").write().format("csattention").options(OPTIONS).mode("overwrite")
+                .save(path);
+        contexts.where("context_id = 'ctx-2'").write().format("csattention").options(OPTIONS).mode("overwrite")
+                .save(path);
+        List<Row> heads = spark.read().format("csattention").load(path).collectAsList();
+        assertEquals(4, heads.size());
+        assertTrue(heads.stream().allMatch(r -> r.getAs("context_id").equals("ctx-2")));
+        assertEquals(2L, (long) heads.get(0).getAs("commit"));
+        Exception e = assertThrows(Exception.class,
+                () -> contexts.write().format("csattention").options(OPTIONS).save(path));
+        assertTrue(e.getMessage().contains("Please use either the \"Append\" or \"Overwrite\" mode"), e.getMessage());
+    }
+
+    @Test
     void aFailedBuildLeavesNothingAReaderAccepts() {
         String failed = dir.resolve("index-failed").toString();
         Dataset<Row> bad = DATA.contextsTable(spark).selectExpr("context_id", "layer", "kv_head", "chunk", "head_dim",
-                "CASE WHEN context_id = 'ctx-2' AND layer = 1 THEN transform(keys, x -> CAST('NaN' AS FLOAT)) ELSE keys END AS keys",
+                "CASE WHEN context_id = 'ctx-2' AND layer = 1 THEN transform(keys, x -> CAST('NaN' AS FLOAT)) "
+                        + "ELSE keys END AS keys",
                 "values", "prefill_queries");
         Exception e = assertThrows(Exception.class, () -> CSAttention.buildIndexes(bad, failed, OPTIONS));
         assertTrue(rootMessage(e).startsWith("keys must hold finite values; keys["), rootMessage(e));

@@ -13,6 +13,7 @@ class SparkBoundaryTest {
     @Test
     void onlyTheSparkPackageImportsSparkOrHadoop() {
         JavaClasses classes = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_JARS)
                 .importPackages("io.csattention");
         noClasses().that().resideOutsideOfPackage("io.csattention.spark..")
                 .should().dependOnClassesThat().resideInAnyPackage("org.apache.spark..", "org.apache.hadoop..",
