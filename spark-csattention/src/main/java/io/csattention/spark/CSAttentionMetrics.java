@@ -19,7 +19,7 @@ public final class CSAttentionMetrics implements Serializable {
     public final LongAccumulator headsBuilt;
     /** Heads an executor loaded into its cache, from the index path or the broadcast. */
     public final LongAccumulator indexesLoaded;
-    /** Lookups served by an executor's cache without loading. */
+    /** Heads a task took from its executor's cache without loading (counted once per task and head). */
     public final LongAccumulator cacheHits;
     /** Query rows decoded. */
     public final LongAccumulator queriesDecoded;

