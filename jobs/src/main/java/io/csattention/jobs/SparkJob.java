@@ -77,8 +77,9 @@ final class SparkJob {
     }
 
     /**
-     * The user's problem inside a failed Spark job: the first IllegalArgumentException or IOException in the cause
-     * chain (a task's exception arrives wrapped in a SparkException), or the exception itself.
+     * The user's problem inside a failed Spark job: the first IllegalArgumentException, IOException or
+     * AnalysisException (a missing input path, an output path that exists) in the cause chain (a task's exception
+     * arrives wrapped in a SparkException), or the exception itself.
      */
     static Exception unwrap(Exception e) {
         Throwable t = e;
@@ -88,6 +89,9 @@ final class SparkJob {
             }
             if (t instanceof IOException io) {
                 return new IOException(io.getMessage());
+            }
+            if (t instanceof org.apache.spark.sql.AnalysisException analysis) {
+                return new IllegalArgumentException(analysis.getMessage());
             }
             t = t.getCause() == t ? null : t.getCause();
         }

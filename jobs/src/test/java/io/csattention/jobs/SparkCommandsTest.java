@@ -58,6 +58,11 @@ class SparkCommandsTest {
                 decoded, "--with-selected");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("decoded 24 query rows into " + decoded), r.out());
+
+        r = run("decode", "--queries", dir.resolve("missing.parquet").toString(), "--index", index, "--out",
+                dir.resolve("other.parquet").toString());
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().startsWith("error: [PATH_NOT_FOUND] Path does not exist: "), r.err());
     }
 
     @Test
