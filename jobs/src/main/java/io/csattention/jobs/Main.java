@@ -16,9 +16,12 @@ import java.io.PrintWriter;
 @Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
         subcommands = {
+                DemoCommand.class,
+                BuildIndexCommand.class,
+                DecodeCommand.class,
+                GenerateCommand.class,
                 EvalTensorsCommand.class,
                 EvalSyntheticCommand.class,
-                GenerateCommand.class,
                 EvalModelCommand.class,
                 DumpQkvCommand.class,
                 GpuBenchCommand.class,

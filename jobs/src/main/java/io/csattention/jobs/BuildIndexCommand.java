@@ -1,0 +1,68 @@
+package io.csattention.jobs;
+
+import io.csattention.spark.CSAttention;
+import io.csattention.spark.CSAttentionOptions;
+import io.csattention.spark.IndexSet;
+import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.PrintWriter;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code build-index}: a tensor-level contexts table (Parquet) to a committed index set. */
+@Command(name = "build-index", mixinStandardHelpOptions = true,
+        description = {"Builds one CSAttention index per context, layer and KV head of a contexts Parquet table "
+                + "(columns context_id, layer, kv_head, keys, values, prefill_queries, and head_dim when a tensor is "
+                + "flattened; optional chunk) and commits them atomically as an index set at --out (any Hadoop "
+                + "FileSystem path)."})
+final class BuildIndexCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--contexts", required = true, description = "Contexts table (Parquet).")
+    String contexts;
+
+    @Option(names = "--out", required = true, description = "Index set path.")
+    String out;
+
+    @Option(names = "--mode", defaultValue = "errorifexists",
+            description = "errorifexists, overwrite or append (default ${DEFAULT-VALUE}).")
+    String mode;
+
+    @Option(names = "--partitions", description = "Build partitions (default: spark.sql.shuffle.partitions).")
+    String partitions;
+
+    @Mixin
+    SparkJob.OptionFlags flags;
+
+    @Override
+    public Integer call() throws Exception {
+        Map<String, String> options = flags.toMap();
+        SparkJob.put(options, CSAttentionOptions.PARTITIONS, partitions);
+        CSAttentionOptions.parse(options);
+        options.put(CSAttention.MODE, mode);
+        PrintWriter stdout = spec.commandLine().getOut();
+        SparkSession spark = SparkJob.session("csattention build-index");
+        try {
+            long start = System.nanoTime();
+            IndexSet.Manifest manifest = CSAttention.buildIndexes(spark.read().parquet(contexts), out, options);
+            double seconds = (System.nanoTime() - start) / 1e9;
+            long bytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
+            long contextCount = manifest.heads().stream().map(IndexSet.Entry::contextId).distinct().count();
+            stdout.printf("index set %s commit %d: %d heads of %d contexts, %d bytes, built in %.1f s; counters %s%n",
+                    out, manifest.commit(), manifest.heads().size(), contextCount, bytes, seconds,
+                    manifest.counters());
+            return 0;
+        } catch (Exception e) {
+            throw SparkJob.unwrap(e);
+        } finally {
+            spark.stop();
+        }
+    }
+}

@@ -1,0 +1,303 @@
+package io.csattention.jobs;
+
+import io.csattention.baseline.AttentionMethod;
+import io.csattention.core.Attention;
+import io.csattention.core.BudgetPlan;
+import io.csattention.core.CSAttentionSelector;
+import io.csattention.core.FloatMatrix;
+import io.csattention.core.KeySelector;
+import io.csattention.core.KeyValueCache;
+import io.csattention.format.IndexFile;
+import io.csattention.format.IndexedHead;
+import io.csattention.kernel.VectorKernels;
+import io.csattention.spark.CSAttention;
+import io.csattention.spark.CSAttentionMetrics;
+import io.csattention.spark.CSAttentionOptions;
+import io.csattention.spark.IndexSet;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.IntStream;
+
+/**
+ * {@code demo}: the whole pipeline on a small seeded sample, with no arguments and no network. Writes the contexts
+ * and queries as Parquet, builds the index set, decodes, writes the output Parquet, then checks every row against
+ * full attention and the oracle selection computed with the core library, and times the same decode done by the
+ * library directly.
+ */
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = {"Runs build-index and decode on a seeded synthetic tensor-level sample under a temporary "
+                + "directory and prints rows, contexts, recall against full attention and throughput."})
+final class DemoCommand implements Callable<Integer> {
+
+    static final StructType CONTEXTS = new StructType()
+            .add("context_id", DataTypes.StringType)
+            .add("layer", DataTypes.IntegerType)
+            .add("kv_head", DataTypes.IntegerType)
+            .add("head_dim", DataTypes.IntegerType)
+            .add("keys", DataTypes.BinaryType)
+            .add("values", DataTypes.BinaryType)
+            .add("prefill_queries", DataTypes.BinaryType);
+
+    static final StructType QUERIES = new StructType()
+            .add("query_id", DataTypes.LongType)
+            .add("context_id", DataTypes.StringType)
+            .add("layer", DataTypes.IntegerType)
+            .add("head", DataTypes.IntegerType)
+            .add("query", DataTypes.createArrayType(DataTypes.FloatType, false));
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--out", description = "Directory for the Parquet tables and the index set (default: a new "
+            + "temporary directory).")
+    java.nio.file.Path out;
+
+    @Option(names = "--contexts", defaultValue = "4", description = "Contexts (default ${DEFAULT-VALUE}).")
+    int contexts;
+
+    @Option(names = "--layers", defaultValue = "2", description = "Layers per context (default ${DEFAULT-VALUE}).")
+    int layers;
+
+    @Option(names = "--kv-heads", defaultValue = "2", description = "KV heads per layer (default ${DEFAULT-VALUE}).")
+    int kvHeads;
+
+    @Option(names = "--tokens", defaultValue = "4096", description = "Tokens per context (default ${DEFAULT-VALUE}).")
+    int tokens;
+
+    @Option(names = "--head-dim", defaultValue = "64", description = "Head dimension (default ${DEFAULT-VALUE}).")
+    int dim;
+
+    @Option(names = "--queries", defaultValue = "64", description = "Decode queries per head (default "
+            + "${DEFAULT-VALUE}).")
+    int queries;
+
+    @Option(names = "--sparsity", defaultValue = "0.95", description = "Sparsity (default ${DEFAULT-VALUE}).")
+    double sparsity;
+
+    @Option(names = "--seed", defaultValue = "2026", description = "Seed of the sample (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() throws Exception {
+        for (int[] v : new int[][] {{contexts, 0}, {layers, 1}, {kvHeads, 2}, {tokens, 3}, {dim, 4}, {queries, 5}}) {
+            if (v[0] <= 0) {
+                String name = new String[] {"contexts", "layers", "kv-heads", "tokens", "head-dim", "queries"}[v[1]];
+                throw new IllegalArgumentException(name + " must be > 0; " + name + "=" + v[0]);
+            }
+        }
+        Map<String, String> options = new HashMap<>();
+        options.put(CSAttentionOptions.SPARSITY, Double.toString(sparsity));
+        options.put(CSAttentionOptions.WITH_SELECTED, "true");
+        CSAttentionOptions parsed = CSAttentionOptions.parse(options);
+        java.nio.file.Path dir = out != null ? Files.createDirectories(out)
+                : Files.createTempDirectory("csattention-demo");
+        PrintWriter stdout = spec.commandLine().getOut();
+        DemoContexts data = new DemoContexts(tokens, dim, seed);
+        SparkSession spark = SparkJob.session("csattention demo");
+        try {
+            String contextsPath = dir.resolve("contexts.parquet").toString();
+            String queriesPath = dir.resolve("queries.parquet").toString();
+            String indexPath = dir.resolve("index").toString();
+            String decodedPath = dir.resolve("decoded.parquet").toString();
+            Map<String, DemoContexts.Head> heads = new HashMap<>();
+            for (int c = 0; c < contexts; c++) {
+                for (int l = 0; l < layers; l++) {
+                    for (int h = 0; h < kvHeads; h++) {
+                        heads.put(c + "/" + l + "/" + h, data.head(c, l, h, queries));
+                    }
+                }
+            }
+            int headCount = contexts * layers * kvHeads;
+            int perHead = queries;
+            int layerCount = layers;
+            int kvHeadCount = kvHeads;
+            int headDim = dim;
+            var ids = spark.range(0, headCount, 1, Math.min(headCount, spark.sparkContext().defaultParallelism()));
+            ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
+                int h = (int) (i % kvHeadCount);
+                int l = (int) (i / kvHeadCount % layerCount);
+                int c = (int) (i / kvHeadCount / layerCount);
+                DemoContexts.Head head = data.head(c, l, h, perHead);
+                return List.of(RowFactory.create("context-" + c, l, h, headDim, bytes(head.keys()),
+                        bytes(head.values()), bytes(head.prefillQueries()))).iterator();
+            }, org.apache.spark.sql.Encoders.row(CONTEXTS)).write().parquet(contextsPath);
+            ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
+                int h = (int) (i % kvHeadCount);
+                int l = (int) (i / kvHeadCount % layerCount);
+                int c = (int) (i / kvHeadCount / layerCount);
+                DemoContexts.Head head = data.head(c, l, h, perHead);
+                List<Row> rows = new ArrayList<>(perHead);
+                for (int q = 0; q < perHead; q++) {
+                    rows.add(RowFactory.create(i * perHead + q, "context-" + c, l, h, head.queries().row(q)));
+                }
+                return rows.iterator();
+            }, org.apache.spark.sql.Encoders.row(QUERIES)).write().parquet(queriesPath);
+
+            long start = System.nanoTime();
+            IndexSet.Manifest manifest = CSAttention.buildIndexes(spark.read().parquet(contextsPath), indexPath,
+                    options);
+            double buildSeconds = (System.nanoTime() - start) / 1e9;
+
+            CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
+            start = System.nanoTime();
+            CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options, metrics).write()
+                    .parquet(decodedPath);
+            double decodeSeconds = (System.nanoTime() - start) / 1e9;
+            start = System.nanoTime();
+            CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options).write()
+                    .parquet(dir.resolve("decoded-again.parquet").toString());
+            double warmSeconds = (System.nanoTime() - start) / 1e9;
+
+            List<Row> decoded = spark.read().parquet(decodedPath).collectAsList();
+            Quality quality = quality(decoded, heads, parsed);
+            double directSeconds = directDecodeSeconds(spark, indexPath, manifest, heads, parsed);
+
+            long indexBytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
+            long kvBytes = manifest.heads().stream().mapToLong(e -> 8L * e.keys() * e.dim()).sum();
+            int total = decoded.size();
+            stdout.printf("csattention demo: synthetic tensor-level sample, %d contexts x %d layers x %d KV heads, "
+                    + "N=%d, d=%d, sparsity %.2f (budget %d keys)%n", contexts, layers, kvHeads, tokens, dim,
+                    sparsity, parsed.settings().plan(tokens).budget());
+            stdout.printf("  build-index : %d heads of %d contexts in %.2f s; index files %d bytes (KV inside: %d); "
+                    + "counters %s%n", manifest.heads().size(), contexts, buildSeconds, indexBytes, kvBytes,
+                    manifest.counters());
+            double inTask = decoded.stream().mapToLong(r -> r.<Long>getAs("decode_nanos")).sum() / 1e9;
+            double inTaskWarm = spark.read().parquet(dir.resolve("decoded-again.parquet").toString())
+                    .selectExpr("sum(decode_nanos)").first().getLong(0) / 1e9;
+            stdout.printf("  decode      : %d rows in %.2f s = %.0f queries/s (Spark job: Parquet in, Parquet out; "
+                    + "in-task decode time %.3f s summed over rows); run again with the cache warm: %.2f s = %.0f "
+                    + "queries/s (in-task %.3f s)%n", total, decodeSeconds, total / decodeSeconds, inTask, warmSeconds,
+                    total / warmSeconds, inTaskWarm);
+            stdout.printf("  library     : same queries decoded directly in %.3f s = %.0f queries/s; Spark/library "
+                    + "time ratio %.1f (warm run)%n", directSeconds, total / directSeconds,
+                    warmSeconds / directSeconds);
+            stdout.printf("  recall      : mean %.3f, p10 %.3f of the oracle top-budget set%n", quality.meanRecall,
+                    quality.p10Recall);
+            stdout.printf("  error       : output relative L2 error vs full attention mean %.4f, p90 %.4f%n",
+                    quality.meanError, quality.p90Error);
+            Map<String, Long> decodeCounters = new java.util.LinkedHashMap<>(metrics.values());
+            decodeCounters.remove("contextsPrefilled");
+            decodeCounters.remove("headsBuilt");
+            stdout.printf("  counters    : %s%n", decodeCounters);
+            stdout.printf("  %s%n", ModelContexts.fromBundledModel(spark, contexts, tokens, seed).isPresent()
+                    ? "model-level contexts: see above" : ModelContexts.PENDING);
+            stdout.printf("  output      : %s (rows %d), index set %s%n", decodedPath, total, indexPath);
+            return 0;
+        } catch (Exception e) {
+            throw SparkJob.unwrap(e);
+        } finally {
+            spark.stop();
+        }
+    }
+
+    static byte[] bytes(FloatMatrix m) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * m.rows() * m.cols())
+                .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(m.data(), 0, m.rows() * m.cols());
+        return b.array();
+    }
+
+    record Quality(double meanRecall, double p10Recall, double meanError, double p90Error) {
+    }
+
+    /** Recall of each row's selected ids against the oracle set, and its output's error against full attention. */
+    private static Quality quality(List<Row> decoded, Map<String, DemoContexts.Head> heads,
+                                   CSAttentionOptions options) {
+        VectorKernels kernels = options.kernels();
+        Map<String, KeyValueCache> caches = new HashMap<>();
+        Map<String, KeySelector> oracles = new HashMap<>();
+        double[] recalls = new double[decoded.size()];
+        double[] errors = new double[decoded.size()];
+        for (int r = 0; r < decoded.size(); r++) {
+            Row row = decoded.get(r);
+            String key = row.<String>getAs("context_id").substring("context-".length()) + "/" + row.getAs("layer")
+                    + "/" + row.getAs("kv_head");
+            DemoContexts.Head head = heads.get(key);
+            KeyValueCache cache = caches.computeIfAbsent(key, k -> KeyValueCache.of(head.keys(), head.values()));
+            KeySelector oracle = oracles.computeIfAbsent(key, k -> AttentionMethod.ORACLE.newSelector(kernels, cache,
+                    head.prefillQueries(), options.settings()));
+            long id = row.getAs("query_id");
+            int perHead = (int) (id % head.queries().rows());
+            float[] q = head.queries().row(perHead);
+            BudgetPlan plan = options.settings().plan(cache.size());
+            int[] best = oracle.select(q, 0, plan);
+            float[] full = new float[q.length];
+            Attention.attend(kernels, q, 0, cache, IntStream.range(0, cache.size()).toArray(), full, 0);
+            List<Integer> selected = row.getList(row.fieldIndex("selected_ids"));
+            java.util.Set<Integer> chosen = new java.util.HashSet<>(selected);
+            int hit = 0;
+            int size = 0;
+            for (int b : best) {
+                if (b >= 0) {
+                    size++;
+                    hit += chosen.contains(b) ? 1 : 0;
+                }
+            }
+            recalls[r] = size == 0 ? 1 : (double) hit / size;
+            List<Float> output = row.getList(row.fieldIndex("output"));
+            double diff = 0;
+            double norm = 0;
+            for (int c = 0; c < full.length; c++) {
+                diff += Math.pow(output.get(c) - full[c], 2);
+                norm += Math.pow(full[c], 2);
+            }
+            errors[r] = Math.sqrt(diff / Math.max(norm, 1e-30));
+        }
+        Arrays.sort(recalls);
+        Arrays.sort(errors);
+        return new Quality(Arrays.stream(recalls).average().orElse(0), recalls[(int) (0.1 * (recalls.length - 1))],
+                Arrays.stream(errors).average().orElse(0), errors[(int) Math.ceil(0.9 * (errors.length - 1))]);
+    }
+
+    /** Seconds the library takes to decode the same queries with the committed indexes, on all cores. */
+    private static double directDecodeSeconds(SparkSession spark, String indexPath, IndexSet.Manifest manifest,
+                                              Map<String, DemoContexts.Head> heads, CSAttentionOptions options)
+            throws java.io.IOException {
+        VectorKernels kernels = options.kernels();
+        List<CSAttentionSelector> selectors = new ArrayList<>();
+        List<KeyValueCache> caches = new ArrayList<>();
+        List<FloatMatrix> queries = new ArrayList<>();
+        org.apache.hadoop.conf.Configuration conf = spark.sparkContext().hadoopConfiguration();
+        for (IndexSet.Entry e : manifest.heads()) {
+            Path file = new Path(new Path(indexPath), e.file());
+            IndexedHead head;
+            try (FSDataInputStream in = file.getFileSystem(conf).open(file)) {
+                head = IndexFile.read(in, file.toString());
+            }
+            KeyValueCache cache = head.cache();
+            caches.add(cache);
+            selectors.add(new CSAttentionSelector(kernels, head.index(), cache, options.settings().rescoreFactor()));
+            queries.add(heads.get(e.contextId().substring("context-".length()) + "/" + e.layer() + "/"
+                    + e.kvHead()).queries());
+        }
+        long start = System.nanoTime();
+        IntStream.range(0, selectors.size()).parallel().forEach(h -> {
+            FloatMatrix q = queries.get(h);
+            BudgetPlan plan = options.settings().plan(caches.get(h).size());
+            IntStream.range(0, q.rows()).parallel().forEach(i -> {
+                int[] selected = selectors.get(h).select(q.data(), i * q.cols(), plan);
+                float[] out = new float[q.cols()];
+                Attention.attend(kernels, q.data(), i * q.cols(), caches.get(h), selected, out, 0);
+            });
+        });
+        return (System.nanoTime() - start) / 1e9;
+    }
+}

@@ -1,0 +1,429 @@
+package io.csattention.format;
+
+import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.CentroidDistance;
+import io.csattention.core.FloatMatrix;
+import io.csattention.core.MissingScore;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.zip.CRC32;
+
+/**
+ * The on-disk format of one {@link IndexedHead} (file extension {@value #EXTENSION}), in the way of Lucene's codecs:
+ * a header naming the format and its version, the body, and a footer with a CRC32 of everything before it. This
+ * class owns every constant of the format. All numbers are little-endian; strings are an int32 byte length followed
+ * by UTF-8 bytes.
+ *
+ * <pre>
+ * header    int32   magic             0x49415343 (the bytes "CSAI" on disk)
+ *           string  format name       "csattention-index"
+ *           int32   version           1
+ * metadata  string  context_id
+ *           int32   layer, kv_head
+ *           int32   N (keys), d (head dim), m (subspaces), C (centroids per subspace), L (list length)
+ *           float64 alpha (list fraction)
+ *           int64   seed
+ *           int32   distance          0 inner product, 1 L2
+ *           int32   missing score     0 floor, 1 mean below floor, 2 zero
+ * tables    float32 centroids         [m, C, d/m]
+ *           float32 floors            [m, C]
+ *           float32 missing           [m, C]      the estimate a key absent from a chosen list contributes
+ *           int32   list ids          [m, C, L]   each list by descending partial score
+ *           float32 list scores       [m, C, L]
+ * kv        float32 keys              [N, d]
+ *           float32 values            [N, d]
+ * footer    int32   footer magic      ~magic
+ *           int32   checksum algorithm 0 (CRC32)
+ *           int64   checksum          CRC32 of every byte before the footer magic
+ * </pre>
+ *
+ * <p>The metadata and centroid tables come first so that {@link #readSummary} (what the Spark driver broadcasts)
+ * reads a short prefix. Keys streamed into an index after its build are not part of the format: {@link #write}
+ * refuses such an index.
+ */
+public final class IndexFile {
+
+    public static final int MAGIC = 0x49415343;
+    public static final int FOOTER_MAGIC = ~MAGIC;
+    public static final String FORMAT_NAME = "csattention-index";
+    public static final int VERSION_START = 1;
+    public static final int VERSION_CURRENT = 1;
+    public static final int CHECKSUM_CRC32 = 0;
+    public static final String EXTENSION = ".csai";
+    /** Bytes of the footer: footer magic, algorithm id, checksum. */
+    public static final int FOOTER_BYTES = 16;
+
+    private static final int MAX_STRING_BYTES = 1 << 16;
+    private static final int CHUNK = 1 << 16;
+
+    private IndexFile() {
+    }
+
+    /** Writes {@code head} in the current version and returns the footer's checksum; does not close {@code out}. */
+    public static long write(IndexedHead head, OutputStream out) throws IOException {
+        CSAttentionIndex index = head.index();
+        if (index.rope() != null) {
+            throw new IllegalArgumentException("index files of version " + VERSION_CURRENT + " do not store RoPE bands; build "
+                    + "the index without RoPE information to write it; rope-base=" + index.rope().base());
+        }
+        long tableBytes = 4L * index.centroids().length + 8L * index.listIds().length + 8L * index.floors().length;
+        if (index.bytes() != tableBytes) {
+            throw new IllegalArgumentException("index must not hold streamed keys to be written; streamed bytes="
+                    + (index.bytes() - tableBytes));
+        }
+        Writer w = new Writer(out);
+        w.int32(MAGIC);
+        w.string(FORMAT_NAME);
+        w.int32(VERSION_CURRENT);
+        w.string(head.contextId());
+        w.int32(head.layer());
+        w.int32(head.kvHead());
+        w.int32(index.keys());
+        w.int32(index.dim());
+        w.int32(index.subspaces());
+        w.int32(index.centroidCount());
+        w.int32(index.listLength());
+        w.float64(index.listFraction());
+        w.int64(index.seed());
+        w.int32(distanceCode(index.distance()));
+        w.int32(missingCode(index.missingScore()));
+        w.floats(index.centroids(), index.centroids().length);
+        w.floats(index.floors(), index.floors().length);
+        w.floats(index.missing(), index.missing().length);
+        w.ints(index.listIds(), index.listIds().length);
+        w.floats(index.listScores(), index.listScores().length);
+        w.floats(head.keys().data(), head.keys().rows() * head.keys().cols());
+        w.floats(head.values().data(), head.values().rows() * head.values().cols());
+        w.drain();
+        long checksum = w.crc.getValue();
+        w.int32(FOOTER_MAGIC);
+        w.int32(CHECKSUM_CRC32);
+        w.int64(checksum);
+        w.flush();
+        return checksum;
+    }
+
+    /** The checksum a whole file held in memory declares in its footer (not verified; {@link #read} does that). */
+    public static long footerChecksum(byte[] file) {
+        if (file.length < FOOTER_BYTES) {
+            return -1;
+        }
+        return ByteBuffer.wrap(file, file.length - 8, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    }
+
+    /** Reads a whole file of the current version range and checks its checksum; {@code name} is used in errors. */
+    public static IndexedHead read(InputStream in, String name) throws IOException {
+        return read(in, name, VERSION_START, VERSION_CURRENT);
+    }
+
+    /**
+     * Reads a whole file whose version is in [{@code minVersion}, {@code maxVersion}], checks its checksum and that
+     * nothing follows the footer.
+     */
+    public static IndexedHead read(InputStream in, String name, int minVersion, int maxVersion) throws IOException {
+        Reader r = new Reader(in, name);
+        try {
+            IndexFileSummary s = readSummary(r, minVersion, maxVersion);
+            int lists = s.subspaces() * s.centroidCount();
+            float[] floors = r.floats(lists);
+            float[] missing = r.floats(lists);
+            int[] listIds = r.ints(r.count((long) lists * s.listLength(), "m*C*L"));
+            float[] listScores = r.floats(listIds.length);
+            int kvFloats = r.count((long) s.keys() * s.dim(), "N*d");
+            float[] keys = r.floats(kvFloats);
+            float[] values = r.floats(kvFloats);
+            long expected = r.crc.getValue();
+            int footerMagic = r.int32();
+            if (footerMagic != FOOTER_MAGIC) {
+                throw r.corrupt("footer magic is 0x" + Integer.toHexString(footerMagic) + ", expected 0x"
+                        + Integer.toHexString(FOOTER_MAGIC));
+            }
+            int algorithm = r.int32();
+            if (algorithm != CHECKSUM_CRC32) {
+                throw r.corrupt("checksum algorithm " + algorithm + " is unknown, expected " + CHECKSUM_CRC32);
+            }
+            long actual = r.int64();
+            if (actual != expected) {
+                throw r.corrupt("checksum mismatch: file says 0x" + Long.toHexString(actual) + ", content is 0x"
+                        + Long.toHexString(expected));
+            }
+            if (r.in.read() != -1) {
+                throw r.corrupt("bytes follow the footer");
+            }
+            for (int id : listIds) {
+                if (id < 0 || id >= s.keys()) {
+                    throw r.corrupt("list id " + id + " is outside [0, " + s.keys() + ")");
+                }
+            }
+            CSAttentionIndex index = new CSAttentionIndex(s.keys(), s.dim(), s.subspaces(), s.centroidCount(),
+                    s.listLength(), s.listFraction(), s.seed(), s.distance(), s.missingScore(), s.centroids(), listIds,
+                    listScores, floors, missing);
+            return new IndexedHead(s.contextId(), s.layer(), s.kvHead(), index,
+                    new FloatMatrix(s.keys(), s.dim(), keys), new FloatMatrix(s.keys(), s.dim(), values));
+        } catch (EOFException e) {
+            throw r.corrupt("truncated (" + r.position + " bytes read)");
+        }
+    }
+
+    /**
+     * Reads the header, metadata and centroid tables of a file of the current version range. The checksum is not
+     * verified (it covers the whole file); the shapes are.
+     */
+    public static IndexFileSummary readSummary(InputStream in, String name) throws IOException {
+        Reader r = new Reader(in, name);
+        try {
+            return readSummary(r, VERSION_START, VERSION_CURRENT);
+        } catch (EOFException e) {
+            throw r.corrupt("truncated (" + r.position + " bytes read)");
+        }
+    }
+
+    private static IndexFileSummary readSummary(Reader r, int minVersion, int maxVersion) throws IOException {
+        int magic = r.int32();
+        if (magic != MAGIC) {
+            throw r.corrupt("magic is 0x" + Integer.toHexString(magic) + ", expected 0x" + Integer.toHexString(MAGIC)
+                    + " (not an index file)");
+        }
+        String format = r.string();
+        if (!FORMAT_NAME.equals(format)) {
+            throw r.corrupt("format name is '" + format + "', expected '" + FORMAT_NAME + "'");
+        }
+        int version = r.int32();
+        if (version < minVersion) {
+            throw new IndexFileException.TooOld(r.name, version, minVersion, maxVersion);
+        }
+        if (version > maxVersion) {
+            throw new IndexFileException.TooNew(r.name, version, minVersion, maxVersion);
+        }
+        String contextId = r.string();
+        int layer = r.nonNegative("layer");
+        int kvHead = r.nonNegative("kv_head");
+        int keys = r.positive("N");
+        int dim = r.positive("d");
+        int subspaces = r.positive("m");
+        int centroidCount = r.positive("C");
+        int listLength = r.positive("L");
+        if (dim % subspaces != 0 || listLength > keys) {
+            throw r.corrupt("inconsistent shapes N=" + keys + " d=" + dim + " m=" + subspaces + " L=" + listLength);
+        }
+        double listFraction = r.float64();
+        long seed = r.int64();
+        CentroidDistance distance = r.code(CentroidDistance.values(), "distance");
+        MissingScore missingScore = r.code(MissingScore.values(), "missing score");
+        float[] centroids = r.floats(r.count((long) subspaces * centroidCount * (dim / subspaces), "m*C*d/m"));
+        return new IndexFileSummary(version, contextId, layer, kvHead, keys, dim, subspaces, centroidCount,
+                listLength, listFraction, seed, distance, missingScore, centroids);
+    }
+
+    /** Bytes of a file of the current version with these shapes. */
+    public static long fileBytes(String contextId, int keys, int dim, int subspaces, int centroidCount,
+                                 int listLength) {
+        long header = 4 + 4 + FORMAT_NAME.getBytes(StandardCharsets.UTF_8).length + 4;
+        long metadata = 4 + contextId.getBytes(StandardCharsets.UTF_8).length + 7 * 4 + 8 + 8 + 2 * 4;
+        long lists = (long) subspaces * centroidCount;
+        long tables = 4L * lists * (dim / subspaces) + 8L * lists + 8L * lists * listLength;
+        return header + metadata + tables + 8L * keys * dim + FOOTER_BYTES;
+    }
+
+    private static int distanceCode(CentroidDistance distance) {
+        return distance.ordinal();
+    }
+
+    private static int missingCode(MissingScore missing) {
+        return missing.ordinal();
+    }
+
+    /** Little-endian writes through a CRC32. */
+    private static final class Writer {
+        final CRC32 crc = new CRC32();
+        final OutputStream out;
+        final ByteBuffer buffer = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+
+        Writer(OutputStream out) {
+            this.out = out instanceof BufferedOutputStream ? out : new BufferedOutputStream(out, CHUNK);
+        }
+
+        void room(int bytes) throws IOException {
+            if (buffer.remaining() < bytes) {
+                drain();
+            }
+        }
+
+        void drain() throws IOException {
+            crc.update(buffer.array(), 0, buffer.position());
+            out.write(buffer.array(), 0, buffer.position());
+            buffer.clear();
+        }
+
+        void int32(int v) throws IOException {
+            room(4);
+            buffer.putInt(v);
+        }
+
+        void int64(long v) throws IOException {
+            room(8);
+            buffer.putLong(v);
+        }
+
+        void float64(double v) throws IOException {
+            room(8);
+            buffer.putDouble(v);
+        }
+
+        void string(String s) throws IOException {
+            byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
+            if (bytes.length > MAX_STRING_BYTES) {
+                throw new IllegalArgumentException("strings in index files must be at most " + MAX_STRING_BYTES
+                        + " UTF-8 bytes; length=" + bytes.length);
+            }
+            int32(bytes.length);
+            room(bytes.length);
+            buffer.put(bytes);
+        }
+
+        void floats(float[] data, int count) throws IOException {
+            int done = 0;
+            while (done < count) {
+                room(4);
+                int n = Math.min(count - done, buffer.remaining() / 4);
+                buffer.asFloatBuffer().put(data, done, n);
+                buffer.position(buffer.position() + 4 * n);
+                done += n;
+            }
+        }
+
+        void ints(int[] data, int count) throws IOException {
+            int done = 0;
+            while (done < count) {
+                room(4);
+                int n = Math.min(count - done, buffer.remaining() / 4);
+                buffer.asIntBuffer().put(data, done, n);
+                buffer.position(buffer.position() + 4 * n);
+                done += n;
+            }
+        }
+
+        void flush() throws IOException {
+            drain();
+            out.flush();
+        }
+    }
+
+    /** Little-endian reads through a CRC32, counting bytes for error messages. */
+    private static final class Reader {
+        final CRC32 crc = new CRC32();
+        final InputStream in;
+        final String name;
+        final ByteBuffer buffer = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+        long position;
+
+        Reader(InputStream in, String name) {
+            this.in = in instanceof BufferedInputStream ? in : new BufferedInputStream(in, CHUNK);
+            this.name = name;
+        }
+
+        IndexFileException.Corrupt corrupt(String problem) {
+            return new IndexFileException.Corrupt(name, problem);
+        }
+
+        /** Reads exactly {@code bytes} (at most CHUNK) into the buffer, ready to get. */
+        ByteBuffer fill(int bytes) throws IOException {
+            buffer.clear();
+            int done = 0;
+            while (done < bytes) {
+                int n = in.read(buffer.array(), done, bytes - done);
+                if (n < 0) {
+                    throw new EOFException();
+                }
+                done += n;
+            }
+            crc.update(buffer.array(), 0, bytes);
+            position += bytes;
+            buffer.limit(bytes);
+            return buffer;
+        }
+
+        int int32() throws IOException {
+            return fill(4).getInt();
+        }
+
+        long int64() throws IOException {
+            return fill(8).getLong();
+        }
+
+        double float64() throws IOException {
+            return fill(8).getDouble();
+        }
+
+        int positive(String what) throws IOException {
+            int v = int32();
+            if (v <= 0) {
+                throw corrupt(what + " must be > 0; " + what + "=" + v);
+            }
+            return v;
+        }
+
+        int nonNegative(String what) throws IOException {
+            int v = int32();
+            if (v < 0) {
+                throw corrupt(what + " must be >= 0; " + what + "=" + v);
+            }
+            return v;
+        }
+
+        int count(long count, String what) throws IOException {
+            if (count > Integer.MAX_VALUE - 16) {
+                throw corrupt(what + " must fit in a Java array; " + what + "=" + count);
+            }
+            return (int) count;
+        }
+
+        <E extends Enum<E>> E code(E[] values, String what) throws IOException {
+            int code = int32();
+            if (code < 0 || code >= values.length) {
+                throw corrupt(what + " code " + code + " is unknown");
+            }
+            return values[code];
+        }
+
+        String string() throws IOException {
+            int length = int32();
+            if (length < 0 || length > MAX_STRING_BYTES) {
+                throw corrupt("string length " + length + " is outside [0, " + MAX_STRING_BYTES + "]");
+            }
+            byte[] bytes = new byte[length];
+            fill(length).get(bytes);
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
+
+        float[] floats(int count) throws IOException {
+            float[] out = new float[count];
+            int done = 0;
+            while (done < count) {
+                int n = Math.min(count - done, CHUNK / 4);
+                fill(n * 4).asFloatBuffer().get(out, done, n);
+                done += n;
+            }
+            return out;
+        }
+
+        int[] ints(int count) throws IOException {
+            int[] out = new int[count];
+            int done = 0;
+            while (done < count) {
+                int n = Math.min(count - done, CHUNK / 4);
+                fill(n * 4).asIntBuffer().get(out, done, n);
+                done += n;
+            }
+            return out;
+        }
+    }
+}

@@ -1,0 +1,177 @@
+package io.csattention.spark;
+
+import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.Check;
+import io.csattention.core.FloatMatrix;
+import io.csattention.format.IndexedHead;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.connector.write.DataWriter;
+import org.apache.spark.sql.connector.write.DataWriterFactory;
+import org.apache.spark.sql.connector.write.WriterCommitMessage;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The prefill stage on an executor: rows arrive clustered by context and sorted by (context, layer, KV head, chunk)
+ * (the write asks Spark for that); each head's chunks are concatenated, its index is built once, and the file is
+ * written into this task attempt's directory. The task commit hands the file list to the job commit.
+ */
+final class IndexBuildWriter implements DataWriter<InternalRow> {
+
+    /** Creates one writer per task attempt on the executors. */
+    record Factory(ContextsSchema schema, CSAttentionOptions options, HadoopConf conf, String root, String jobId,
+                   CSAttentionMetrics metrics) implements DataWriterFactory {
+        @Override
+        public DataWriter<InternalRow> createWriter(int partitionId, long taskId) {
+            return new IndexBuildWriter(this, partitionId, taskId);
+        }
+    }
+
+    private final Factory f;
+    private final int partition;
+    private final FileSystem fs;
+    private final Path attemptDir;
+    private final String attemptName;
+    private final List<IndexSet.Entry> entries = new ArrayList<>();
+    private HeadKey current;
+    private String lastContext;
+    private int dim;
+    private int lastChunk = Integer.MIN_VALUE;
+    private final FloatBuilder keys = new FloatBuilder();
+    private final FloatBuilder values = new FloatBuilder();
+    private final FloatBuilder prefill = new FloatBuilder();
+
+    private IndexBuildWriter(Factory f, int partition, long taskId) {
+        this.f = f;
+        this.partition = partition;
+        this.attemptName = IndexSet.attemptDirName(partition, taskId);
+        Path root = new Path(f.root());
+        this.attemptDir = new Path(IndexSet.jobTemp(root, f.jobId()), attemptName);
+        try {
+            this.fs = root.getFileSystem(f.conf().get());
+            fs.mkdirs(attemptDir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    @Override
+    public void write(InternalRow row) throws IOException {
+        ContextsSchema s = f.schema();
+        HeadKey key = s.key(row);
+        if (!key.equals(current)) {
+            finishHead();
+            current = key;
+            dim = s.dim(row, key);
+            lastChunk = Integer.MIN_VALUE;
+            if (!key.contextId().equals(lastContext)) {
+                lastContext = key.contextId();
+                f.metrics().contextsPrefilled.add(1);
+            }
+        }
+        if (s.chunk() >= 0 && !row.isNullAt(s.chunk())) {
+            int chunk = row.getInt(s.chunk());
+            if (chunk == lastChunk) {
+                throw new IllegalArgumentException("chunk must be unique per head (" + key + "); chunk=" + chunk);
+            }
+            lastChunk = chunk;
+        }
+        if (row.isNullAt(s.keys()) || row.isNullAt(s.values())) {
+            throw new IllegalArgumentException("keys and values must not be null (" + key + "); keys="
+                    + (row.isNullAt(s.keys()) ? "null" : "set") + ", values="
+                    + (row.isNullAt(s.values()) ? "null" : "set"));
+        }
+        keys.add(s.keysType().floats(row, s.keys(), dim));
+        values.add(s.valuesType().floats(row, s.values(), dim));
+        if (!row.isNullAt(s.prefill())) {
+            prefill.add(s.prefillType().floats(row, s.prefill(), dim));
+        }
+    }
+
+    private void finishHead() throws IOException {
+        if (current == null) {
+            return;
+        }
+        String where = " (" + current + ")";
+        FloatMatrix k = matrix(keys, "keys", where);
+        FloatMatrix v = matrix(values, "values", where);
+        FloatMatrix q = matrix(prefill, "prefill_queries", where);
+        Check.that(k.rows() == v.rows(), "values must have as many rows as keys " + k.rows() + where, "values.rows",
+                v.rows());
+        Check.that(k.rows() > 0 && q.rows() > 0, "keys and prefill_queries must hold at least one row" + where,
+                "rows", k.rows() + "/" + q.rows());
+        CSAttentionIndex index;
+        try {
+            index = CSAttentionIndex.build(f.options().kernels(), k, q, f.options().settings());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage() + where);
+        }
+        IndexedHead head = new IndexedHead(current.contextId(), current.layer(), current.kvHead(), index, k, v);
+        entries.add(IndexSet.writeHead(fs, attemptDir, entries.size(), head));
+        f.metrics().headsBuilt.add(1);
+        keys.clear();
+        values.clear();
+        prefill.clear();
+    }
+
+    private FloatMatrix matrix(FloatBuilder b, String name, String where) {
+        Check.that(b.size % dim == 0, name + " must hold whole rows of head_dim " + dim + where, name + ".floats",
+                b.size);
+        float[] data = b.toArray();
+        try {
+            Check.finite(data, b.size / dim, dim, name);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage() + where);
+        }
+        return new FloatMatrix(b.size / dim, dim, data);
+    }
+
+    @Override
+    public WriterCommitMessage commit() throws IOException {
+        finishHead();
+        return new TaskCommit(new IndexSet.TaskFiles(partition, attemptName, List.copyOf(entries)));
+    }
+
+    @Override
+    public void abort() throws IOException {
+        fs.delete(attemptDir, true);
+    }
+
+    @Override
+    public void close() {
+    }
+
+    /** A task's files, sent to the driver's job commit. */
+    record TaskCommit(IndexSet.TaskFiles files) implements WriterCommitMessage {
+    }
+
+    /** A growable float array. */
+    private static final class FloatBuilder {
+        float[] data = new float[1024];
+        int size;
+
+        void add(float[] more) {
+            if (size + more.length > data.length) {
+                data = java.util.Arrays.copyOf(data, Math.max(size + more.length, data.length * 2));
+            }
+            System.arraycopy(more, 0, data, size, more.length);
+            size += more.length;
+        }
+
+        float[] toArray() {
+            return java.util.Arrays.copyOf(data, size);
+        }
+
+        void clear() {
+            size = 0;
+            if (data.length > 1 << 20) {
+                data = new float[1024];
+            }
+        }
+    }
+}

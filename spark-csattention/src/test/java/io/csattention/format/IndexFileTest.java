@@ -1,0 +1,186 @@
+package io.csattention.format;
+
+import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.CentroidDistance;
+import io.csattention.core.FloatMatrix;
+import io.csattention.core.MissingScore;
+import io.csattention.kernel.Kernels;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class IndexFileTest {
+
+    private static final String GOLDEN_V1 = "/format/index-v1.csai";
+
+    /** The head stored in the golden file (see src/test/resources/format/README.md). */
+    static IndexedHead goldenHead() {
+        int n = 6;
+        int d = 4;
+        float[] centroids = {1, 0, 0, 1, -1, 0, 0, -1};
+        int[] listIds = {5, 4, 3, 0, 1, 2, 2, 3, 4, 1, 0, 5};
+        float[] listScores = {0.5f, 0.4f, 0.3f, -0.25f, -0.5f, -0.75f, 2f, 1.5f, 1f, 0.125f, 0.0625f, 0f};
+        float[] floors = {0.3f, -0.75f, 1f, 0f};
+        float[] missing = {0.3f, -0.75f, 1f, 0f};
+        CSAttentionIndex index = new CSAttentionIndex(n, d, 2, 2, 3, 0.5, 42L, CentroidDistance.INNER_PRODUCT,
+                MissingScore.FLOOR, centroids, listIds, listScores, floors, missing);
+        float[] keys = new float[n * d];
+        float[] values = new float[n * d];
+        for (int i = 0; i < n * d; i++) {
+            keys[i] = i * 0.5f - 3;
+            values[i] = (i % 7) * 0.25f;
+        }
+        return new IndexedHead("ctx-\u00e9t\u00e9", 3, 1, index, new FloatMatrix(n, d, keys),
+                new FloatMatrix(n, d, values));
+    }
+
+    static byte[] bytes(IndexedHead head) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        IndexFile.write(head, out);
+        return out.toByteArray();
+    }
+
+    static byte[] golden() throws IOException {
+        try (InputStream in = IndexFileTest.class.getResourceAsStream(GOLDEN_V1)) {
+            return in.readAllBytes();
+        }
+    }
+
+    @Test
+    void goldenFileOfVersion1ReadsBackAndRewritesByteForByte() throws IOException {
+        byte[] golden = golden();
+        IndexedHead read = IndexFile.read(new ByteArrayInputStream(golden), GOLDEN_V1);
+        assertSameHead(goldenHead(), read);
+        assertArrayEquals(golden, bytes(read));
+        assertEquals(golden.length, IndexFile.fileBytes(read.contextId(), 6, 4, 2, 2, 3));
+    }
+
+    @Test
+    void builtIndexRoundTrips() throws IOException {
+        long seed = 20261128L;
+        System.out.println("IndexFileTest seed=" + seed);
+        SplittableRandom random = new SplittableRandom(seed);
+        int n = 301;
+        int d = 16;
+        FloatMatrix keys = randomMatrix(random, n, d);
+        FloatMatrix values = randomMatrix(random, n, d);
+        FloatMatrix prefill = randomMatrix(random, 97, d);
+        CSAttentionIndex index = CSAttentionIndex.build(Kernels.preferred(), keys, prefill,
+                CSAttentionSettings.defaults().withCentroids(8).withSubspaces(4)
+                        .withMissingScore(MissingScore.MEAN_BELOW_FLOOR).withDistance(CentroidDistance.L2));
+        IndexedHead head = new IndexedHead("context-7", 0, 2, index, keys, values);
+        byte[] bytes = bytes(head);
+        assertEquals(IndexFile.fileBytes("context-7", n, d, index.subspaces(), index.centroidCount(),
+                index.listLength()), bytes.length);
+        IndexedHead read = IndexFile.read(new ByteArrayInputStream(bytes), "mem");
+        assertSameHead(head, read);
+        IndexFileSummary summary = IndexFile.readSummary(new ByteArrayInputStream(bytes), "mem");
+        assertEquals(IndexFile.VERSION_CURRENT, summary.version());
+        assertEquals(bytes.length, summary.fileBytes());
+        assertArrayEquals(index.centroids(), summary.centroids());
+        assertEquals(CentroidDistance.L2, summary.distance());
+    }
+
+    @Test
+    void flippedByteIsCorrupt() throws IOException {
+        byte[] bytes = golden();
+        bytes[bytes.length / 2] ^= 0x10;
+        IndexFileException e = assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "part-0.csai"));
+        assertTrue(e.getMessage().startsWith("part-0.csai: corrupt index file: checksum mismatch: file says 0x"),
+                e.getMessage());
+    }
+
+    @Test
+    void truncatedFileIsCorrupt() throws IOException {
+        byte[] bytes = Arrays.copyOf(golden(), golden().length - 5);
+        IndexFileException e = assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "x.csai"));
+        assertTrue(e.getMessage().matches("x\\.csai: corrupt index file: truncated \\(\\d+ bytes read\\)"),
+                e.getMessage());
+    }
+
+    @Test
+    void trailingBytesAreCorrupt() throws IOException {
+        byte[] bytes = Arrays.copyOf(golden(), golden().length + 1);
+        IndexFileException e = assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "x.csai"));
+        assertEquals("x.csai: corrupt index file: bytes follow the footer", e.getMessage());
+    }
+
+    @Test
+    void otherBytesAreNotAnIndexFile() {
+        byte[] bytes = "PAR1 not an index".getBytes();
+        IndexFileException e = assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "y.parquet"));
+        assertEquals("y.parquet: corrupt index file: magic is 0x31524150, expected 0x49415343 (not an index file)",
+                e.getMessage());
+    }
+
+    @Test
+    void versionsOutsideTheRangeFailTyped() throws IOException {
+        byte[] newer = withVersion(golden(), IndexFile.VERSION_CURRENT + 1);
+        IndexFileException.TooNew tooNew = assertThrows(IndexFileException.TooNew.class,
+                () -> IndexFile.read(new ByteArrayInputStream(newer), "n.csai"));
+        assertEquals("n.csai: index format version 2 is too new; this reader accepts versions 1 to 1 "
+                + "(upgrade csattention-spark)", tooNew.getMessage());
+        byte[] golden = golden();
+        IndexFileException.TooOld tooOld = assertThrows(IndexFileException.TooOld.class,
+                () -> IndexFile.read(new ByteArrayInputStream(golden), "o.csai", 2, 3));
+        assertEquals("o.csai: index format version 1 is too old; this reader accepts versions 2 to 3 "
+                + "(rebuild the index)", tooOld.getMessage());
+        assertEquals(1, tooOld.version());
+    }
+
+    private static byte[] withVersion(byte[] file, int version) {
+        byte[] copy = file.clone();
+        int offset = 4 + 4 + IndexFile.FORMAT_NAME.length();
+        ByteBuffer.wrap(copy).order(ByteOrder.LITTLE_ENDIAN).putInt(offset, version);
+        return copy;
+    }
+
+    private static FloatMatrix randomMatrix(SplittableRandom random, int rows, int cols) {
+        float[] data = new float[rows * cols];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (float) random.nextGaussian();
+        }
+        return new FloatMatrix(rows, cols, data);
+    }
+
+    static void assertSameHead(IndexedHead expected, IndexedHead actual) {
+        assertEquals(expected.contextId(), actual.contextId());
+        assertEquals(expected.layer(), actual.layer());
+        assertEquals(expected.kvHead(), actual.kvHead());
+        CSAttentionIndex e = expected.index();
+        CSAttentionIndex a = actual.index();
+        assertEquals(e.keys(), a.keys());
+        assertEquals(e.dim(), a.dim());
+        assertEquals(e.subspaces(), a.subspaces());
+        assertEquals(e.centroidCount(), a.centroidCount());
+        assertEquals(e.listLength(), a.listLength());
+        assertEquals(e.listFraction(), a.listFraction());
+        assertEquals(e.seed(), a.seed());
+        assertEquals(e.distance(), a.distance());
+        assertEquals(e.missingScore(), a.missingScore());
+        assertArrayEquals(e.centroids(), a.centroids());
+        assertArrayEquals(e.listIds(), a.listIds());
+        assertArrayEquals(e.listScores(), a.listScores());
+        assertArrayEquals(e.floors(), a.floors());
+        assertArrayEquals(e.missing(), a.missing());
+        assertArrayEquals(expected.keys().data(), actual.keys().data());
+        assertArrayEquals(expected.values().data(), actual.values().data());
+    }
+}

@@ -1,0 +1,131 @@
+package io.csattention.spark;
+
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.File;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Build and decode with two executors in two separate JVMs ({@code local-cluster[2,1,1024]}: a standalone master and
+ * two workers in this JVM, each worker launching its executor as a child process), so that the broadcast, the
+ * serialization of options, accumulators and Hadoop configuration, and the per-executor cache cross processes.
+ *
+ * <p>A worker builds the executor command from {@code SPARK_HOME/jars} (and, to learn the Scala version, looks for
+ * {@code SPARK_HOME/launcher/target/scala-2.13}); Maven has no Spark distribution, so the test makes one: a temporary
+ * home whose {@code jars/} links every jar of the test class path, and passes the module's class directories as
+ * {@code spark.executor.extraClassPath}. With the system property {@code spark.testing} set, a worker takes its home
+ * from {@code spark.test.home} instead of the environment; the property is set only while the cluster starts.
+ */
+class SeparateExecutorsTest {
+
+    /** The executors live for seconds: the client compiler alone starts them faster on two cores. */
+    static final String SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss1m";
+
+    @TempDir
+    static Path dir;
+
+    @Test
+    void buildAndDecodeAcrossTwoExecutorProcesses() throws IOException {
+        long t0 = System.nanoTime();
+        SharedSpark.stop();
+        Path home = sparkHome();
+        List<String> directories = classPath().stream().filter(p -> new File(p).isDirectory()).toList();
+        String jvmFlags = ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+                .filter(a -> a.startsWith("--add-opens") || a.startsWith("--add-modules") || a.startsWith("-Djdk.")
+                        || a.startsWith("-Dio.netty"))
+                .collect(Collectors.joining(" "));
+        System.setProperty("spark.testing", "true");
+        System.setProperty("spark.test.home", home.toString());
+        SparkSession spark;
+        try {
+            spark = SparkSession.builder()
+                    .master("local-cluster[2,1,1024]")
+                    .appName("csattention-separate-executors")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.executor.memory", "768m")
+                    .config("spark.executor.extraClassPath", String.join(File.pathSeparator, directories))
+                    .config("spark.executor.extraJavaOptions", jvmFlags + " " + SHORT_LIVED_JVM)
+                    .config("spark.sql.shuffle.partitions", "2")
+                    .config("spark.sql.adaptive.enabled", "false")
+                    .getOrCreate();
+        } finally {
+            System.clearProperty("spark.testing");
+            System.clearProperty("spark.test.home");
+        }
+        System.out.printf("cluster up in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        try {
+            TestTensors data = new TestTensors(2, 1, 2, 200, 16, 11L);
+            String index = dir.resolve("index").toString();
+            Map<String, String> options = Map.of("centroids", "8", "broadcastThreshold", "0");
+            IndexSet.Manifest built = CSAttention.buildIndexes(data.contextsTable(spark), index, options);
+            System.out.printf("built at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            assertEquals(4, built.heads().size());
+            assertEquals(2L, built.counters().get("contextsPrefilled"));
+            assertEquals(4L, built.counters().get("headsBuilt"));
+
+            Dataset<Row> queries = data.queriesTable(spark, 8).repartition(4);
+            CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
+            List<Row> rows = CSAttention.decode(queries, index, options, metrics).collectAsList();
+            System.out.printf("decoded at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            assertEquals(32, rows.size());
+            assertEquals(32L, metrics.queriesDecoded.value());
+            long loads = metrics.indexesLoaded.value();
+            assertTrue(loads >= 4 && loads <= 8, "each of 2 executors loads each of 4 heads at most once; loads="
+                    + loads);
+            assertTrue(loads + metrics.cacheHits.value() <= 16, "4 tasks take each of 4 heads at most once; taken="
+                    + (loads + metrics.cacheHits.value()));
+            assertEquals(2, spark.sparkContext().getExecutorMemoryStatus().size() - 1,
+                    "two executors besides the driver");
+        } finally {
+            spark.stop();
+            SparkSession.clearActiveSession();
+            SparkSession.clearDefaultSession();
+        }
+    }
+
+    private static List<String> classPath() {
+        String path = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        List<String> out = new ArrayList<>();
+        for (String p : path.split(File.pathSeparator)) {
+            if (!p.isBlank()) {
+                out.add(p);
+            }
+        }
+        return out;
+    }
+
+    /** A minimal Spark home: jars/ linking the test class path's jars, and the directory the launcher probes. */
+    private static Path sparkHome() throws IOException {
+        Path home = dir.resolve("spark-home");
+        Path jars = Files.createDirectories(home.resolve("jars"));
+        Files.createDirectories(home.resolve("launcher/target/scala-2.13"));
+        Files.createDirectories(home.resolve("conf"));
+        try (var in = SeparateExecutorsTest.class.getResourceAsStream("/log4j2-test.properties")) {
+            Files.copy(in, home.resolve("conf/log4j2.properties"));
+        }
+        for (String entry : classPath()) {
+            Path jar = Path.of(entry);
+            if (entry.endsWith(".jar") && Files.isRegularFile(jar)) {
+                Path link = jars.resolve(jar.getFileName());
+                if (!Files.exists(link)) {
+                    Files.createSymbolicLink(link, jar.toAbsolutePath());
+                }
+            }
+        }
+        return home;
+    }
+}
