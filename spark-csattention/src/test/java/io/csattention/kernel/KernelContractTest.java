@@ -228,4 +228,27 @@ class KernelContractTest {
             }
         }
     }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void expShiftedAndMaxMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 6);
+        for (int length : LENGTHS) {
+            float[] values = random(random, length + 3);
+            for (int i = 0; i < values.length; i++) {
+                values[i] *= 20;
+            }
+            float max = ScalarKernels.INSTANCE.max(values, 2, length);
+            assertEquals(max, kernels.max(values, 2, length), "max " + kernels.name() + " length=" + length);
+            float[] expected = values.clone();
+            float expectedSum = ScalarKernels.INSTANCE.expShifted(expected, 2, length, max);
+            float actualSum = kernels.expShifted(values, 2, length, max);
+            // exp within 2 ulp of float (the vector intrinsic is accurate to ~1 ulp), sum of positive terms
+            for (int i = 0; i < values.length; i++) {
+                assertEquals(expected[i], values[i], 4 * Math.ulp(expected[i]),
+                        "expShifted " + kernels.name() + " length=" + length + " i=" + i);
+            }
+            assertClose(expectedSum, actualSum, length + 2, expectedSum * 2, "expShifted sum " + kernels.name());
+        }
+    }
 }
