@@ -16,7 +16,8 @@ import java.io.PrintWriter;
 @Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
         subcommands = {
-                CommandLine.HelpCommand.class
+                CommandLine.HelpCommand.class,
+                BenchCommand.class
         })
 public final class Main implements Runnable {
 
