@@ -279,109 +279,139 @@ final class BenchCommand implements Callable<Integer> {
         List<BenchRow> run() {
             int m = data.queries().rows();
             double kvBytesPerToken = 2.0 * Float.BYTES * d;
-            Map<Integer, Double> fullMicros = new LinkedHashMap<>();
-            FloatMatrix fullOutput = null;
-            for (int t : threadCounts) {
-                try (BlockedFullAttention full = new BlockedFullAttention(kernels, t, fullQueryBlock,
-                        BlockedFullAttention.DEFAULT_KEY_BLOCK)) {
-                    FloatMatrix warmUpQueries = firstRows(data.queries(),
-                            Math.min(m, fullQueryBlock));
-                    warmUp(() -> full.attend(cache, warmUpQueries));
-                    double[] times = new double[repeats];
-                    for (int r = 0; r < repeats; r++) {
-                        long start = System.nanoTime();
-                        fullOutput = full.attend(cache, data.queries());
-                        times[r] = (System.nanoTime() - start) / 1e3 / m;
-                    }
-                    fullMicros.put(t, median(times));
-                }
-                log.printf(Locale.ROOT, "  full       threads=%d  %10.1f us/query%n", t, fullMicros.get(t));
-                log.flush();
+            int allThreads = threadCounts.get(threadCounts.size() - 1);
+            FloatMatrix fullOutput;
+            try (BlockedFullAttention full = new BlockedFullAttention(kernels, allThreads, fullQueryBlock,
+                    BlockedFullAttention.DEFAULT_KEY_BLOCK)) {
+                fullOutput = full.attend(cache, data.queries());
             }
-
             Map<AttentionMethod, KeySelector> shared = new LinkedHashMap<>();
             Map<AttentionMethod, Double> sharedBuild = new LinkedHashMap<>();
             List<BenchRow> rows = new ArrayList<>();
             for (double sparsity : sparsities) {
                 CSAttentionSettings settings = base.withSparsity(sparsity);
                 BudgetPlan plan = settings.plan(n);
-                // the reference of recall: measured as a method when asked for (it is decoded first), else here
-                int[][] oracle = null;
-                if (!methods.contains(AttentionMethod.ORACLE)) {
-                    int allThreads = threadCounts.get(threadCounts.size() - 1);
-                    try (BlockDecoder decoder = BlockDecoder.withThreads(kernels, allThreads)) {
-                        oracle = decoder.decode(cache, AttentionMethod.ORACLE.newSelector(kernels, cache,
-                                data.prefillQueries(), settings), plan, data.queries()).selections();
-                    }
-                }
-                for (AttentionMethod method : oracleFirst()) {
+                Map<AttentionMethod, KeySelector> selectors = new LinkedHashMap<>();
+                Map<AttentionMethod, Double> buildMillis = new LinkedHashMap<>();
+                for (AttentionMethod method : methods) {
                     if (method == AttentionMethod.FULL) {
-                        for (int t : threadCounts) {
-                            rows.add(new BenchRow(n, d, m, sparsity, method.id(), t, n, fullMicros.get(t), 1, 1, 0,
-                                    0, 0, kvBytesPerToken));
-                        }
                         continue;
                     }
+                    // csattention's lists depend on the sparsity (their default length is twice the budget)
                     boolean perSparsity = method == AttentionMethod.CSATTENTION;
-                    KeySelector selector = perSparsity ? null : shared.get(method);
-                    double buildMillis = perSparsity ? 0 : sharedBuild.getOrDefault(method, 0.0);
-                    if (selector == null) {
-                        long start = System.nanoTime();
-                        selector = method.newSelector(kernels, cache, data.prefillQueries(), settings);
-                        buildMillis = (System.nanoTime() - start) / 1e6;
-                        if (!perSparsity) {
-                            shared.put(method, selector);
-                            sharedBuild.put(method, buildMillis);
-                        }
+                    if (!perSparsity && shared.containsKey(method)) {
+                        selectors.put(method, shared.get(method));
+                        buildMillis.put(method, sharedBuild.get(method));
+                        continue;
                     }
-                    BlockDecoder.Result result = null;
-                    for (int t : threadCounts) {
-                        try (BlockDecoder decoder = BlockDecoder.withThreads(kernels, t)) {
-                            FloatMatrix warmUpQueries = firstRows(data.queries(), Math.min(m, 8));
-                            KeySelector warmUpSelector = selector;
-                            warmUp(() -> decoder.decode(cache, warmUpSelector, plan, warmUpQueries));
-                            double[] times = new double[repeats];
-                            for (int r = 0; r < repeats; r++) {
-                                long start = System.nanoTime();
-                                result = decoder.decode(cache, selector, plan, data.queries());
-                                times[r] = (System.nanoTime() - start) / 1e3 / m;
-                            }
-                            if (oracle == null) {
-                                oracle = result.selections();
-                            }
-                            double[] recall = recalls(result.selections(), oracle);
-                            double error = meanRelativeError(result.outputs(), fullOutput);
-                            BenchRow row = new BenchRow(n, d, m, sparsity, method.id(), t, plan.budget(),
-                                    median(times), mean(recall), quantile(recall, 0.1), error, buildMillis,
-                                    (double) selector.indexBytes() / n, kvBytesPerToken);
-                            rows.add(row);
-                            log.printf(Locale.ROOT, "  %-10s threads=%d  %10.1f us/query  sparsity=%.2f  recall=%.3f"
-                                            + "  error=%.4f  build=%.0f ms  index=%.0f B/token%n", method.id(), t,
-                                    row.decodeMicros(), sparsity, row.recall(), error, buildMillis,
-                                    row.indexBytesPerToken());
-                            log.flush();
-                        }
+                    long start = System.nanoTime();
+                    KeySelector selector = method.newSelector(kernels, cache, data.prefillQueries(), settings);
+                    double millis = (System.nanoTime() - start) / 1e6;
+                    selectors.put(method, selector);
+                    buildMillis.put(method, millis);
+                    if (!perSparsity) {
+                        shared.put(method, selector);
+                        sharedBuild.put(method, millis);
                     }
+                    log.printf(Locale.ROOT, "  %-11s index built in %.0f ms (sparsity %.2f)%n", method.id(), millis,
+                            sparsity);
+                    log.flush();
+                }
+                int[][] oracle;
+                try (BlockDecoder decoder = BlockDecoder.withThreads(kernels, allThreads)) {
+                    KeySelector oracleSelector = selectors.containsKey(AttentionMethod.ORACLE)
+                            ? selectors.get(AttentionMethod.ORACLE)
+                            : AttentionMethod.ORACLE.newSelector(kernels, cache, data.prefillQueries(), settings);
+                    oracle = decoder.decode(cache, oracleSelector, plan, data.queries()).selections();
+                }
+                for (int t : threadCounts) {
+                    rows.addAll(measure(sparsity, plan, selectors, buildMillis, t, oracle, fullOutput,
+                            kvBytesPerToken));
                 }
             }
             return rows;
         }
 
-        private List<AttentionMethod> oracleFirst() {
-            List<AttentionMethod> ordered = new ArrayList<>(methods);
-            ordered.sort(java.util.Comparator.comparing(method -> method != AttentionMethod.ORACLE));
-            return ordered;
+        /**
+         * Times every method at one sparsity and thread count. Repeats are interleaved (repeat r of every method,
+         * then repeat r + 1) so that slow drifts of a shared machine's load hit all methods alike.
+         */
+        private List<BenchRow> measure(double sparsity, BudgetPlan plan, Map<AttentionMethod, KeySelector> selectors,
+                                       Map<AttentionMethod, Double> buildMillis, int threads, int[][] oracle,
+                                       FloatMatrix fullOutput, double kvBytesPerToken) {
+            int m = data.queries().rows();
+            FloatMatrix queries = data.queries();
+            FloatMatrix warmUpQueries = firstRows(queries, Math.min(m, Math.max(8, fullQueryBlock)));
+            Map<AttentionMethod, double[]> times = new LinkedHashMap<>();
+            Map<AttentionMethod, BlockDecoder.Result> results = new LinkedHashMap<>();
+            try (BlockedFullAttention full = new BlockedFullAttention(kernels, threads, fullQueryBlock,
+                    BlockedFullAttention.DEFAULT_KEY_BLOCK);
+                 BlockDecoder decoder = BlockDecoder.withThreads(kernels, threads)) {
+                for (AttentionMethod method : methods) {
+                    times.put(method, new double[repeats]);
+                    if (method == AttentionMethod.FULL) {
+                        warmUp(() -> full.attend(cache, warmUpQueries));
+                    } else {
+                        KeySelector selector = selectors.get(method);
+                        warmUp(() -> decoder.decode(cache, selector, plan, warmUpQueries));
+                    }
+                }
+                for (int r = 0; r < repeats; r++) {
+                    for (AttentionMethod method : methods) {
+                        long start = System.nanoTime();
+                        if (method == AttentionMethod.FULL) {
+                            full.attend(cache, queries);
+                        } else {
+                            results.put(method, decoder.decode(cache, selectors.get(method), plan, queries));
+                        }
+                        times.get(method)[r] = (System.nanoTime() - start) / 1e3 / m;
+                    }
+                }
+            }
+            List<BenchRow> rows = new ArrayList<>();
+            for (AttentionMethod method : methods) {
+                double micros = median(times.get(method));
+                BenchRow row;
+                if (method == AttentionMethod.FULL) {
+                    row = new BenchRow(n, d, m, sparsity, method.id(), threads, n, micros, 1, 1, 0, 0, 0,
+                            kvBytesPerToken);
+                } else {
+                    BlockDecoder.Result result = results.get(method);
+                    double[] recall = recalls(result.selections(), oracle);
+                    row = new BenchRow(n, d, m, sparsity, method.id(), threads, plan.budget(), micros, mean(recall),
+                            quantile(recall, 0.1), meanRelativeError(result.outputs(), fullOutput),
+                            buildMillis.get(method), (double) selectors.get(method).indexBytes() / n,
+                            kvBytesPerToken);
+                }
+                rows.add(row);
+                log.printf(Locale.ROOT, "  %-11s threads=%d %10.1f us/query  sparsity=%.2f  recall=%.3f  error=%.4f"
+                                + "  index=%.0f B/token%n", method.id(), threads, micros, sparsity, row.recall(),
+                        row.error(), row.indexBytesPerToken());
+            }
+            log.flush();
+            return rows;
         }
     }
 
     /**
-     * Runs {@code work} until the JIT has compiled the vector loops: at least three times and for at least
-     * {@value #WARM_UP_MILLIS} ms (the Vector API is orders of magnitude slower before C2 compiles it).
+     * Runs {@code work} until the JIT has compiled the vector loops (the Vector API is orders of magnitude slower
+     * before C2 compiles it, and compiling competes for the same cores): at least three runs and
+     * {@value #WARM_UP_MILLIS} ms, then until the last run is within 15% of the best one, for at most ten times
+     * {@value #WARM_UP_MILLIS} ms.
      */
     static void warmUp(Runnable work) {
         long start = System.nanoTime();
-        for (int i = 0; i < 3 || System.nanoTime() - start < WARM_UP_MILLIS * 1_000_000L; i++) {
+        long best = Long.MAX_VALUE;
+        for (int i = 0; ; i++) {
+            long runStart = System.nanoTime();
             work.run();
+            long took = System.nanoTime() - runStart;
+            best = Math.min(best, took);
+            long elapsed = System.nanoTime() - start;
+            boolean settled = i >= 2 && elapsed >= WARM_UP_MILLIS * 1_000_000L && took <= best * 1.15;
+            if (settled || elapsed >= 10 * WARM_UP_MILLIS * 1_000_000L) {
+                return;
+            }
         }
     }
 
