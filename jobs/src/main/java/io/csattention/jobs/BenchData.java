@@ -14,8 +14,8 @@ import java.util.SplittableRandom;
 record BenchData(String source, FloatMatrix keys, FloatMatrix values, FloatMatrix prefillQueries,
                  FloatMatrix queries) {
 
-    /** Topics of the planted-structure generator; each holds about 1/64 of the keys. */
-    private static final int TOPICS = 64;
+    /** Topics of the planted-structure generator; each holds about 1/16 of the keys, more than a 95% budget. */
+    private static final int TOPICS = 16;
     private static final int SEGMENT = 256;
     /** Length of a query's topic component: q.k/sqrt(d) of about 7 on its topic's keys, so attention is peaked. */
     private static final double QUERY_SCALE = 80;
@@ -45,10 +45,11 @@ record BenchData(String source, FloatMatrix keys, FloatMatrix values, FloatMatri
     /**
      * A seeded synthetic head of {@code tokens} keys. Until the project's synthetic generator of long contexts is on
      * this branch, a small planted-structure generator: the context is cut into segments of 256 tokens, each on one
-     * of 64 topics (random unit directions); a key is its segment's topic direction plus isotropic Gaussian noise,
-     * prefill query i asks about the topic of its own segment, and decode queries ask about a random topic, so each
-     * decode query has a planted top set (the keys of its topic) that a query-centric index can learn from the
-     * prefill queries. Values are standard Gaussian.
+     * of 16 topics (random unit directions); a key is its segment's topic direction times a per-key loading drawn
+     * uniformly from [0.5, 1.5], plus isotropic Gaussian noise. Prefill query i asks about the topic of its own
+     * segment and decode queries about a random topic, so each decode query has a planted top set (the keys of its
+     * topic with the largest loadings) that a query-centric index can learn from the prefill queries. Values are
+     * standard Gaussian.
      */
     static BenchData synthetic(int tokens, int dim, int queryCount, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
@@ -66,8 +67,9 @@ record BenchData(String source, FloatMatrix keys, FloatMatrix values, FloatMatri
         float[] prefill = new float[tokens * dim];
         for (int i = 0; i < tokens; i++) {
             float[] topic = topics[segmentTopic[i / SEGMENT]];
+            double loading = 0.5 + random.nextDouble();
             for (int c = 0; c < dim; c++) {
-                keys[i * dim + c] = (float) (topic[c] + 0.8 * noise * gaussian(random));
+                keys[i * dim + c] = (float) (loading * topic[c] + 0.8 * noise * gaussian(random));
                 values[i * dim + c] = (float) gaussian(random);
                 prefill[i * dim + c] = (float) (QUERY_SCALE * topic[c] + 2 * noise * gaussian(random));
             }
