@@ -65,15 +65,23 @@ record BenchData(String source, FloatMatrix keys, FloatMatrix values, FloatMatri
         float[] keys = new float[tokens * dim];
         float[] values = new float[tokens * dim];
         float[] prefill = new float[tokens * dim];
-        for (int i = 0; i < tokens; i++) {
-            float[] topic = topics[segmentTopic[i / SEGMENT]];
-            double loading = 0.5 + random.nextDouble();
-            for (int c = 0; c < dim; c++) {
-                keys[i * dim + c] = (float) (loading * topic[c] + 0.8 * noise * gaussian(random));
-                values[i * dim + c] = (float) gaussian(random);
-                prefill[i * dim + c] = (float) (QUERY_SCALE * topic[c] + 2 * noise * gaussian(random));
-            }
+        // one generator per segment, split in order, so the data does not depend on the thread count
+        SplittableRandom[] perSegment = new SplittableRandom[segmentTopic.length];
+        for (int s = 0; s < perSegment.length; s++) {
+            perSegment[s] = random.split();
         }
+        java.util.stream.IntStream.range(0, segmentTopic.length).parallel().forEach(s -> {
+            SplittableRandom segmentRandom = perSegment[s];
+            float[] topic = topics[segmentTopic[s]];
+            for (int i = s * SEGMENT; i < Math.min(tokens, (s + 1) * SEGMENT); i++) {
+                double loading = 0.5 + segmentRandom.nextDouble();
+                for (int c = 0; c < dim; c++) {
+                    keys[i * dim + c] = (float) (loading * topic[c] + 0.8 * noise * gaussian(segmentRandom));
+                    values[i * dim + c] = (float) gaussian(segmentRandom);
+                    prefill[i * dim + c] = (float) (QUERY_SCALE * topic[c] + 2 * noise * gaussian(segmentRandom));
+                }
+            }
+        });
         float[] queries = new float[queryCount * dim];
         for (int i = 0; i < queryCount; i++) {
             float[] topic = topics[segmentTopic[random.nextInt(segmentTopic.length)]];

@@ -65,6 +65,18 @@ class BenchCommandTest {
     }
 
     @Test
+    void recallWithoutOracleAmongTheMethods(@TempDir Path dir) throws Exception {
+        String[] result = run("bench", "--tokens", "300", "--sparsity", "0.9", "--methods", "quest,full",
+                "--query-count", "3", "--repeats", "1", "--threads", "1", "--head-dim", "16", "--out",
+                dir.toString());
+        assertEquals("0", result[0], result[2]);
+        String quest = Files.readAllLines(dir.resolve("bench.csv")).stream().filter(l -> l.contains(",quest,"))
+                .findFirst().orElseThrow();
+        double recall = Double.parseDouble(quest.split(",")[10]);
+        assertTrue(recall > 0 && recall <= 1, "recall " + recall);
+    }
+
+    @Test
     void badArgumentsExitTwoWithOneLine(@TempDir Path dir) {
         String[] result = run("bench", "--sparsity", "1.5", "--out", dir.toString());
         assertEquals("2", result[0]);
