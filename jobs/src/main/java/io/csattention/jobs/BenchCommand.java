@@ -398,7 +398,7 @@ final class BenchCommand implements Callable<Integer> {
     /**
      * Runs {@code work} until the JIT has compiled the vector loops (the Vector API is orders of magnitude slower
      * before C2 compiles it, and compiling competes for the same cores): at least three runs and
-     * {@value #WARM_UP_MILLIS} ms, then until the last run is within 15% of the best one, for at most ten times
+     * {@value #WARM_UP_MILLIS} ms, then until the last run is within 15% of the best one, for at most four times
      * {@value #WARM_UP_MILLIS} ms.
      */
     static void warmUp(Runnable work) {
@@ -411,7 +411,7 @@ final class BenchCommand implements Callable<Integer> {
             best = Math.min(best, took);
             long elapsed = System.nanoTime() - start;
             boolean settled = i >= 2 && elapsed >= WARM_UP_MILLIS * 1_000_000L && took <= best * 1.15;
-            if (settled || elapsed >= 10 * WARM_UP_MILLIS * 1_000_000L) {
+            if (settled || elapsed >= 4 * WARM_UP_MILLIS * 1_000_000L) {
                 return;
             }
         }
