@@ -128,7 +128,8 @@ public final class BlockedFullAttention implements AutoCloseable {
                 return;
             }
             int mid = (firstBlock + lastBlock) >>> 1;
-            invokeAll(new Blocks(cache, queries, firstBlock, mid, out), new Blocks(cache, queries, mid, lastBlock, out));
+            invokeAll(new Blocks(cache, queries, firstBlock, mid, out),
+                    new Blocks(cache, queries, mid, lastBlock, out));
         }
     }
 

@@ -31,7 +31,8 @@ final class SimdKernels implements VectorKernels {
     @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int length) {
         if (length < LANES) {
-            return length >= NARROW_LANES ? dotNarrow(a, aOff, b, bOff, length) : dotScalar(a, aOff, b, bOff, 0, length, 0f);
+            return length >= NARROW_LANES ? dotNarrow(a, aOff, b, bOff, length)
+                    : dotScalar(a, aOff, b, bOff, 0, length, 0f);
         }
         FloatVector acc0 = FloatVector.zero(WIDE);
         FloatVector acc1 = FloatVector.zero(WIDE);
