@@ -24,6 +24,7 @@ import java.io.PrintWriter;
                 EvalSyntheticCommand.class,
                 EvalModelCommand.class,
                 DumpQkvCommand.class,
+                BenchCommand.class,
                 GpuBenchCommand.class,
                 CommandLine.HelpCommand.class
         })

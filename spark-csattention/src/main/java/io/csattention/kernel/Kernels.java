@@ -35,7 +35,12 @@ public final class Kernels {
     }
 
     private static VectorKernels choose() {
-        if ("scalar".equalsIgnoreCase(System.getProperty(FORCE_PROPERTY, ""))) {
+        return choose(System.getProperty(FORCE_PROPERTY, ""));
+    }
+
+    /** The choice for a value of {@value #FORCE_PROPERTY} (empty when unset); package-private for tests. */
+    static VectorKernels choose(String forced) {
+        if ("scalar".equalsIgnoreCase(forced.trim())) {
             LOG.info("kernels: scalar (forced by -D" + FORCE_PROPERTY + "=scalar)");
             return ScalarKernels.INSTANCE;
         }

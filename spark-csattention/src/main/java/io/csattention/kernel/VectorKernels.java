@@ -33,4 +33,64 @@ public interface VectorKernels {
 
     /** {@code y[yOff+i] += alpha * x[xOff+i]} for i in [0, length). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int length);
+
+    /**
+     * The softmax numerators: {@code values[off+i] = exp(values[off+i] - shift)} for i in [0, length); returns their
+     * sum.
+     */
+    default float expShifted(float[] values, int off, int length, float shift) {
+        float sum = 0f;
+        for (int i = off; i < off + length; i++) {
+            values[i] = (float) Math.exp(values[i] - shift);
+            sum += values[i];
+        }
+        return sum;
+    }
+
+    /** {@code max_i values[off+i]} for i in [0, length); negative infinity when empty. */
+    default float max(float[] values, int off, int length) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = off; i < off + length; i++) {
+            max = Math.max(max, values[i]);
+        }
+        return max;
+    }
+
+    /**
+     * Weighted sum of selected rows: {@code out[outOff+c] = sum_j weights[j] * rows[ids[j]*stride + c]} for c in
+     * [0, stride) and j in [0, count) (overwrites {@code out}). The P*V step of sparse attention.
+     */
+    default void sumSelectedRows(float[] weights, float[] rows, int stride, int[] ids, int count, float[] out,
+                                 int outOff) {
+        java.util.Arrays.fill(out, outOff, outOff + stride, 0f);
+        for (int j = 0; j < count; j++) {
+            axpy(weights[j], rows, ids[j] * stride, out, outOff, stride);
+        }
+    }
+
+    /**
+     * Scores of a block of queries against a block of rows (the Q*K^T tile of blocked attention):
+     * {@code out[outOff + i*outStride + r] = dot(q[qOff + i*qStride ..+length), rows[(firstRow+r)*stride ..+length))}
+     * for i in [0, queryCount) and r in [0, rowCount).
+     */
+    default void dotBlock(float[] q, int qOff, int qStride, int queryCount, float[] rows, int stride, int length,
+                          int firstRow, int rowCount, float[] out, int outOff, int outStride) {
+        for (int i = 0; i < queryCount; i++) {
+            dotRows(q, qOff + i * qStride, rows, stride, 0, length, firstRow, rowCount, out, outOff + i * outStride);
+        }
+    }
+
+    /**
+     * Adds weighted rows to a block of outputs (the P*V tile of blocked attention):
+     * {@code out[outOff + i*outStride + c] += sum_r w[wOff + i*wStride + r] * rows[(firstRow+r)*stride + c]}
+     * for i in [0, queryCount), r in [0, rowCount) and c in [0, length).
+     */
+    default void addWeightedRows(float[] w, int wOff, int wStride, int queryCount, float[] rows, int stride,
+                                 int length, int firstRow, int rowCount, float[] out, int outOff, int outStride) {
+        for (int i = 0; i < queryCount; i++) {
+            for (int r = 0; r < rowCount; r++) {
+                axpy(w[wOff + i * wStride + r], rows, (firstRow + r) * stride, out, outOff + i * outStride, length);
+            }
+        }
+    }
 }

@@ -1,0 +1,119 @@
+package io.csattention.core;
+
+import io.csattention.kernel.VectorKernels;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.RecursiveAction;
+
+/**
+ * Decodes a block of queries [M, d] against one cache and one selector: each query selects its keys
+ * ({@link KeySelector#select}) and attends them exactly ({@link Attention#attend}).
+ *
+ * <p>Queries are cut into blocks of {@code queryBlock} consecutive queries; one thread decodes a whole block, so the
+ * lists and the K/V rows that neighbouring queries of the same context share stay in that core's caches. Blocks are
+ * spread over a {@link ForkJoinPool} of {@code threads} workers; with one thread everything runs on the caller's
+ * thread (a true single-threaded measurement). Thread-safe: selectors are safe for concurrent {@code select} calls.
+ */
+public final class BlockDecoder implements AutoCloseable {
+
+    /** Queries per block when not given: enough to reuse cached rows, small enough to balance two to 64 threads. */
+    public static final int DEFAULT_QUERY_BLOCK = 8;
+
+    private final VectorKernels kernels;
+    private final int threads;
+    private final int queryBlock;
+    private final ForkJoinPool pool;
+
+    /** The outputs [M, d] and, per query, the selected key ids (ascending, -1 padded) of one decode. */
+    public record Result(FloatMatrix outputs, int[][] selections) {
+    }
+
+    public BlockDecoder(VectorKernels kernels, int threads, int queryBlock) {
+        this.kernels = java.util.Objects.requireNonNull(kernels, "kernels");
+        this.threads = Check.positive(threads, "threads");
+        this.queryBlock = Check.positive(queryBlock, "query-block");
+        this.pool = threads > 1 ? new ForkJoinPool(threads) : null;
+    }
+
+    /** A decoder over {@code threads} workers with the default block size. */
+    public static BlockDecoder withThreads(VectorKernels kernels, int threads) {
+        return new BlockDecoder(kernels, threads, DEFAULT_QUERY_BLOCK);
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /** Decodes every row of {@code queries} under {@code plan}. */
+    public Result decode(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries) {
+        Check.that(queries.cols() == cache.dim(), "queries must have the cache's dim " + cache.dim(), "queries.cols",
+                queries.cols());
+        Check.that(plan.keys() == cache.size(), "plan must cover the cache's " + cache.size() + " keys", "plan.keys",
+                plan.keys());
+        int m = queries.rows();
+        int d = cache.dim();
+        float[] out = new float[m * d];
+        int[][] selections = new int[m][];
+        int blocks = (m + queryBlock - 1) / queryBlock;
+        if (pool == null || blocks <= 1) {
+            decodeRange(cache, selector, plan, queries, 0, m, out, selections);
+        } else {
+            pool.invoke(new Blocks(cache, selector, plan, queries, 0, blocks, out, selections));
+        }
+        return new Result(new FloatMatrix(m, d, out), selections);
+    }
+
+    private void decodeRange(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries,
+                             int from, int to, float[] out, int[][] selections) {
+        int d = cache.dim();
+        for (int i = from; i < to; i++) {
+            int[] selected = selector.select(queries.data(), i * d, plan);
+            Attention.attend(kernels, queries.data(), i * d, cache, selected, out, i * d);
+            selections[i] = selected;
+        }
+    }
+
+    /** Splits [firstBlock, lastBlock) in halves down to single query blocks. */
+    private final class Blocks extends RecursiveAction {
+        private final KeyValueCache cache;
+        private final KeySelector selector;
+        private final BudgetPlan plan;
+        private final FloatMatrix queries;
+        private final int firstBlock;
+        private final int lastBlock;
+        private final float[] out;
+        private final int[][] selections;
+
+        Blocks(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries, int firstBlock,
+               int lastBlock, float[] out, int[][] selections) {
+            this.cache = cache;
+            this.selector = selector;
+            this.plan = plan;
+            this.queries = queries;
+            this.firstBlock = firstBlock;
+            this.lastBlock = lastBlock;
+            this.out = out;
+            this.selections = selections;
+        }
+
+        @Override
+        protected void compute() {
+            if (lastBlock - firstBlock == 1) {
+                int from = firstBlock * queryBlock;
+                decodeRange(cache, selector, plan, queries, from, Math.min(queries.rows(), from + queryBlock), out,
+                        selections);
+                return;
+            }
+            int mid = (firstBlock + lastBlock) >>> 1;
+            invokeAll(new Blocks(cache, selector, plan, queries, firstBlock, mid, out, selections),
+                    new Blocks(cache, selector, plan, queries, mid, lastBlock, out, selections));
+        }
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdown();
+        }
+    }
+}

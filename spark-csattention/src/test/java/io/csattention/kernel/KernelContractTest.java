@@ -1,0 +1,254 @@
+package io.csattention.kernel;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The same cases against every {@link VectorKernels} backend, compared with {@link ScalarKernels}, on odd and prime
+ * lengths (to hit every loop tail: 4-row passes, 4-accumulator passes, 128-bit passes, scalar tails) and non-zero
+ * offsets.
+ *
+ * <p>Tolerance: a float sum of n products is within {@code gamma_n * sum|terms|} of the exact value, gamma_n being
+ * about {@code n * 2^-24}; two summation orders therefore differ by at most {@code n * ulp(1f) * sum|terms|}. We
+ * allow twice that. Sums of one term must match exactly.
+ */
+class KernelContractTest {
+
+    static final int[] LENGTHS = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 131, 257};
+    static final int[] OFFSETS = {0, 1, 3};
+    static final long SEED = 20261128L;
+
+    @BeforeAll
+    static void printSeed() {
+        System.out.println("KernelContractTest seed=" + SEED);
+    }
+
+    static Stream<VectorKernels> backends() {
+        List<VectorKernels> all = new ArrayList<>();
+        all.add(ScalarKernels.INSTANCE);
+        Kernels.simd().ifPresent(all::add);
+        return all.stream();
+    }
+
+    static float[] random(SplittableRandom random, int size) {
+        float[] out = new float[size];
+        for (int i = 0; i < size; i++) {
+            out[i] = (float) (random.nextDouble() * 2 - 1);
+        }
+        return out;
+    }
+
+    static void assertClose(double expected, double actual, int terms, double sumAbs, String what) {
+        double tolerance = terms <= 1 ? 0 : 2.0 * terms * Math.ulp(1f) * sumAbs;
+        assertTrue(Math.abs(expected - actual) <= tolerance,
+                what + ": expected " + expected + " got " + actual + " (tolerance " + tolerance + ")");
+    }
+
+    static double sumAbsProducts(float[] a, int aOff, float[] b, int bOff, int length) {
+        double s = 0;
+        for (int i = 0; i < length; i++) {
+            s += Math.abs((double) a[aOff + i] * b[bOff + i]);
+        }
+        return s;
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotAndDistanceMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED);
+        ScalarKernels ref = ScalarKernels.INSTANCE;
+        for (int length : LENGTHS) {
+            for (int aOff : OFFSETS) {
+                for (int bOff : OFFSETS) {
+                    float[] a = random(random, aOff + length + 2);
+                    float[] b = random(random, bOff + length + 2);
+                    String what = kernels.name() + " length=" + length + " aOff=" + aOff + " bOff=" + bOff;
+                    assertClose(ref.dot(a, aOff, b, bOff, length), kernels.dot(a, aOff, b, bOff, length), length,
+                            sumAbsProducts(a, aOff, b, bOff, length), "dot " + what);
+                    double sumSquares = 0;
+                    for (int i = 0; i < length; i++) {
+                        double diff = a[aOff + i] - b[bOff + i];
+                        sumSquares += diff * diff;
+                    }
+                    assertClose(ref.squaredDistance(a, aOff, b, bOff, length),
+                            kernels.squaredDistance(a, aOff, b, bOff, length), length, sumSquares,
+                            "squaredDistance " + what);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotRowsMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 1);
+        for (int length : LENGTHS) {
+            for (int rowCount : new int[] {1, 3, 4, 7, 17}) {
+                int stride = length + 5;
+                int colOff = 2;
+                int firstRow = 3;
+                float[] rows = random(random, (firstRow + rowCount) * stride);
+                float[] x = random(random, length + 1);
+                float[] out = new float[rowCount + 2];
+                kernels.dotRows(x, 1, rows, stride, colOff, length, firstRow, rowCount, out, 2);
+                for (int r = 0; r < rowCount; r++) {
+                    int rowOff = (firstRow + r) * stride + colOff;
+                    assertClose(ScalarKernels.INSTANCE.dot(x, 1, rows, rowOff, length), out[2 + r], length,
+                            sumAbsProducts(x, 1, rows, rowOff, length),
+                            "dotRows " + kernels.name() + " length=" + length + " rows=" + rowCount + " r=" + r);
+                }
+                assertEquals(0f, out[0]);
+                assertEquals(0f, out[1]);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotSelectedRowsMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 2);
+        for (int stride : LENGTHS) {
+            int n = 31;
+            float[] rows = random(random, n * stride);
+            float[] x = random(random, stride + 3);
+            for (int count : new int[] {1, 3, 4, 5, 13}) {
+                int[] ids = random.ints(count, 0, n).toArray();
+                float[] out = new float[count];
+                kernels.dotSelectedRows(x, 3, rows, stride, ids, count, out);
+                for (int j = 0; j < count; j++) {
+                    assertClose(ScalarKernels.INSTANCE.dot(x, 3, rows, ids[j] * stride, stride), out[j], stride,
+                            sumAbsProducts(x, 3, rows, ids[j] * stride, stride),
+                            "dotSelectedRows " + kernels.name() + " stride=" + stride + " count=" + count);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void axpyMatchesScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 3);
+        for (int length : LENGTHS) {
+            for (int off : OFFSETS) {
+                float[] x = random(random, off + length);
+                float[] y = random(random, length + 4);
+                float[] expected = y.clone();
+                ScalarKernels.INSTANCE.axpy(0.37f, x, off, expected, 4 - off, length);
+                kernels.axpy(0.37f, x, off, y, 4 - off, length);
+                for (int i = 0; i < y.length; i++) {
+                    // one fused or unfused multiply-add per element: at most one rounding apart
+                    assertEquals(expected[i], y[i], 2 * Math.ulp(Math.abs(expected[i]) + 1f),
+                            "axpy " + kernels.name() + " length=" + length + " i=" + i);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void sumSelectedRowsMatchesScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 4);
+        for (int stride : LENGTHS) {
+            int n = 23;
+            float[] rows = random(random, n * stride);
+            for (int count : new int[] {0, 1, 3, 17}) {
+                int[] ids = random.ints(count, 0, n).toArray();
+                float[] weights = random(random, count);
+                float[] out = new float[stride + 2];
+                java.util.Arrays.fill(out, 9f);
+                kernels.sumSelectedRows(weights, rows, stride, ids, count, out, 1);
+                for (int c = 0; c < stride; c++) {
+                    double exact = 0;
+                    double sumAbs = 0;
+                    for (int j = 0; j < count; j++) {
+                        double term = (double) weights[j] * rows[ids[j] * stride + c];
+                        exact += term;
+                        sumAbs += Math.abs(term);
+                    }
+                    assertClose(exact, out[1 + c], Math.max(2, count), sumAbs,
+                            "sumSelectedRows " + kernels.name() + " stride=" + stride + " count=" + count);
+                }
+                assertEquals(9f, out[0]);
+                assertEquals(9f, out[stride + 1]);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotBlockAndAddWeightedRowsMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 5);
+        for (int length : LENGTHS) {
+            for (int queries : new int[] {1, 3, 4, 7}) {
+                int rowCount = 11;
+                int firstRow = 2;
+                int qStride = length + 1;
+                float[] q = random(random, 2 + queries * qStride);
+                float[] rows = random(random, (firstRow + rowCount) * length);
+                int outStride = rowCount + 3;
+                float[] scores = new float[1 + queries * outStride];
+                kernels.dotBlock(q, 2, qStride, queries, rows, length, length, firstRow, rowCount, scores, 1,
+                        outStride);
+                for (int i = 0; i < queries; i++) {
+                    for (int r = 0; r < rowCount; r++) {
+                        int qOff = 2 + i * qStride;
+                        int rowOff = (firstRow + r) * length;
+                        assertClose(ScalarKernels.INSTANCE.dot(q, qOff, rows, rowOff, length),
+                                scores[1 + i * outStride + r], length, sumAbsProducts(q, qOff, rows, rowOff, length),
+                                "dotBlock " + kernels.name() + " length=" + length + " queries=" + queries);
+                    }
+                }
+
+                float[] out = random(random, 3 + queries * qStride);
+                float[] expected = out.clone();
+                ScalarKernels.INSTANCE.addWeightedRows(scores, 1, outStride, queries, rows, length, length, firstRow,
+                        rowCount, expected, 3, qStride);
+                kernels.addWeightedRows(scores, 1, outStride, queries, rows, length, length, firstRow, rowCount, out,
+                        3, qStride);
+                for (int i = 0; i < queries; i++) {
+                    for (int c = 0; c < length; c++) {
+                        double sumAbs = 1;
+                        for (int r = 0; r < rowCount; r++) {
+                            sumAbs += Math.abs(scores[1 + i * outStride + r] * rows[(firstRow + r) * length + c]);
+                        }
+                        int at = 3 + i * qStride + c;
+                        assertClose(expected[at], out[at], rowCount + 1, sumAbs,
+                                "addWeightedRows " + kernels.name() + " length=" + length + " queries=" + queries);
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void expShiftedAndMaxMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 6);
+        for (int length : LENGTHS) {
+            float[] values = random(random, length + 3);
+            for (int i = 0; i < values.length; i++) {
+                values[i] *= 20;
+            }
+            float max = ScalarKernels.INSTANCE.max(values, 2, length);
+            assertEquals(max, kernels.max(values, 2, length), "max " + kernels.name() + " length=" + length);
+            float[] expected = values.clone();
+            float expectedSum = ScalarKernels.INSTANCE.expShifted(expected, 2, length, max);
+            float actualSum = kernels.expShifted(values, 2, length, max);
+            // exp within 2 ulp of float (the vector intrinsic is accurate to ~1 ulp), sum of positive terms
+            for (int i = 0; i < values.length; i++) {
+                assertEquals(expected[i], values[i], 4 * Math.ulp(expected[i]),
+                        "expShifted " + kernels.name() + " length=" + length + " i=" + i);
+            }
+            assertClose(expectedSum, actualSum, length + 2, expectedSum * 2, "expShifted sum " + kernels.name());
+        }
+    }
+}
