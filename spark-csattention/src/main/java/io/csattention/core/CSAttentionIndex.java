@@ -267,17 +267,17 @@ public final class CSAttentionIndex {
         return sample;
     }
 
+    /** Sorts {@code ids} by descending score, ties by ascending id, on primitive keys (no boxing). */
     private static void sortByScoreDescending(int[] ids, float[] scores) {
-        Integer[] boxed = new Integer[ids.length];
+        long[] keys = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
-            boxed[i] = ids[i];
+            int bits = Float.floatToIntBits(scores[ids[i]]);
+            int ordered = bits ^ ((bits >> 31) & 0x7fffffff); // increases with the float value
+            keys[i] = ((long) ~ordered << 32) | (ids[i] & 0xffffffffL);
         }
-        java.util.Arrays.sort(boxed, (a, b) -> {
-            int byScore = Float.compare(scores[b], scores[a]);
-            return byScore != 0 ? byScore : Integer.compare(a, b);
-        });
+        java.util.Arrays.sort(keys);
         for (int i = 0; i < ids.length; i++) {
-            ids[i] = boxed[i];
+            ids[i] = (int) keys[i];
         }
     }
 

@@ -59,6 +59,7 @@ public final class CSAttentionSelector implements KeySelector {
             picked = fillWithUntouched(s, touchedCount, candidates, from, to);
         }
         if (rescoreFactor > 0 && picked.length > chosen) {
+            java.util.Arrays.sort(picked); // ascending rows: the gathered key reads walk memory forwards
             float[] exact = new float[picked.length];
             kernels.dotSelectedRows(query(query, queryOff), 0, cache.keys(), cache.dim(), picked, picked.length, exact);
             picked = TopK.largest(exact, picked, picked.length, chosen);
