@@ -105,6 +105,23 @@ final class EvalReport {
         }
     }
 
+    /**
+     * Prints {@code header} and the table, writes the arrays and summary under {@code out} when given, and prints
+     * the summary as the last stdout line when {@code json}.
+     */
+    static void finish(PrintWriter writer, String header, List<MethodResult> results, ObjectNode context, Path out,
+                       int queries, int dim, boolean json) throws IOException {
+        writer.println(header);
+        printTable(writer, results);
+        ObjectNode summary = summary(results, context);
+        if (out != null) {
+            write(out, results, summary, queries, dim);
+        }
+        if (json) {
+            writer.println(json(summary));
+        }
+    }
+
     static String json(Object node) throws IOException {
         return JSON.writeValueAsString(node);
     }

@@ -14,6 +14,7 @@ import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code eval-synthetic}: the eval-tensors report on one head from the synthetic long-context generator. */
@@ -87,21 +88,13 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
         List<MethodResult> results = TensorEvaluation.run(kernels, new TensorEvaluation.Inputs(head.keys(),
                 head.values(), head.prefillQueries(), head.queries(), rope, head.queryPositions()), methodList,
                 settings);
-        var writer = spec.commandLine().getOut();
-        writer.printf("eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s%n", tokens, headDim, queries,
-                settings.sparsity(), kernels.name());
-        EvalReport.printTable(writer, results);
         ObjectNode context = EvalReport.object();
         context.put("tokens", tokens).put("head_dim", headDim).put("queries", queries).put("data_seed", dataSeed)
                 .put("rope_base", ropeBase).put("sparsity", settings.sparsity())
                 .put("kv_bytes", 8L * tokens * headDim).put("kernels", kernels.name());
-        ObjectNode summary = EvalReport.summary(results, context);
-        if (out != null) {
-            EvalReport.write(out, results, summary, queries, headDim);
-        }
-        if (json) {
-            writer.println(EvalReport.json(summary));
-        }
+        EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
+                "eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s", tokens, headDim, queries,
+                settings.sparsity(), kernels.name()), results, context, out, queries, headDim, json);
         return 0;
     }
 }

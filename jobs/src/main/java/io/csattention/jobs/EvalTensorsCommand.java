@@ -18,6 +18,7 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.LongStream;
 
@@ -110,19 +111,13 @@ public final class EvalTensorsCommand implements Callable<Integer> {
         var kernels = Kernels.preferred();
         List<MethodResult> results = TensorEvaluation.run(kernels,
                 new TensorEvaluation.Inputs(k, v, pq, q, rope, decodePositions), methodList, settings);
-        var writer = spec.commandLine().getOut();
-        writer.printf("eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s%n", k.rows(), k.cols(),
-                pq.rows(), q.rows(), settings.sparsity(), kernels.name());
-        EvalReport.printTable(writer, results);
         ObjectNode context = EvalReport.object();
         context.put("tokens", k.rows()).put("head_dim", k.cols()).put("prefill_queries", pq.rows())
                 .put("queries", q.rows()).put("sparsity", settings.sparsity())
                 .put("kv_bytes", 8L * k.rows() * k.cols()).put("kernels", kernels.name());
-        ObjectNode summary = EvalReport.summary(results, context);
-        EvalReport.write(out, results, summary, q.rows(), k.cols());
-        if (json) {
-            writer.println(EvalReport.json(summary));
-        }
+        EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
+                "eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s", k.rows(), k.cols(), pq.rows(),
+                q.rows(), settings.sparsity(), kernels.name()), results, context, out, q.rows(), k.cols(), json);
         return 0;
     }
 
