@@ -120,6 +120,10 @@ final class DemoCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}).")
     int newTokens;
 
+    @Option(names = "--model-sparsity", defaultValue = "0.75", description = "Sparsity of the model-level part "
+            + "(default ${DEFAULT-VALUE}).")
+    double modelSparsity;
+
     @Override
     public Integer call() throws Exception {
         for (int[] v : new int[][] {{contexts, 0}, {layers, 1}, {kvHeads, 2}, {tokens, 3}, {dim, 4}, {queries, 5},
@@ -225,7 +229,7 @@ final class DemoCommand implements Callable<Integer> {
             decodeCounters.remove("headsBuilt");
             stdout.printf("  counters    : %s%n", decodeCounters);
             stdout.printf("  output      : %s (rows %d), index set %s%n", decodedPath, total, indexPath);
-            modelLevel(spark, dir, options, parsed, stdout);
+            modelLevel(spark, dir, stdout);
             return 0;
         } catch (Exception e) {
             throw SparkJob.unwrap(e);
@@ -239,8 +243,7 @@ final class DemoCommand implements Callable<Integer> {
      * prefill on the executors, and answers generated with csattention and with full attention, compared token by
      * token.
      */
-    private void modelLevel(SparkSession spark, java.nio.file.Path dir, Map<String, String> options,
-                            CSAttentionOptions parsed, PrintWriter stdout) throws java.io.IOException {
+    private void modelLevel(SparkSession spark, java.nio.file.Path dir, PrintWriter stdout) throws java.io.IOException {
         java.nio.file.Path modelFile = ModelContexts.extractBundledModel(dir);
         LlamaModel model = ModelFiles.load(modelFile);
         LlamaConfig config = model.config();
@@ -259,8 +262,10 @@ final class DemoCommand implements Callable<Integer> {
         var questionsTable = ModelContexts.questions(spark, questionTokenLists);
         String modelIndexPath = dir.resolve("model-index").toString();
         long start = System.nanoTime();
+        Map<String, String> modelOptions = Map.of(CSAttentionOptions.SPARSITY, Double.toString(modelSparsity));
+        CSAttentionOptions modelParsed = CSAttentionOptions.parse(modelOptions);
         IndexSet.Manifest manifest = CSAttention.buildIndexes(contextsTable, modelFile.toString(), modelIndexPath,
-                options);
+                modelOptions);
         double buildSeconds = (System.nanoTime() - start) / 1e9;
         long indexBytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
         stdout.printf("model-level: bundled stories260K (%d layers x %d KV heads, head dim %d), %d contexts x %d "
@@ -271,8 +276,7 @@ final class DemoCommand implements Callable<Integer> {
                 + "s; index files %d bytes; counters %s%n", manifest.heads().size(), modelContexts, buildSeconds,
                 indexBytes, manifest.counters());
 
-        Map<String, String> generation = new HashMap<>(options);
-        generation.remove(CSAttentionOptions.WITH_SELECTED);
+        Map<String, String> generation = new HashMap<>(modelOptions);
         generation.put("maxNewTokens", Integer.toString(newTokens));
         String answersPath = dir.resolve("answers.parquet").toString();
         start = System.nanoTime();
@@ -286,39 +290,65 @@ final class DemoCommand implements Callable<Integer> {
                 .parquet(fullPath);
         double fullSeconds = (System.nanoTime() - start) / 1e9;
 
-        Map<Long, List<Integer>> full = new HashMap<>();
-        for (Row r : spark.read().parquet(fullPath).collectAsList()) {
-            full.put(r.getAs("question_id"), r.getList(r.fieldIndex("generated")));
-        }
-        List<Row> answers = spark.read().parquet(answersPath).collectAsList();
-        int agreeing = 0;
-        int identical = 0;
-        int prefixes = 0;
-        for (Row r : answers) {
-            List<Integer> sparse = r.getList(r.fieldIndex("generated"));
-            List<Integer> exact = full.get(r.<Long>getAs("question_id"));
-            int prefix = -1;
-            for (int i = 0; i < sparse.size(); i++) {
-                if (sparse.get(i).equals(exact.get(i))) {
-                    agreeing++;
-                } else if (prefix < 0) {
-                    prefix = i;
-                }
-            }
-            prefixes += prefix < 0 ? sparse.size() : prefix;
-            identical += sparse.equals(exact) ? 1 : 0;
-        }
-        int generated = answers.size() * newTokens;
+        Map<Long, List<Integer>> full = answersById(spark, fullPath);
+        generation.put("attention", "oracle");
+        String oraclePath = dir.resolve("answers-oracle.parquet").toString();
+        CSAttention.generate(contextsTable, questionsTable, modelFile.toString(), generation).write()
+                .parquet(oraclePath);
+        Agreement sparse = Agreement.of(answersById(spark, answersPath), full);
+        Agreement oracle = Agreement.of(answersById(spark, oraclePath), full);
         stdout.printf("  generate    : %d answers x %d new tokens; csattention (sparsity %.2f, budget %d of %d "
                         + "context keys) %.2f s, full attention %.2f s (Spark jobs: prefill + index once per context, "
-                        + "a fork per question)%n", answers.size(), newTokens, sparsity,
-                parsed.settings().plan(modelTokens).budget(), modelTokens, sparseSeconds, fullSeconds);
-        stdout.printf("  agreement   : %d of %d generated tokens equal to full attention's (%.1f%%); %d of %d answers "
-                        + "identical; mean agreeing prefix %.1f tokens%n", agreeing, generated,
-                100.0 * agreeing / Math.max(generated, 1), identical, answers.size(),
-                (double) prefixes / Math.max(answers.size(), 1));
+                        + "a fork per question)%n", sparse.answers(), newTokens, modelSparsity,
+                modelParsed.settings().plan(modelTokens).budget(), modelTokens, sparseSeconds, fullSeconds);
+        stdout.printf("  agreement   : csattention %s; oracle top-budget keys (the ceiling at this budget) %s%n",
+                sparse, oracle);
+        int answerRows = sparse.answers();
         stdout.printf("  answers     : %s (rows %d), full attention's in %s, index set %s%n", answersPath,
-                answers.size(), fullPath, modelIndexPath);
+                answerRows, fullPath, modelIndexPath);
+    }
+
+    private static Map<Long, List<Integer>> answersById(SparkSession spark, String path) {
+        Map<Long, List<Integer>> out = new HashMap<>();
+        for (Row r : spark.read().parquet(path).collectAsList()) {
+            out.put(r.getAs("question_id"), r.getList(r.fieldIndex("generated")));
+        }
+        return out;
+    }
+
+    /** Generated tokens equal to full attention's at the same step, answers equal throughout, agreeing prefixes. */
+    record Agreement(int agreeing, int tokens, int identical, int answers, double meanPrefix) {
+
+        static Agreement of(Map<Long, List<Integer>> answers, Map<Long, List<Integer>> full) {
+            int agreeing = 0;
+            int tokens = 0;
+            int identical = 0;
+            long prefixes = 0;
+            for (Map.Entry<Long, List<Integer>> e : answers.entrySet()) {
+                List<Integer> generated = e.getValue();
+                List<Integer> exact = full.get(e.getKey());
+                int prefix = -1;
+                for (int i = 0; i < generated.size(); i++) {
+                    tokens++;
+                    if (generated.get(i).equals(exact.get(i))) {
+                        agreeing++;
+                    } else if (prefix < 0) {
+                        prefix = i;
+                    }
+                }
+                prefixes += prefix < 0 ? generated.size() : prefix;
+                identical += generated.equals(exact) ? 1 : 0;
+            }
+            return new Agreement(agreeing, tokens, identical, answers.size(),
+                    (double) prefixes / Math.max(answers.size(), 1));
+        }
+
+        @Override
+        public String toString() {
+            return String.format(java.util.Locale.ROOT, "%d of %d tokens equal to full attention's (%.1f%%), %d of %d "
+                    + "answers identical, mean agreeing prefix %.1f", agreeing, tokens,
+                    100.0 * agreeing / Math.max(tokens, 1), identical, answers, meanPrefix);
+        }
     }
 
     static byte[] bytes(FloatMatrix m) {
