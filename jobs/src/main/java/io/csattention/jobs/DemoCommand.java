@@ -258,8 +258,12 @@ final class DemoCommand implements Callable<Integer> {
             }
             questionTokenLists.add(questions);
         }
-        var contextsTable = ModelContexts.contexts(spark, contextTokens);
-        var questionsTable = ModelContexts.questions(spark, questionTokenLists);
+        String modelContextsPath = dir.resolve("model-contexts.parquet").toString();
+        String questionsPath = dir.resolve("questions.parquet").toString();
+        ModelContexts.contexts(spark, contextTokens).write().parquet(modelContextsPath);
+        ModelContexts.questions(spark, questionTokenLists).write().parquet(questionsPath);
+        var contextsTable = spark.read().parquet(modelContextsPath);
+        var questionsTable = spark.read().parquet(questionsPath);
         String modelIndexPath = dir.resolve("model-index").toString();
         long start = System.nanoTime();
         Map<String, String> modelOptions = Map.of(CSAttentionOptions.SPARSITY, Double.toString(modelSparsity));
@@ -304,8 +308,9 @@ final class DemoCommand implements Callable<Integer> {
         stdout.printf("  agreement   : csattention %s; oracle top-budget keys (the ceiling at this budget) %s%n",
                 sparse, oracle);
         int answerRows = sparse.answers();
-        stdout.printf("  answers     : %s (rows %d), full attention's in %s, index set %s%n", answersPath,
-                answerRows, fullPath, modelIndexPath);
+        stdout.printf("  answers     : %s (rows %d), full attention's in %s; inputs %s and %s, model %s, index set "
+                + "%s%n", answersPath, answerRows, fullPath, modelContextsPath, questionsPath, modelFile,
+                modelIndexPath);
     }
 
     private static Map<Long, List<Integer>> answersById(SparkSession spark, String path) {
