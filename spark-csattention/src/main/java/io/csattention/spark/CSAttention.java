@@ -107,8 +107,8 @@ public final class CSAttention {
      * a fork of that session ({@link ModelGeneration}). Options: {@code attention} (default csattention),
      * {@code maxNewTokens} (16), {@code temperature} (0: greedy), {@code topP} (0.9), {@code samplingSeed} (42), and
      * the index settings of {@link CSAttentionOptions}. The result (lazy) has one row per question: context_id,
-     * question_id, attention, generated ids, text (null without a tokenizer), prefill_nanos, index_nanos and
-     * decode_nanos (the question's own decode steps).
+     * question_id, attention, generated ids, text (null without a tokenizer), prefill_nanos and index_nanos (of the
+     * context, shared by its questions) and decode_nanos (the question's own steps).
      */
     public static Dataset<Row> generate(Dataset<Row> contexts, Dataset<Row> questions, String modelPath,
                                         Map<String, String> options) {

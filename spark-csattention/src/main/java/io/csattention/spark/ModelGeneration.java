@@ -96,7 +96,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
         LlamaModel model = ModelPrefill.model(modelPath);
         long started = System.nanoTime();
         Session session = model.newSession();
-        float[] contextLogits = session.prefill(context);
+        float[] contextLogits = ModelPrefill.prefill(session, context);
         long prefillNanos = System.nanoTime() - started;
         started = System.nanoTime();
         session.useAttention(settings.attention(), settings.index());

@@ -5,6 +5,7 @@ import io.csattention.model.LlamaConfig;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.ModelFiles;
 import io.csattention.model.Session;
+import org.apache.spark.SparkFiles;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
@@ -18,11 +19,13 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The model-level prefill stage: a contexts table of token ids becomes the tensor-level contexts table
@@ -34,8 +37,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * tokens      array&lt;int&gt;  its token ids (BOS included when the model expects one)
  * </pre>
  *
- * The model file is read from the executor's local file system (the same path on every executor: a shared mount,
- * or a file shipped with {@code --files}) and loaded once per executor JVM.
+ * The model file is read from the executor's local file system: the path itself (a shared mount), else a file of
+ * that name shipped with {@code spark-submit --files} ({@link SparkFiles}); it is loaded once per executor JVM.
  */
 public final class ModelPrefill {
 
@@ -54,6 +57,8 @@ public final class ModelPrefill {
 
     /** Models loaded by this JVM, by path: one load per executor, shared by its tasks. */
     private static final Map<String, LlamaModel> LOADED = new ConcurrentHashMap<>();
+    /** Context prefills run by this JVM (build and generation), for tests that check "once per context". */
+    private static final AtomicLong PREFILLS = new AtomicLong();
 
     private ModelPrefill() {
     }
@@ -76,12 +81,28 @@ public final class ModelPrefill {
     /** The model at {@code path}, loaded once per JVM. */
     static LlamaModel model(String path) {
         return LOADED.computeIfAbsent(path, p -> {
+            Path file = Path.of(p);
+            if (!Files.exists(file) && file.getFileName() != null) {
+                Path shipped = Path.of(SparkFiles.get(file.getFileName().toString()));
+                file = Files.exists(shipped) ? shipped : file;
+            }
             try {
-                return ModelFiles.load(Path.of(p));
+                return ModelFiles.load(file);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    /** Contexts this JVM has prefilled so far. */
+    static long prefills() {
+        return PREFILLS.get();
+    }
+
+    /** Prefills {@code tokens} into {@code session}, counted; returns the last token's logits. */
+    static float[] prefill(Session session, int[] tokens) {
+        PREFILLS.incrementAndGet();
+        return session.prefill(tokens);
     }
 
     /** The token ids of column {@code column}; fails on null naming the context. */
@@ -111,7 +132,7 @@ public final class ModelPrefill {
         }
         LlamaModel model = model(modelPath);
         Session session = model.newSession();
-        session.prefill(tokens);
+        prefill(session, tokens);
         LlamaConfig config = model.config();
         List<Row> rows = new ArrayList<>(config.layers() * config.kvHeads());
         for (int l = 0; l < config.layers(); l++) {

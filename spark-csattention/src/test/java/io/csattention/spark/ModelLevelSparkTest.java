@@ -92,7 +92,9 @@ class ModelLevelSparkTest {
     @Test
     void modelLevelBuildGivesTheIndexesOfTheSessionsTensors(@TempDir Path dir) throws IOException {
         String index = dir.resolve("index").toString();
+        long prefills = ModelPrefill.prefills();
         IndexSet.Manifest built = CSAttention.buildIndexes(contexts, modelPath, index, INDEX);
+        assertEquals(2, ModelPrefill.prefills() - prefills, "model prefills: one per context");
         int heads = model.config().layers() * model.config().kvHeads();
         assertEquals(2 * heads, built.heads().size());
         assertEquals(2L, built.counters().get("contextsPrefilled"));
@@ -122,7 +124,9 @@ class ModelLevelSparkTest {
     void csattentionWithABudgetOfEveryKeyGeneratesFullAttentionsGreedyTokens() {
         Map<String, String> all = new HashMap<>(Map.of("sparsity", "0.0001", "centroids", "8",
                 "maxNewTokens", Integer.toString(NEW_TOKENS)));
+        long prefills = ModelPrefill.prefills();
         List<Row> sparse = CSAttention.generate(contexts, questions, modelPath, all).collectAsList();
+        assertEquals(2, ModelPrefill.prefills() - prefills, "model prefills: one per context, not per question");
         all.put("attention", "full");
         List<Row> full = CSAttention.generate(contexts, questions, modelPath, all).collectAsList();
         assertEquals(4, sparse.size());
