@@ -14,12 +14,17 @@ import java.io.PrintWriter;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code build-index}: a tensor-level contexts table (Parquet) to a committed index set. */
+/**
+ * {@code build-index}: a tensor-level contexts table (Parquet) to a committed index set; with {@code --model}, a
+ * model-level table (context_id, tokens) prefilled by the model on the executors first.
+ */
 @Command(name = "build-index", mixinStandardHelpOptions = true,
         description = {"Builds one CSAttention index per context, layer and KV head of a contexts Parquet table "
                 + "(columns context_id, layer, kv_head, keys, values, prefill_queries, and head_dim when a tensor is "
                 + "flattened; optional chunk) and commits them atomically as an index set at --out (any Hadoop "
-                + "FileSystem path)."})
+                + "FileSystem path). With --model FILE the table is model-level instead (columns context_id and "
+                + "tokens array<int>): the executors prefill each context once with the model and build its layers' "
+                + "and KV heads' indexes."})
 final class BuildIndexCommand implements Callable<Integer> {
 
     @Spec
@@ -27,6 +32,10 @@ final class BuildIndexCommand implements Callable<Integer> {
 
     @Option(names = "--contexts", required = true, description = "Contexts table (Parquet).")
     String contexts;
+
+    @Option(names = "--model", paramLabel = "FILE", description = "Model file (llama2.c or GGUF, the same local path "
+            + "on every executor): the contexts table is model-level (context_id, tokens).")
+    java.nio.file.Path model;
 
     @Option(names = "--out", required = true, description = "Index set path.")
     String out;
@@ -47,11 +56,16 @@ final class BuildIndexCommand implements Callable<Integer> {
         SparkJob.put(options, CSAttentionOptions.PARTITIONS, partitions);
         CSAttentionOptions.parse(options);
         options.put(CSAttention.MODE, mode);
+        if (model != null && !java.nio.file.Files.isRegularFile(model)) {
+            throw new java.io.IOException("model file must exist; model=" + model);
+        }
         PrintWriter stdout = spec.commandLine().getOut();
         SparkSession spark = SparkJob.session("csattention build-index");
         try {
             long start = System.nanoTime();
-            IndexSet.Manifest manifest = CSAttention.buildIndexes(spark.read().parquet(contexts), out, options);
+            IndexSet.Manifest manifest = model == null
+                    ? CSAttention.buildIndexes(spark.read().parquet(contexts), out, options)
+                    : CSAttention.buildIndexes(spark.read().parquet(contexts), model.toString(), out, options);
             double seconds = (System.nanoTime() - start) / 1e9;
             long bytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
             long contextCount = manifest.heads().stream().map(IndexSet.Entry::contextId).distinct().count();

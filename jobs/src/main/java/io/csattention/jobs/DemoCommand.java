@@ -10,6 +10,9 @@ import io.csattention.core.KeyValueCache;
 import io.csattention.format.IndexFile;
 import io.csattention.format.IndexedHead;
 import io.csattention.kernel.VectorKernels;
+import io.csattention.model.LlamaConfig;
+import io.csattention.model.LlamaModel;
+import io.csattention.model.ModelFiles;
 import io.csattention.spark.CSAttention;
 import io.csattention.spark.CSAttentionMetrics;
 import io.csattention.spark.CSAttentionOptions;
@@ -43,8 +46,10 @@ import java.util.stream.IntStream;
  * library directly.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Runs build-index and decode on a seeded synthetic tensor-level sample under a temporary "
-                + "directory and prints rows, contexts, recall against full attention and throughput."})
+        description = {"Runs build-index and decode on a seeded synthetic tensor-level sample, then builds "
+                + "model-level indexes and generates answers with the bundled stories260K model, under a temporary "
+                + "directory, and prints rows, contexts, recall and token agreement against full attention, and "
+                + "throughput."})
 final class DemoCommand implements Callable<Integer> {
 
     static final StructType CONTEXTS = new StructType()
@@ -95,11 +100,37 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "2026", description = "Seed of the sample (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--model-contexts", defaultValue = "3", description = "Contexts the bundled stories260K model "
+            + "writes for the model-level part (default ${DEFAULT-VALUE}).")
+    int modelContexts;
+
+    @Option(names = "--model-tokens", defaultValue = "256", description = "Tokens per model-level context, BOS "
+            + "included (default ${DEFAULT-VALUE}).")
+    int modelTokens;
+
+    @Option(names = "--questions", defaultValue = "2", description = "Questions per model-level context (default "
+            + "${DEFAULT-VALUE}).")
+    int questionsPerContext;
+
+    @Option(names = "--question-tokens", defaultValue = "8", description = "Tokens per question (default "
+            + "${DEFAULT-VALUE}).")
+    int questionTokens;
+
+    @Option(names = "--new-tokens", defaultValue = "16", description = "Tokens generated per question (default "
+            + "${DEFAULT-VALUE}).")
+    int newTokens;
+
+    @Option(names = "--model-sparsity", defaultValue = "0.75", description = "Sparsity of the model-level part "
+            + "(default ${DEFAULT-VALUE}).")
+    double modelSparsity;
+
     @Override
     public Integer call() throws Exception {
-        for (int[] v : new int[][] {{contexts, 0}, {layers, 1}, {kvHeads, 2}, {tokens, 3}, {dim, 4}, {queries, 5}}) {
+        for (int[] v : new int[][] {{contexts, 0}, {layers, 1}, {kvHeads, 2}, {tokens, 3}, {dim, 4}, {queries, 5},
+                {modelContexts, 6}, {modelTokens, 7}, {questionsPerContext, 8}, {questionTokens, 9}, {newTokens, 10}}) {
             if (v[0] <= 0) {
-                String name = new String[] {"contexts", "layers", "kv-heads", "tokens", "head-dim", "queries"}[v[1]];
+                String name = new String[] {"contexts", "layers", "kv-heads", "tokens", "head-dim", "queries",
+                        "model-contexts", "model-tokens", "questions", "question-tokens", "new-tokens"}[v[1]];
                 throw new IllegalArgumentException(name + " must be > 0; " + name + "=" + v[0]);
             }
         }
@@ -197,14 +228,131 @@ final class DemoCommand implements Callable<Integer> {
             decodeCounters.remove("contextsPrefilled");
             decodeCounters.remove("headsBuilt");
             stdout.printf("  counters    : %s%n", decodeCounters);
-            stdout.printf("  %s%n", ModelContexts.fromBundledModel(spark, contexts, tokens, seed).isPresent()
-                    ? "model-level contexts: see above" : ModelContexts.PENDING);
             stdout.printf("  output      : %s (rows %d), index set %s%n", decodedPath, total, indexPath);
+            modelLevel(spark, dir, stdout);
             return 0;
         } catch (Exception e) {
             throw SparkJob.unwrap(e);
         } finally {
             spark.stop();
+        }
+    }
+
+    /**
+     * The model-level part: contexts and questions written by the bundled stories260K model, indexes built from a
+     * prefill on the executors, and answers generated with csattention and with full attention, compared token by
+     * token.
+     */
+    private void modelLevel(SparkSession spark, java.nio.file.Path dir, PrintWriter stdout) throws java.io.IOException {
+        java.nio.file.Path modelFile = ModelContexts.extractBundledModel(dir);
+        LlamaModel model = ModelFiles.load(modelFile);
+        LlamaConfig config = model.config();
+        model.checkLength((long) modelTokens + questionTokens + newTokens);
+        List<int[]> contextTokens = ModelContexts.sample(model, modelContexts, modelTokens, seed);
+        List<List<int[]>> questionTokenLists = new ArrayList<>();
+        for (int c = 0; c < modelContexts; c++) {
+            List<int[]> questions = new ArrayList<>();
+            for (int[] sampled : ModelContexts.sample(model, questionsPerContext, questionTokens + 1,
+                    seed + 7919L * (c + 1))) {
+                questions.add(Arrays.copyOfRange(sampled, 1, sampled.length));
+            }
+            questionTokenLists.add(questions);
+        }
+        String modelContextsPath = dir.resolve("model-contexts.parquet").toString();
+        String questionsPath = dir.resolve("questions.parquet").toString();
+        ModelContexts.contexts(spark, contextTokens).write().parquet(modelContextsPath);
+        ModelContexts.questions(spark, questionTokenLists).write().parquet(questionsPath);
+        var contextsTable = spark.read().parquet(modelContextsPath);
+        var questionsTable = spark.read().parquet(questionsPath);
+        String modelIndexPath = dir.resolve("model-index").toString();
+        long start = System.nanoTime();
+        Map<String, String> modelOptions = Map.of(CSAttentionOptions.SPARSITY, Double.toString(modelSparsity));
+        CSAttentionOptions modelParsed = CSAttentionOptions.parse(modelOptions);
+        IndexSet.Manifest manifest = CSAttention.buildIndexes(contextsTable, modelFile.toString(), modelIndexPath,
+                modelOptions);
+        double buildSeconds = (System.nanoTime() - start) / 1e9;
+        long indexBytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
+        stdout.printf("model-level: bundled stories260K (%d layers x %d KV heads, head dim %d), %d contexts x %d "
+                        + "tokens written by the model (BOS, then seeded samples), %d questions x %d tokens each%n",
+                config.layers(), config.kvHeads(), config.headSize(), modelContexts, modelTokens,
+                questionsPerContext, questionTokens);
+        stdout.printf("  build-index : %d heads of %d contexts (prefill on the executors, once per context) in %.2f "
+                + "s; index files %d bytes; counters %s%n", manifest.heads().size(), modelContexts, buildSeconds,
+                indexBytes, manifest.counters());
+
+        Map<String, String> generation = new HashMap<>(modelOptions);
+        generation.put("maxNewTokens", Integer.toString(newTokens));
+        String answersPath = dir.resolve("answers.parquet").toString();
+        start = System.nanoTime();
+        CSAttention.generate(contextsTable, questionsTable, modelFile.toString(), generation).write()
+                .parquet(answersPath);
+        double sparseSeconds = (System.nanoTime() - start) / 1e9;
+        generation.put("attention", "full");
+        String fullPath = dir.resolve("answers-full.parquet").toString();
+        start = System.nanoTime();
+        CSAttention.generate(contextsTable, questionsTable, modelFile.toString(), generation).write()
+                .parquet(fullPath);
+        double fullSeconds = (System.nanoTime() - start) / 1e9;
+
+        Map<Long, List<Integer>> full = answersById(spark, fullPath);
+        generation.put("attention", "oracle");
+        String oraclePath = dir.resolve("answers-oracle.parquet").toString();
+        CSAttention.generate(contextsTable, questionsTable, modelFile.toString(), generation).write()
+                .parquet(oraclePath);
+        Agreement sparse = Agreement.of(answersById(spark, answersPath), full);
+        Agreement oracle = Agreement.of(answersById(spark, oraclePath), full);
+        stdout.printf("  generate    : %d answers x %d new tokens; csattention (sparsity %.2f, budget %d of %d "
+                        + "context keys) %.2f s, full attention %.2f s (Spark jobs: prefill + index once per context, "
+                        + "a fork per question)%n", sparse.answers(), newTokens, modelSparsity,
+                modelParsed.settings().plan(modelTokens).budget(), modelTokens, sparseSeconds, fullSeconds);
+        stdout.printf("  agreement   : csattention %s; oracle top-budget keys (the ceiling at this budget) %s%n",
+                sparse, oracle);
+        int answerRows = sparse.answers();
+        stdout.printf("  answers     : %s (rows %d), full attention's in %s; inputs %s and %s, model %s, index set "
+                + "%s%n", answersPath, answerRows, fullPath, modelContextsPath, questionsPath, modelFile,
+                modelIndexPath);
+    }
+
+    private static Map<Long, List<Integer>> answersById(SparkSession spark, String path) {
+        Map<Long, List<Integer>> out = new HashMap<>();
+        for (Row r : spark.read().parquet(path).collectAsList()) {
+            out.put(r.getAs("question_id"), r.getList(r.fieldIndex("generated")));
+        }
+        return out;
+    }
+
+    /** Generated tokens equal to full attention's at the same step, answers equal throughout, agreeing prefixes. */
+    record Agreement(int agreeing, int tokens, int identical, int answers, double meanPrefix) {
+
+        static Agreement of(Map<Long, List<Integer>> answers, Map<Long, List<Integer>> full) {
+            int agreeing = 0;
+            int tokens = 0;
+            int identical = 0;
+            long prefixes = 0;
+            for (Map.Entry<Long, List<Integer>> e : answers.entrySet()) {
+                List<Integer> generated = e.getValue();
+                List<Integer> exact = full.get(e.getKey());
+                int prefix = -1;
+                for (int i = 0; i < generated.size(); i++) {
+                    tokens++;
+                    if (generated.get(i).equals(exact.get(i))) {
+                        agreeing++;
+                    } else if (prefix < 0) {
+                        prefix = i;
+                    }
+                }
+                prefixes += prefix < 0 ? generated.size() : prefix;
+                identical += generated.equals(exact) ? 1 : 0;
+            }
+            return new Agreement(agreeing, tokens, identical, answers.size(),
+                    (double) prefixes / Math.max(answers.size(), 1));
+        }
+
+        @Override
+        public String toString() {
+            return String.format(java.util.Locale.ROOT, "%d of %d tokens equal to full attention's (%.1f%%), %d of %d "
+                    + "answers identical, mean agreeing prefix %.1f", agreeing, tokens,
+                    100.0 * agreeing / Math.max(tokens, 1), identical, answers, meanPrefix);
         }
     }
 

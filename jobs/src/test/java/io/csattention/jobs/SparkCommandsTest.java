@@ -40,8 +40,12 @@ class SparkCommandsTest {
     void demoThenBuildIndexAndDecodeOnItsTables() throws Exception {
         Path demo = dir.resolve("demo");
         Result r = run("demo", "--out", demo.toString(), "--contexts", "2", "--layers", "1", "--kv-heads", "2",
-                "--tokens", "384", "--head-dim", "16", "--queries", "6");
+                "--tokens", "384", "--head-dim", "16", "--queries", "6", "--model-contexts", "1", "--model-tokens", "48",
+                "--questions", "1", "--question-tokens", "4", "--new-tokens", "4");
         assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("build-index : 20 heads of 1 contexts (prefill on the executors"), r.out());
+        assertTrue(r.out().contains("agreement   : csattention "), r.out());
+        assertTrue(Files.isDirectory(demo.resolve("answers.parquet")));
         assertTrue(r.out().contains("build-index : 4 heads of 2 contexts"), r.out());
         assertTrue(r.out().contains("decode      : 24 rows"), r.out());
         assertTrue(r.out().contains("recall      : mean "), r.out());
@@ -52,6 +56,11 @@ class SparkCommandsTest {
                 "--centroids", "8");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains(": 4 heads of 2 contexts"), r.out());
+
+        r = run("build-index", "--contexts", demo.resolve("model-contexts.parquet").toString(), "--model",
+                demo.resolve("stories260K.bin").toString(), "--out", dir.resolve("model-index").toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains(": 20 heads of 1 contexts"), r.out());
 
         String decoded = dir.resolve("decoded.parquet").toString();
         r = run("decode", "--queries", demo.resolve("queries.parquet").toString(), "--index", index, "--out",

@@ -3,6 +3,8 @@ package io.csattention.model;
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.Attention;
 import io.csattention.core.BudgetPlan;
+import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
@@ -47,6 +49,8 @@ public final class Session {
     private CSAttentionSettings settings;
     /** [layer][kvHead]; null until {@link #useAttention}. */
     private KeySelector[][] selectors;
+    /** Tokens in the cache when {@link #useAttention} built {@link #selectors}. */
+    private int positionAtAttention;
     private AttentionProbe probe;
 
     Session(LlamaModel model) {
@@ -81,6 +85,41 @@ public final class Session {
     /** A copy of this sequence's caches and prefill queries with full attention (the continuation starts here). */
     public Session fork() {
         return new Session(this);
+    }
+
+    /**
+     * A fork that keeps this session's attention method, for many continuations of one context. csattention's index
+     * is shared, not rebuilt: each fork reads the same centroids and lists and streams its own new keys into an
+     * overflow of its own. That holds while this session has not decoded since {@link #useAttention}; otherwise,
+     * and for the other methods, the fork builds its selectors again over its own caches.
+     */
+    public Session forkWithAttention() {
+        Session copy = new Session(this);
+        if (selectors == null) {
+            return copy;
+        }
+        if (method != AttentionMethod.CSATTENTION || position != positionAtAttention) {
+            copy.useAttention(method, settings);
+            return copy;
+        }
+        KeySelector[][] shared = new KeySelector[config.layers()][config.kvHeads()];
+        for (int l = 0; l < config.layers(); l++) {
+            for (int g = 0; g < config.kvHeads(); g++) {
+                CSAttentionIndex built = ((CSAttentionSelector) selectors[l][g]).index();
+                CSAttentionIndex view = new CSAttentionIndex(built.keys(), built.dim(), built.subspaces(),
+                        built.centroidCount(), built.listLength(), built.listFraction(), built.seed(),
+                        built.distance(), built.missingScore(), built.centroids(), built.listIds(),
+                        built.listScores(), built.floors(), built.missing(), built.rope(), built.positionFree(),
+                        built.scoringCentroids());
+                shared[l][g] = new CSAttentionSelector(model.kernels(), view, copy.caches[l][g],
+                        settings.rescoreFactor());
+            }
+        }
+        copy.method = method;
+        copy.settings = settings;
+        copy.selectors = shared;
+        copy.positionAtAttention = positionAtAttention;
+        return copy;
     }
 
     /** Tokens in the cache. */
@@ -176,6 +215,7 @@ public final class Session {
         this.method = attention;
         this.settings = csSettings;
         this.selectors = built;
+        this.positionAtAttention = position;
     }
 
     /**

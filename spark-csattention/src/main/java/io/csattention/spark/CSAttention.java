@@ -90,6 +90,57 @@ public final class CSAttention {
         return IndexSet.require(conf, indexPath);
     }
 
+    /**
+     * Builds the index set of a model-level contexts table (context_id, tokens array&lt;int&gt;): each context is
+     * prefilled once on the executors by the model at {@code modelPath} ({@link ModelPrefill}), then its layers' and
+     * KV heads' tensors are built as a tensor-level table would be.
+     */
+    public static IndexSet.Manifest buildIndexes(Dataset<Row> contexts, String modelPath, String indexPath,
+                                                 Map<String, String> options) throws IOException {
+        return buildIndexes(ModelPrefill.tensors(contexts, modelPath), indexPath, options);
+    }
+
+    /**
+     * Answers questions about reusable contexts with the model at {@code modelPath}. {@code contexts}: context_id
+     * string, tokens array&lt;int&gt;; {@code questions}: question_id (int or long), context_id, tokens array&lt;int&gt;.
+     * Per context, on the executors, the context is prefilled and its index built once, and every question continues
+     * a fork of that session ({@link ModelGeneration}). Options: {@code attention} (default csattention),
+     * {@code maxNewTokens} (16), {@code temperature} (0: greedy), {@code topP} (0.9), {@code samplingSeed} (42), and
+     * the index settings of {@link CSAttentionOptions}. The result (lazy) has one row per question: context_id,
+     * question_id, attention, generated ids, text (null without a tokenizer), prefill_nanos and index_nanos (of the
+     * context, shared by its questions) and decode_nanos (the question's own steps).
+     */
+    public static Dataset<Row> generate(Dataset<Row> contexts, Dataset<Row> questions, String modelPath,
+                                        Map<String, String> options) {
+        SparkSession spark = contexts.sparkSession();
+        ModelGeneration.Settings settings = ModelGeneration.Settings.take(options,
+                rest -> CSAttentionOptions.from(spark, rest).settings());
+        org.apache.spark.sql.types.DataType ids = org.apache.spark.sql.types.DataTypes.createArrayType(
+                org.apache.spark.sql.types.DataTypes.IntegerType, true);
+        ModelPrefill.tensors(contexts, modelPath);
+        TensorColumn.typed(questions.schema(), "questions", "question_id",
+                org.apache.spark.sql.types.DataTypes.IntegerType, org.apache.spark.sql.types.DataTypes.LongType);
+        TensorColumn.typed(questions.schema(), "questions", "context_id",
+                org.apache.spark.sql.types.DataTypes.StringType);
+        TensorColumn.typed(questions.schema(), "questions", ModelPrefill.TOKENS, ids,
+                org.apache.spark.sql.types.DataTypes.createArrayType(
+                        org.apache.spark.sql.types.DataTypes.IntegerType, false));
+        Dataset<Row> grouped = questions
+                .select(functions.col("context_id").as("question_context"), functions.struct(
+                        functions.col("question_id").cast("long").as("question_id"),
+                        functions.col(ModelPrefill.TOKENS).cast(ids).as(ModelPrefill.TOKENS)).as("question"))
+                .groupBy("question_context")
+                .agg(functions.array_sort(functions.collect_list("question")).as("questions"));
+        Dataset<Row> joined = grouped
+                .join(contexts.select(functions.col("context_id"), functions.col(ModelPrefill.TOKENS).cast(ids)
+                        .as(ModelPrefill.TOKENS)), grouped.col("question_context").equalTo(functions.col(
+                                "context_id")), "left")
+                .select(functions.col("question_context").as("context_id"), functions.col(ModelPrefill.TOKENS),
+                        functions.col("questions"))
+                .repartition(functions.col("context_id"));
+        return joined.flatMap(new ModelGeneration(modelPath, settings), Encoders.row(ModelGeneration.ANSWERS));
+    }
+
     /** {@link #decode(Dataset, String, Map, CSAttentionMetrics)} with counters nobody reads. */
     public static Dataset<Row> decode(Dataset<Row> queries, String indexPath, Map<String, String> options)
             throws IOException {
