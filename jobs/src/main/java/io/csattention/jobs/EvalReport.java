@@ -113,6 +113,8 @@ final class EvalReport {
                        int queries, int dim, boolean json) throws IOException {
         writer.println(header);
         printTable(writer, results);
+        writer.printf(Locale.ROOT, "KV bytes of the head (float32 K and V): %d; index bytes are the method's own "
+                + "tables%n", context.get("kv_bytes").asLong());
         ObjectNode summary = summary(results, context);
         if (out != null) {
             write(out, results, summary, queries, dim);

@@ -25,11 +25,7 @@ public final class Attention {
         }
         float[] scores = new float[count];
         float scale = (float) (1.0 / Math.sqrt(d));
-        float[] q = query;
-        if (queryOff != 0) {
-            q = java.util.Arrays.copyOfRange(query, queryOff, queryOff + d);
-        }
-        kernels.dotSelectedRows(q, 0, cache.keys(), d, selected, count, scores);
+        kernels.dotSelectedRows(query, queryOff, cache.keys(), d, selected, count, scores);
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < count; j++) {
             scores[j] *= scale;

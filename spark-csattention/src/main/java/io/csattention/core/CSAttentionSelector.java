@@ -61,14 +61,10 @@ public final class CSAttentionSelector implements KeySelector {
         if (rescoreFactor > 0 && picked.length > chosen) {
             java.util.Arrays.sort(picked); // ascending rows: the gathered key reads walk memory forwards
             float[] exact = new float[picked.length];
-            kernels.dotSelectedRows(query(query, queryOff), 0, cache.keys(), cache.dim(), picked, picked.length, exact);
+            kernels.dotSelectedRows(query, queryOff, cache.keys(), cache.dim(), picked, picked.length, exact);
             picked = TopK.largest(exact, picked, picked.length, chosen);
         }
         return Selections.assemble(plan, picked);
-    }
-
-    private float[] query(float[] query, int queryOff) {
-        return queryOff == 0 ? query : java.util.Arrays.copyOfRange(query, queryOff, queryOff + cache.dim());
     }
 
     /** Sums the chosen lists into the scratch, for keys in [from, to); returns how many keys were touched. */
