@@ -19,7 +19,8 @@ import java.util.concurrent.Callable;
 
 /** {@code eval-synthetic}: the eval-tensors report on one head from the synthetic long-context generator. */
 @Command(name = "eval-synthetic", mixinStandardHelpOptions = true,
-        description = "Evaluate every method on a synthetic long-context head (topics, query/key shift, RoPE, sinks, needles).")
+        description = "Evaluate every method on a synthetic long-context head "
+                + "(topics, query/key shift, RoPE, sinks, needles).")
 public final class EvalSyntheticCommand implements Callable<Integer> {
 
     @Spec
@@ -34,7 +35,8 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
     @Option(names = "--queries", description = "Decode queries M (default: ${DEFAULT-VALUE}).", defaultValue = "128")
     int queries;
 
-    @Option(names = "--data-seed", description = "Seed of the generator (default: ${DEFAULT-VALUE}).", defaultValue = "7")
+    @Option(names = "--data-seed", description = "Seed of the generator (default: ${DEFAULT-VALUE}).",
+            defaultValue = "7")
     long dataSeed;
 
     @Option(names = "--rope-base", description = "RoPE base of the generated head (default: ${DEFAULT-VALUE}).",
@@ -58,11 +60,13 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Directory for selected.npy, output.npy and summary.json (optional).")
     Path out;
 
-    @Option(names = "--rope-decode-span", description = "Positions after the context the position-free lists must stay valid for (default: ${DEFAULT-VALUE}).",
+    @Option(names = "--rope-decode-span", description = "Positions after the context the position-free lists must "
+            + "stay valid for (default: ${DEFAULT-VALUE}).",
             defaultValue = "256")
     int decodeSpan;
 
-    @Option(names = "--no-rope-info", description = "Do not tell the index the RoPE of the generated head (treat every band as it is).")
+    @Option(names = "--no-rope-info",
+            description = "Do not tell the index the RoPE of the generated head (treat every band as it is).")
     boolean positionFree;
 
     @Option(names = "--json", description = "Print the summary as one JSON line last on stdout.")
@@ -75,9 +79,13 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
     @Mixin
     SettingsOptions settingsOptions;
 
+    @Mixin
+    BackendOption backend;
+
     @Override
     public Integer call() throws Exception {
         var settings = settingsOptions.settings().withSeed(seed);
+        var decodeBackend = backend.select();
         var methodList = methods.stream().map(io.csattention.baseline.AttentionMethod::parse).toList();
         EvalReport.checkOutput(out);
         var head = SyntheticContext.generate(new SyntheticContext.Spec(tokens, headDim, queries, dataSeed, ropeBase,
@@ -87,14 +95,15 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
                 decodeSpan);
         List<MethodResult> results = TensorEvaluation.run(kernels, new TensorEvaluation.Inputs(head.keys(),
                 head.values(), head.prefillQueries(), head.queries(), rope, head.queryPositions()), methodList,
-                settings);
+                settings, decodeBackend);
         ObjectNode context = EvalReport.object();
         context.put("tokens", tokens).put("head_dim", headDim).put("queries", queries).put("data_seed", dataSeed)
                 .put("rope_base", ropeBase).put("sparsity", settings.sparsity())
                 .put("kv_bytes", 8L * tokens * headDim).put("kernels", kernels.name());
         EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
-                "eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s", tokens, headDim, queries,
-                settings.sparsity(), kernels.name()), results, context, out, queries, headDim, json);
+                "eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s backend=%s", tokens, headDim, queries,
+                settings.sparsity(), kernels.name(), decodeBackend.name()), results, context, out, queries, headDim,
+                json);
         return 0;
     }
 }

@@ -27,7 +27,8 @@ import java.util.stream.LongStream;
  * {@code DIR/<method>/selected.npy}, {@code DIR/<method>/output.npy} and {@code DIR/summary.json}.
  */
 @Command(name = "eval-tensors", mixinStandardHelpOptions = true,
-        description = "Evaluate sparse attention methods on one head's K, V, prefill queries and decode queries (.npy).")
+        description = "Evaluate sparse attention methods on one head's K, V, prefill queries and decode queries "
+                + "(.npy).")
 public final class EvalTensorsCommand implements Callable<Integer> {
 
     @Spec
@@ -74,9 +75,13 @@ public final class EvalTensorsCommand implements Callable<Integer> {
     @Mixin
     SettingsOptions settingsOptions;
 
+    @Mixin
+    BackendOption backend;
+
     @Override
     public Integer call() throws Exception {
         var settings = settingsOptions.settings().withSeed(seed);
+        var decodeBackend = backend.select();
         List<AttentionMethod> methodList = methods.stream().map(AttentionMethod::parse).toList();
         EvalReport.checkOutput(out);
         FloatMatrix k = load(keys, "--keys");
@@ -105,19 +110,23 @@ public final class EvalTensorsCommand implements Callable<Integer> {
             rope = new RopeInfo(ropeBase, ropeStyle == null ? Rope.Style.INTERLEAVED : ropeStyle, prefillPositions,
                     decodePositions[0], RopeInfo.DEFAULT_DECODE_SPAN);
         } else if (ropeStyle != null || prefillQueryPositions != null || queryPositions != null) {
-            throw new IllegalArgumentException("--rope-style and the position files need --rope-base; --rope-base=none");
+            throw new IllegalArgumentException(
+                    "--rope-style and the position files need --rope-base; --rope-base=none");
         }
 
         var kernels = Kernels.preferred();
         List<MethodResult> results = TensorEvaluation.run(kernels,
-                new TensorEvaluation.Inputs(k, v, pq, q, rope, decodePositions), methodList, settings);
+                new TensorEvaluation.Inputs(k, v, pq, q, rope, decodePositions), methodList, settings,
+                decodeBackend);
         ObjectNode context = EvalReport.object();
         context.put("tokens", k.rows()).put("head_dim", k.cols()).put("prefill_queries", pq.rows())
                 .put("queries", q.rows()).put("sparsity", settings.sparsity())
                 .put("kv_bytes", 8L * k.rows() * k.cols()).put("kernels", kernels.name());
         EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
-                "eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s", k.rows(), k.cols(), pq.rows(),
-                q.rows(), settings.sparsity(), kernels.name()), results, context, out, q.rows(), k.cols(), json);
+                "eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s backend=%s", k.rows(), k.cols(),
+                pq.rows(),
+                q.rows(), settings.sparsity(), kernels.name(), decodeBackend.name()), results, context, out, q.rows(),
+                k.cols(), json);
         return 0;
     }
 

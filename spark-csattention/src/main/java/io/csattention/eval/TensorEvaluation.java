@@ -8,7 +8,11 @@ import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
+import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.RopeInfo;
+import io.csattention.kernel.ContextDecoder;
+import io.csattention.kernel.DecodeBackend;
+import io.csattention.kernel.DecodedBlock;
 import io.csattention.kernel.VectorKernels;
 
 import java.util.ArrayList;
@@ -53,6 +57,15 @@ public final class TensorEvaluation {
     /** Evaluates {@code methods} (full and oracle are always computed as references) and returns them in order. */
     public static List<MethodResult> run(VectorKernels kernels, Inputs inputs, List<AttentionMethod> methods,
                                          CSAttentionSettings settings) {
+        return run(kernels, inputs, methods, settings, null);
+    }
+
+    /**
+     * The same, with csattention's index build and decode on {@code backend} when it is a GPU (a block of all
+     * queries at once; RoPE bands are a CPU feature, so a head with RoPE information stays on the CPU path).
+     */
+    public static List<MethodResult> run(VectorKernels kernels, Inputs inputs, List<AttentionMethod> methods,
+                                         CSAttentionSettings settings, DecodeBackend backend) {
         int n = inputs.keys().rows();
         int d = inputs.keys().cols();
         int m = inputs.queries().rows();
@@ -69,8 +82,10 @@ public final class TensorEvaluation {
         for (AttentionMethod method : methods) {
             MethodResult result = results.get(method);
             if (result == null) {
-                result = measure(decode(kernels, inputs, method, settings), full, oracle,
-                        probabilities, d, m);
+                boolean onGpu = method == AttentionMethod.CSATTENTION && backend != null && backend.isGpu()
+                        && inputs.rope() == null;
+                MethodResult raw = onGpu ? decodeOn(backend, inputs, settings) : decode(kernels, inputs, method, settings);
+                result = measure(raw, full, oracle, probabilities, d, m);
                 results.put(method, result);
             }
             ordered.add(result);
@@ -102,6 +117,21 @@ public final class TensorEvaluation {
         }
         return new MethodResult(method, selected, width, outputs, 0, 0, 0, 0, 0, buildMillis,
                 decodeNanos / 1e3 / Math.max(1, m), selector.indexBytes(), width);
+    }
+
+    /** csattention on a decode backend: one index build, then all queries as one block. */
+    private static MethodResult decodeOn(DecodeBackend backend, Inputs inputs, CSAttentionSettings settings) {
+        KeyValueCache cache = KeyValueCache.of(inputs.keys(), inputs.values());
+        long buildStart = System.nanoTime();
+        CSAttentionIndex index = backend.buildIndex(inputs.keys(), inputs.prefillQueries(), settings);
+        double buildMillis = (System.nanoTime() - buildStart) / 1e6;
+        try (ContextDecoder decoder = backend.open(cache, index, settings)) {
+            long start = System.nanoTime();
+            DecodedBlock block = decoder.decode(inputs.queries());
+            double micros = (System.nanoTime() - start) / 1e3 / Math.max(1, block.queries());
+            return new MethodResult(AttentionMethod.CSATTENTION, block.selected(), block.plan().budget(),
+                    block.outputs().data(), 0, 0, 0, 0, 0, buildMillis, micros, index.bytes(), block.plan().budget());
+        }
     }
 
     private static double[][] fullProbabilities(VectorKernels kernels, Inputs inputs) {
