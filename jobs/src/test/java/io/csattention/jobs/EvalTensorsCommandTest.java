@@ -112,6 +112,17 @@ class EvalTensorsCommandTest {
         assertFalse(Files.exists(out));
     }
 
+    @Test
+    void gpuBackendWithoutAUsableDeviceIsOneLine() {
+        String reason = io.csattention.kernel.Backends.gpuUnavailableReason(0);
+        org.junit.jupiter.api.Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        Path out = dir.resolve("gpu");
+        assertOneLine("error: backend gpu needs a usable CUDA device: " + reason + "; backend=gpu",
+                run("eval-tensors", "--keys", keys, "--values", values, "--prefill-queries", prefill,
+                        "--queries", queries, "--out", out, "--backend", "gpu"));
+        assertFalse(Files.exists(out));
+    }
+
     private static void assertOneLine(String expected, Result result) {
         assertEquals(2, result.code, result.err);
         assertEquals(expected, result.err.strip());
