@@ -53,10 +53,6 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
     @Option(names = "--needles", description = "Rare needle tokens (default: ${DEFAULT-VALUE}).", defaultValue = "16")
     int needles;
 
-    @Option(names = "--methods", split = ",", description = "Methods to run (default: ${DEFAULT-VALUE}).",
-            defaultValue = "csattention,quest,keycluster,oracle,full")
-    List<String> methods;
-
     @Option(names = "--out", description = "Directory for selected.npy, output.npy and summary.json (optional).")
     Path out;
 
@@ -69,24 +65,14 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
             description = "Do not tell the index the RoPE of the generated head (treat every band as it is).")
     boolean positionFree;
 
-    @Option(names = "--json", description = "Print the summary as one JSON line last on stdout.")
-    boolean json;
-
-    @Option(names = "--seed", description = "Seed of k-means and sampling (default: ${DEFAULT-VALUE}).",
-            defaultValue = "42")
-    long seed;
-
     @Mixin
-    SettingsOptions settingsOptions;
-
-    @Mixin
-    BackendOption backend;
+    EvalOptions options;
 
     @Override
     public Integer call() throws Exception {
-        var settings = settingsOptions.settings().withSeed(seed);
-        var decodeBackend = backend.select();
-        var methodList = methods.stream().map(io.csattention.baseline.AttentionMethod::parse).toList();
+        var settings = options.settings();
+        var decodeBackend = options.backend();
+        var methodList = options.methods();
         EvalReport.checkOutput(out);
         var head = SyntheticContext.generate(new SyntheticContext.Spec(tokens, headDim, queries, dataSeed, ropeBase,
                 ropeStyle, topics, needles));
@@ -103,7 +89,7 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
         EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
                 "eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s backend=%s", tokens, headDim, queries,
                 settings.sparsity(), kernels.name(), decodeBackend.name()), results, context, out, queries, headDim,
-                json);
+                options.json);
         return 0;
     }
 }

@@ -46,10 +46,6 @@ public final class EvalTensorsCommand implements Callable<Integer> {
     @Option(names = "--queries", required = true, description = "Decode queries [M,d] .npy; each attends all N keys.")
     Path queries;
 
-    @Option(names = "--methods", split = ",", description = "Methods to run (default: ${DEFAULT-VALUE}).",
-            defaultValue = "csattention,quest,keycluster,oracle,full")
-    List<String> methods;
-
     @Option(names = "--out", required = true, description = "Output directory (new or empty).")
     Path out;
 
@@ -65,24 +61,14 @@ public final class EvalTensorsCommand implements Callable<Integer> {
     @Option(names = "--query-positions", description = "int32/int64 [M] .npy (default: row j at position N + j).")
     Path queryPositions;
 
-    @Option(names = "--json", description = "Also print the summary as one JSON line last on stdout.")
-    boolean json;
-
-    @Option(names = "--seed", description = "Seed of k-means and sampling (default: ${DEFAULT-VALUE}).",
-            defaultValue = "42")
-    long seed;
-
     @Mixin
-    SettingsOptions settingsOptions;
-
-    @Mixin
-    BackendOption backend;
+    EvalOptions options;
 
     @Override
     public Integer call() throws Exception {
-        var settings = settingsOptions.settings().withSeed(seed);
-        var decodeBackend = backend.select();
-        List<AttentionMethod> methodList = methods.stream().map(AttentionMethod::parse).toList();
+        var settings = options.settings();
+        var decodeBackend = options.backend();
+        List<AttentionMethod> methodList = options.methods();
         EvalReport.checkOutput(out);
         FloatMatrix k = load(keys, "--keys");
         FloatMatrix v = load(values, "--values");
@@ -126,7 +112,7 @@ public final class EvalTensorsCommand implements Callable<Integer> {
                 "eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s backend=%s", k.rows(), k.cols(),
                 pq.rows(),
                 q.rows(), settings.sparsity(), kernels.name(), decodeBackend.name()), results, context, out, q.rows(),
-                k.cols(), json);
+                k.cols(), options.json);
         return 0;
     }
 
