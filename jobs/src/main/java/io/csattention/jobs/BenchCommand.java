@@ -297,7 +297,7 @@ final class BenchCommand implements Callable<Integer> {
                     if (method == AttentionMethod.FULL) {
                         continue;
                     }
-                    // csattention's lists depend on the sparsity (their default length is twice the budget)
+                    // csattention's lists depend on the sparsity (their default length is 2.4 times the budget)
                     boolean perSparsity = method == AttentionMethod.CSATTENTION;
                     if (!perSparsity && shared.containsKey(method)) {
                         selectors.put(method, shared.get(method));

@@ -29,7 +29,7 @@ final class SparkJob {
         @Option(names = "--centroids", description = "C, k-means centroids per subspace (default 256).")
         String centroids;
         @Option(names = "--list-fraction", description = "alpha, each list keeps ceil(alpha N) keys (default: "
-                + "twice the budget's share, at least 64 keys).")
+                + "2.4 times the budget's share, at least 64 keys).")
         String listFraction;
         @Option(names = "--sink", description = "Forced leading keys (default: automatic).")
         String sink;

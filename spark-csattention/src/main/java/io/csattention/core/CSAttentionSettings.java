@@ -42,6 +42,8 @@ public record CSAttentionSettings(
      * 4 x chosen is 20% of the keys scored exactly at 95% sparsity.
      */
     public static final double DEFAULT_RESCORE_FACTOR = 4.0;
+    /** Automatic list length as a multiple of the budget; see {@link #resolveListFraction}. */
+    public static final double LIST_BUDGET_MULTIPLE = 2.4;
 
     public CSAttentionSettings {
         Check.openUnit(sparsity, "sparsity");
@@ -150,14 +152,15 @@ public record CSAttentionSettings(
     }
 
     /**
-     * alpha for a context of n keys: the given value, or the share that keeps every list at least twice the chosen
-     * keys of this sparsity's budget and no shorter than 64 keys.
+     * alpha for a context of n keys: the given value, or the share that keeps every list 2.4 times the budget of this
+     * sparsity and no shorter than 64 keys. Measured at 128K and 95% (C = 128, 4 x re-scoring): recall 0.895 at twice
+     * the budget, 0.909 at 2.4 times.
      */
     public double resolveListFraction(int n) {
         if (listFraction > 0) {
             return listFraction;
         }
-        double twiceBudget = 2 * (1 - sparsity);
-        return Math.min(1.0, Math.max(twiceBudget, 64.0 / Math.max(1, n)));
+        double listsOfBudget = LIST_BUDGET_MULTIPLE * (1 - sparsity);
+        return Math.min(1.0, Math.max(listsOfBudget, 64.0 / Math.max(1, n)));
     }
 }
