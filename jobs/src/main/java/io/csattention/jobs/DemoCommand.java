@@ -4,6 +4,7 @@ import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.Attention;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSelector;
+import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
@@ -126,14 +127,17 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        for (int[] v : new int[][] {{contexts, 0}, {layers, 1}, {kvHeads, 2}, {tokens, 3}, {dim, 4}, {queries, 5},
-                {modelContexts, 6}, {modelTokens, 7}, {questionsPerContext, 8}, {questionTokens, 9}, {newTokens, 10}}) {
-            if (v[0] <= 0) {
-                String name = new String[] {"contexts", "layers", "kv-heads", "tokens", "head-dim", "queries",
-                        "model-contexts", "model-tokens", "questions", "question-tokens", "new-tokens"}[v[1]];
-                throw new IllegalArgumentException(name + " must be > 0; " + name + "=" + v[0]);
-            }
-        }
+        Check.positive(contexts, "contexts");
+        Check.positive(layers, "layers");
+        Check.positive(kvHeads, "kv-heads");
+        Check.positive(tokens, "tokens");
+        Check.positive(dim, "head-dim");
+        Check.positive(queries, "queries");
+        Check.positive(modelContexts, "model-contexts");
+        Check.positive(modelTokens, "model-tokens");
+        Check.positive(questionsPerContext, "questions");
+        Check.positive(questionTokens, "question-tokens");
+        Check.positive(newTokens, "new-tokens");
         Map<String, String> options = new HashMap<>();
         options.put(CSAttentionOptions.SPARSITY, Double.toString(sparsity));
         options.put(CSAttentionOptions.WITH_SELECTED, "true");

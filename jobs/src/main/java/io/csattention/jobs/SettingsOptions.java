@@ -1,6 +1,7 @@
 package io.csattention.jobs;
 
 import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.Check;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.MissingScore;
 import picocli.CommandLine.Option;
@@ -46,21 +47,21 @@ public final class SettingsOptions {
     public CSAttentionSettings settings() {
         CSAttentionSettings s = CSAttentionSettings.defaults().withSparsity(sparsity);
         if (subspaces != null) {
-            s = s.withSubspaces(positive(subspaces, "--subspaces"));
+            s = s.withSubspaces(Check.positive(subspaces, "--subspaces"));
         }
         if (centroids != null) {
-            s = s.withCentroids(positive(centroids, "--centroids"));
+            s = s.withCentroids(Check.positive(centroids, "--centroids"));
         }
         if (listFraction != null) {
-            io.csattention.core.Check.that(listFraction > 0 && listFraction <= 1, "--list-fraction must be in (0, 1]",
+            Check.that(listFraction > 0 && listFraction <= 1, "--list-fraction must be in (0, 1]",
                     "--list-fraction", listFraction);
             s = s.withListFraction(listFraction);
         }
         if (sink != null) {
-            s = s.withSink(nonNegative(sink, "--sink"));
+            s = s.withSink(Check.nonNegative(sink, "--sink"));
         }
         if (window != null) {
-            s = s.withWindow(nonNegative(window, "--window"));
+            s = s.withWindow(Check.nonNegative(window, "--window"));
         }
         if (rescoreFactor != null) {
             s = s.withRescoreFactor(rescoreFactor);
@@ -72,18 +73,8 @@ public final class SettingsOptions {
             s = s.withDistance(distance);
         }
         if (kmeansIterations != null) {
-            s = s.withKmeansIterations(positive(kmeansIterations, "--kmeans-iterations"));
+            s = s.withKmeansIterations(Check.positive(kmeansIterations, "--kmeans-iterations"));
         }
         return s;
-    }
-
-    private static int positive(int value, String flag) {
-        io.csattention.core.Check.that(value > 0, flag + " must be > 0", flag, value);
-        return value;
-    }
-
-    private static int nonNegative(int value, String flag) {
-        io.csattention.core.Check.that(value >= 0, flag + " must be >= 0", flag, value);
-        return value;
     }
 }

@@ -54,9 +54,14 @@ public enum AttentionMethod {
             case QUEST -> new QuestSelector(cache, QuestSelector.DEFAULT_PAGE_SIZE);
             case KEYCLUSTER -> new KeyClusterSelector(kernels, cache, 0, settings.kmeansIterations(), settings.seed());
             case CSATTENTION -> new CSAttentionSelector(kernels,
-                    CSAttentionIndex.build(kernels, cache.keyMatrix(), prefillQueries, settings, rope), cache,
+                    CSAttentionIndex.build(kernels, keysNow(cache), prefillQueries, settings, rope), cache,
                     settings.rescoreFactor());
         };
+    }
+
+    /** The cache's keys as they are now, without a copy: the build only reads them. */
+    private static FloatMatrix keysNow(KeyValueCache cache) {
+        return new FloatMatrix(cache.size(), cache.dim(), cache.keys());
     }
 
     /** The plan a query of this method follows over {@code keys} keys: every key for {@code full}. */
