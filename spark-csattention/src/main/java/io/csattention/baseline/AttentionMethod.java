@@ -51,7 +51,7 @@ public enum AttentionMethod {
         return switch (this) {
             case FULL -> new FullSelector();
             case ORACLE -> new OracleSelector(kernels, cache);
-            case QUEST -> new QuestSelector(cache, QuestSelector.DEFAULT_PAGE_SIZE);
+            case QUEST -> new QuestSelector(kernels, cache, QuestSelector.DEFAULT_PAGE_SIZE);
             case KEYCLUSTER -> new KeyClusterSelector(kernels, cache, 0, settings.kmeansIterations(), settings.seed());
             case CSATTENTION -> new CSAttentionSelector(kernels,
                     CSAttentionIndex.build(kernels, keysNow(cache), prefillQueries, settings, rope), cache,

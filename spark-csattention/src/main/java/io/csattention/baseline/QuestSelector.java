@@ -5,6 +5,7 @@ import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
 import io.csattention.core.Selections;
 import io.csattention.core.TopK;
+import io.csattention.kernel.VectorKernels;
 
 /**
  * Quest: keys in pages of P; each page keeps its per-dimension minimum and maximum, and scores the upper bound
@@ -15,13 +16,15 @@ public final class QuestSelector implements KeySelector {
 
     public static final int DEFAULT_PAGE_SIZE = 16;
 
+    private final VectorKernels kernels;
     private final KeyValueCache cache;
     private final int pageSize;
     private float[] minimum = new float[0];
     private float[] maximum = new float[0];
     private int indexedKeys;
 
-    public QuestSelector(KeyValueCache cache, int pageSize) {
+    public QuestSelector(VectorKernels kernels, KeyValueCache cache, int pageSize) {
+        this.kernels = kernels;
         this.cache = cache;
         this.pageSize = pageSize;
         keysAppended();
@@ -64,15 +67,9 @@ public final class QuestSelector implements KeySelector {
         int pages = Math.max(0, lastPage - firstPage + 1);
         float[] bounds = new float[pages];
         int[] ids = new int[pages];
+        kernels.boundRows(query, queryOff, minimum, maximum, d, firstPage, pages, bounds, 0);
         for (int p = 0; p < pages; p++) {
-            int page = firstPage + p;
-            float bound = 0;
-            for (int c = 0; c < d; c++) {
-                float q = query[queryOff + c];
-                bound += Math.max(q * minimum[page * d + c], q * maximum[page * d + c]);
-            }
-            bounds[p] = bound;
-            ids[p] = page;
+            ids[p] = firstPage + p;
         }
         int[] order = rankPages(bounds, ids, pages, plan.chosen());
         int[] chosen = new int[plan.chosen()];
@@ -88,21 +85,22 @@ public final class QuestSelector implements KeySelector {
         return Selections.assemble(plan, java.util.Arrays.copyOf(chosen, count));
     }
 
-    /** Enough of the best pages, best first, to cover {@code keysWanted} keys. */
+    /** Enough of the best pages, best first (ties: the lower page first), to cover {@code keysWanted} keys. */
     private int[] rankPages(float[] bounds, int[] ids, int pages, int keysWanted) {
         int needed = Math.min(pages, keysWanted / pageSize + 2);
         int[] best = TopK.largest(bounds, ids, pages, needed);
-        Integer[] boxed = java.util.Arrays.stream(best).boxed().toArray(Integer[]::new);
-        float[] byPage = new float[pages];
-        for (int p = 0; p < pages; p++) {
-            byPage[p] = bounds[p];
-        }
+        long[] keys = new long[best.length];
         int firstPage = pages == 0 ? 0 : ids[0];
-        java.util.Arrays.sort(boxed, (a, b) -> {
-            int c = Float.compare(byPage[b - firstPage], byPage[a - firstPage]);
-            return c != 0 ? c : Integer.compare(a, b);
-        });
-        return java.util.Arrays.stream(boxed).mapToInt(Integer::intValue).toArray();
+        for (int i = 0; i < best.length; i++) {
+            int bits = Float.floatToIntBits(bounds[best[i] - firstPage]);
+            int ordered = bits ^ ((bits >> 31) & 0x7fffffff); // increases with the float value
+            keys[i] = ((long) ~ordered << 32) | (best[i] & 0xffffffffL);
+        }
+        java.util.Arrays.sort(keys);
+        for (int i = 0; i < best.length; i++) {
+            best[i] = (int) keys[i];
+        }
+        return best;
     }
 
     @Override

@@ -26,21 +26,22 @@ public final class Attention {
         float[] scores = new float[count];
         float scale = (float) (1.0 / Math.sqrt(d));
         kernels.dotSelectedRows(query, queryOff, cache.keys(), d, selected, count, scores);
-        float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < count; j++) {
             scores[j] *= scale;
-            max = Math.max(max, scores[j]);
         }
+        // Math.exp, not the vector exp: the vector API's exp differs in the last bit between interpreted and
+        // compiled code, and a query must decode to the same output however warm the JIT is
+        float max = kernels.max(scores, 0, count);
         double total = 0;
         for (int j = 0; j < count; j++) {
             scores[j] = (float) Math.exp(scores[j] - max);
             total += scores[j];
         }
         float inv = (float) (1.0 / total);
-        float[] values = cache.values();
         for (int j = 0; j < count; j++) {
-            kernels.axpy(scores[j] * inv, values, selected[j] * d, out, outOff, d);
+            scores[j] *= inv;
         }
+        kernels.sumSelectedRows(scores, cache.values(), d, selected, count, out, outOff);
         return count;
     }
 }

@@ -391,6 +391,11 @@ public final class CSAttentionIndex {
         return overflow;
     }
 
+    /** Bytes of everything but the built lists: centroids, floors, estimates and streamed entries. */
+    public long tableBytes() {
+        return bytes() - 8L * listIds.length;
+    }
+
     /** Bytes of centroids, lists (4-byte id and 4-byte score per entry), floors and estimates. */
     public long bytes() {
         long scoring = scoringCentroids == centroids ? 0 : 4L * scoringCentroids.length;

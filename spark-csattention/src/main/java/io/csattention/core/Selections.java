@@ -7,8 +7,8 @@ public final class Selections {
     }
 
     /**
-     * Sink keys, window keys and the method's {@code chosen} keys (from the middle range), ascending, padded with
-     * -1 to the budget when the method chose fewer.
+     * Sink keys, window keys and the method's {@code chosen} keys (distinct, from the middle range), ascending,
+     * padded with -1 to the budget when the method chose fewer.
      */
     public static int[] assemble(BudgetPlan plan, int[] chosen) {
         int[] out = new int[plan.budget()];
@@ -16,9 +16,9 @@ public final class Selections {
         for (int i = 0; i < plan.sink(); i++) {
             out[count++] = i;
         }
-        int[] sorted = chosen.clone();
-        java.util.Arrays.sort(sorted);
-        int limit = Math.min(sorted.length, plan.chosen());
+        int limit = Math.min(chosen.length, plan.chosen());
+        int[] sorted = java.util.Arrays.copyOf(chosen, limit);
+        ascending(sorted, limit, new long[(plan.keys() + 63) >>> 6], plan.middleStart(), plan.middleEnd());
         System.arraycopy(sorted, 0, out, count, limit);
         count += limit;
         for (int i = plan.middleEnd(); i < plan.keys(); i++) {
@@ -26,5 +26,24 @@ public final class Selections {
         }
         java.util.Arrays.fill(out, count, out.length, -1);
         return out;
+    }
+
+    /**
+     * Sorts {@code ids[0 .. count)}, distinct keys of [from, to), ascending in time linear in the range's words: a
+     * bitmap walk instead of a comparison sort. {@code bits} covers the range and is left zeroed.
+     */
+    public static void ascending(int[] ids, int count, long[] bits, int from, int to) {
+        for (int i = 0; i < count; i++) {
+            bits[ids[i] >>> 6] |= 1L << ids[i];
+        }
+        int at = 0;
+        for (int word = from >>> 6; at < count && word <= (to - 1) >>> 6; word++) {
+            long w = bits[word];
+            bits[word] = 0L;
+            while (w != 0L) {
+                ids[at++] = (word << 6) + Long.numberOfTrailingZeros(w);
+                w &= w - 1;
+            }
+        }
     }
 }

@@ -1,7 +1,9 @@
 package io.csattention.kernel;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -20,6 +22,8 @@ final class SimdKernels implements VectorKernels {
     private static final VectorSpecies<Float> NARROW = FloatVector.SPECIES_128;
     private static final int LANES = WIDE.length();
     private static final int NARROW_LANES = NARROW.length();
+    /** Bytes with as many lanes as {@link #WIDE}: one load widens into one float vector. */
+    private static final VectorSpecies<Byte> CODES = VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * 8));
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
     private static final int QUERY_TILE = 4;
 
@@ -145,6 +149,97 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
+    /** Four coded rows per pass, like {@link #dotSelectedRows}: four independent row reads in flight. */
+    @Override
+    public void dotSelectedCodes(float[] x, int xOff, byte[] codes, int stride, float[] scales, int[] ids, int count,
+                                 float[] out) {
+        if (stride < LANES) {
+            VectorKernels.super.dotSelectedCodes(x, xOff, codes, stride, scales, ids, count, out);
+            return;
+        }
+        int j = 0;
+        for (; j + 4 <= count; j += 4) {
+            int o0 = ids[j] * stride;
+            int o1 = ids[j + 1] * stride;
+            int o2 = ids[j + 2] * stride;
+            int o3 = ids[j + 3] * stride;
+            FloatVector acc0 = FloatVector.zero(WIDE);
+            FloatVector acc1 = FloatVector.zero(WIDE);
+            FloatVector acc2 = FloatVector.zero(WIDE);
+            FloatVector acc3 = FloatVector.zero(WIDE);
+            int i = 0;
+            for (int upper = stride - LANES; i <= upper; i += LANES) {
+                FloatVector vx = FloatVector.fromArray(WIDE, x, xOff + i);
+                acc0 = widen(codes, o0 + i).fma(vx, acc0);
+                acc1 = widen(codes, o1 + i).fma(vx, acc1);
+                acc2 = widen(codes, o2 + i).fma(vx, acc2);
+                acc3 = widen(codes, o3 + i).fma(vx, acc3);
+            }
+            out[j] = scales[ids[j]] * codeTail(x, xOff, codes, o0, i, stride, acc0.reduceLanes(VectorOperators.ADD));
+            out[j + 1] = scales[ids[j + 1]]
+                    * codeTail(x, xOff, codes, o1, i, stride, acc1.reduceLanes(VectorOperators.ADD));
+            out[j + 2] = scales[ids[j + 2]]
+                    * codeTail(x, xOff, codes, o2, i, stride, acc2.reduceLanes(VectorOperators.ADD));
+            out[j + 3] = scales[ids[j + 3]]
+                    * codeTail(x, xOff, codes, o3, i, stride, acc3.reduceLanes(VectorOperators.ADD));
+        }
+        for (; j < count; j++) {
+            int o = ids[j] * stride;
+            FloatVector acc = FloatVector.zero(WIDE);
+            int i = 0;
+            for (int upper = stride - LANES; i <= upper; i += LANES) {
+                acc = widen(codes, o + i).fma(FloatVector.fromArray(WIDE, x, xOff + i), acc);
+            }
+            out[j] = scales[ids[j]] * codeTail(x, xOff, codes, o, i, stride, acc.reduceLanes(VectorOperators.ADD));
+        }
+    }
+
+    /** {@code LANES} int8 codes at {@code off} as floats. */
+    private static FloatVector widen(byte[] codes, int off) {
+        return (FloatVector) ByteVector.fromArray(CODES, codes, off).convertShape(VectorOperators.B2F, WIDE, 0);
+    }
+
+    private static float codeTail(float[] x, int xOff, byte[] codes, int off, int from, int length, float sum) {
+        for (int i = from; i < length; i++) {
+            sum += x[xOff + i] * codes[off + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void boundRows(float[] x, int xOff, float[] low, float[] high, int length, int firstRow, int rowCount,
+                          float[] out, int outOff) {
+        if (length < LANES) {
+            VectorKernels.super.boundRows(x, xOff, low, high, length, firstRow, rowCount, out, outOff);
+            return;
+        }
+        for (int p = 0; p < rowCount; p++) {
+            int o = (firstRow + p) * length;
+            FloatVector acc0 = FloatVector.zero(WIDE);
+            FloatVector acc1 = FloatVector.zero(WIDE);
+            int c = 0;
+            for (int upper2 = length - 2 * LANES; c <= upper2; c += 2 * LANES) {
+                FloatVector q0 = FloatVector.fromArray(WIDE, x, xOff + c);
+                FloatVector q1 = FloatVector.fromArray(WIDE, x, xOff + c + LANES);
+                acc0 = acc0.add(q0.mul(FloatVector.fromArray(WIDE, low, o + c))
+                        .max(q0.mul(FloatVector.fromArray(WIDE, high, o + c))));
+                acc1 = acc1.add(q1.mul(FloatVector.fromArray(WIDE, low, o + c + LANES))
+                        .max(q1.mul(FloatVector.fromArray(WIDE, high, o + c + LANES))));
+            }
+            for (int upper = length - LANES; c <= upper; c += LANES) {
+                FloatVector q0 = FloatVector.fromArray(WIDE, x, xOff + c);
+                acc0 = acc0.add(q0.mul(FloatVector.fromArray(WIDE, low, o + c))
+                        .max(q0.mul(FloatVector.fromArray(WIDE, high, o + c))));
+            }
+            float bound = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            for (; c < length; c++) {
+                float q = x[xOff + c];
+                bound += Math.max(q * low[o + c], q * high[o + c]);
+            }
+            out[outOff + p] = bound;
+        }
+    }
+
     /** Four dot products of x with rows at offsets o0..o3, written to out[outOff .. outOff+4). */
     private static void dot4Wide(float[] x, int xOff, float[] rows, int o0, int o1, int o2, int o3, int length,
                                  float[] out, int outOff) {
@@ -240,46 +335,54 @@ final class SimdKernels implements VectorKernels {
         return max;
     }
 
+    /** Selected rows summed per chunk, so that every column group of a row is read while the row is in L1. */
+    private static final int ROW_CHUNK = 32;
+
     /**
-     * Keeps up to four vectors of the output in registers while streaming over the selected rows, instead of one
-     * load and store of the whole output per row as repeated {@link #axpy} calls would.
+     * Keeps four vectors of the output in registers while streaming over a chunk of {@link #ROW_CHUNK} selected rows,
+     * instead of one load and store of the whole output per row as repeated {@link #axpy} calls would; the chunk's
+     * rows are then still in L1 for the next column group (wide heads are more than one group).
      */
     @Override
     public void sumSelectedRows(float[] weights, float[] rows, int stride, int[] ids, int count, float[] out,
                                 int outOff) {
-        int c = 0;
-        for (; c + 4 * LANES <= stride; c += 4 * LANES) {
-            FloatVector acc0 = FloatVector.zero(WIDE);
-            FloatVector acc1 = FloatVector.zero(WIDE);
-            FloatVector acc2 = FloatVector.zero(WIDE);
-            FloatVector acc3 = FloatVector.zero(WIDE);
-            for (int j = 0; j < count; j++) {
-                FloatVector w = FloatVector.broadcast(WIDE, weights[j]);
-                int o = ids[j] * stride + c;
-                acc0 = FloatVector.fromArray(WIDE, rows, o).fma(w, acc0);
-                acc1 = FloatVector.fromArray(WIDE, rows, o + LANES).fma(w, acc1);
-                acc2 = FloatVector.fromArray(WIDE, rows, o + 2 * LANES).fma(w, acc2);
-                acc3 = FloatVector.fromArray(WIDE, rows, o + 3 * LANES).fma(w, acc3);
+        java.util.Arrays.fill(out, outOff, outOff + stride, 0f);
+        for (int first = 0; first < count; first += ROW_CHUNK) {
+            int last = Math.min(count, first + ROW_CHUNK);
+            int c = 0;
+            for (; c + 4 * LANES <= stride; c += 4 * LANES) {
+                FloatVector acc0 = FloatVector.fromArray(WIDE, out, outOff + c);
+                FloatVector acc1 = FloatVector.fromArray(WIDE, out, outOff + c + LANES);
+                FloatVector acc2 = FloatVector.fromArray(WIDE, out, outOff + c + 2 * LANES);
+                FloatVector acc3 = FloatVector.fromArray(WIDE, out, outOff + c + 3 * LANES);
+                for (int j = first; j < last; j++) {
+                    FloatVector w = FloatVector.broadcast(WIDE, weights[j]);
+                    int o = ids[j] * stride + c;
+                    acc0 = FloatVector.fromArray(WIDE, rows, o).fma(w, acc0);
+                    acc1 = FloatVector.fromArray(WIDE, rows, o + LANES).fma(w, acc1);
+                    acc2 = FloatVector.fromArray(WIDE, rows, o + 2 * LANES).fma(w, acc2);
+                    acc3 = FloatVector.fromArray(WIDE, rows, o + 3 * LANES).fma(w, acc3);
+                }
+                acc0.intoArray(out, outOff + c);
+                acc1.intoArray(out, outOff + c + LANES);
+                acc2.intoArray(out, outOff + c + 2 * LANES);
+                acc3.intoArray(out, outOff + c + 3 * LANES);
             }
-            acc0.intoArray(out, outOff + c);
-            acc1.intoArray(out, outOff + c + LANES);
-            acc2.intoArray(out, outOff + c + 2 * LANES);
-            acc3.intoArray(out, outOff + c + 3 * LANES);
-        }
-        for (; c + LANES <= stride; c += LANES) {
-            FloatVector acc = FloatVector.zero(WIDE);
-            for (int j = 0; j < count; j++) {
-                acc = FloatVector.fromArray(WIDE, rows, ids[j] * stride + c)
-                        .fma(FloatVector.broadcast(WIDE, weights[j]), acc);
+            for (; c + LANES <= stride; c += LANES) {
+                FloatVector acc = FloatVector.fromArray(WIDE, out, outOff + c);
+                for (int j = first; j < last; j++) {
+                    acc = FloatVector.fromArray(WIDE, rows, ids[j] * stride + c)
+                            .fma(FloatVector.broadcast(WIDE, weights[j]), acc);
+                }
+                acc.intoArray(out, outOff + c);
             }
-            acc.intoArray(out, outOff + c);
-        }
-        for (; c < stride; c++) {
-            float sum = 0f;
-            for (int j = 0; j < count; j++) {
-                sum += weights[j] * rows[ids[j] * stride + c];
+            for (; c < stride; c++) {
+                float sum = out[outOff + c];
+                for (int j = first; j < last; j++) {
+                    sum += weights[j] * rows[ids[j] * stride + c];
+                }
+                out[outOff + c] = sum;
             }
-            out[outOff + c] = sum;
         }
     }
 

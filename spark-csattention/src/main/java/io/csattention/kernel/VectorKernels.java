@@ -31,6 +31,40 @@ public interface VectorKernels {
      */
     void dotSelectedRows(float[] x, int xOff, float[] rows, int stride, int[] ids, int count, float[] out);
 
+    /**
+     * Dot products of one vector with selected int8-coded rows, each row scaled by its own factor:
+     * {@code out[j] = scales[ids[j]] * dot(x, codes[ids[j]*stride .. +stride))} for j in [0, count). The re-scoring
+     * step of csattention, over the {@code KeySketch} of the keys.
+     */
+    default void dotSelectedCodes(float[] x, int xOff, byte[] codes, int stride, float[] scales, int[] ids, int count,
+                                  float[] out) {
+        for (int j = 0; j < count; j++) {
+            int o = ids[j] * stride;
+            float sum = 0f;
+            for (int i = 0; i < stride; i++) {
+                sum += x[xOff + i] * codes[o + i];
+            }
+            out[j] = sum * scales[ids[j]];
+        }
+    }
+
+    /**
+     * Quest's page bounds: {@code out[outOff + p] = sum_c max(x[xOff+c] * low[r*length + c], x[xOff+c] * high[r*length +
+     * c])} with r = firstRow + p, for p in [0, rowCount) and c in [0, length).
+     */
+    default void boundRows(float[] x, int xOff, float[] low, float[] high, int length, int firstRow, int rowCount,
+                           float[] out, int outOff) {
+        for (int p = 0; p < rowCount; p++) {
+            int o = (firstRow + p) * length;
+            float bound = 0f;
+            for (int c = 0; c < length; c++) {
+                float q = x[xOff + c];
+                bound += Math.max(q * low[o + c], q * high[o + c]);
+            }
+            out[outOff + p] = bound;
+        }
+    }
+
     /** {@code y[yOff+i] += alpha * x[xOff+i]} for i in [0, length). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int length);
 

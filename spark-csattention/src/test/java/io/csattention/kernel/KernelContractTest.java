@@ -135,6 +135,61 @@ class KernelContractTest {
 
     @ParameterizedTest
     @MethodSource("backends")
+    void dotSelectedCodesMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 8);
+        for (int stride : LENGTHS) {
+            int n = 29;
+            byte[] codes = new byte[n * stride];
+            random.nextBytes(codes);
+            float[] scales = random(random, n);
+            float[] x = random(random, stride + 2);
+            for (int count : new int[] {1, 3, 4, 5, 13}) {
+                int[] ids = random.ints(count, 0, n).toArray();
+                float[] out = new float[count];
+                kernels.dotSelectedCodes(x, 2, codes, stride, scales, ids, count, out);
+                for (int j = 0; j < count; j++) {
+                    double exact = 0;
+                    double sumAbs = 0;
+                    for (int i = 0; i < stride; i++) {
+                        double term = (double) x[2 + i] * codes[ids[j] * stride + i];
+                        exact += term;
+                        sumAbs += Math.abs(term);
+                    }
+                    float scale = scales[ids[j]];
+                    assertClose(exact * scale, out[j], stride + 1, sumAbs * Math.abs(scale),
+                            "dotSelectedCodes " + kernels.name() + " stride=" + stride + " count=" + count);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void boundRowsMatchScalar(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 9);
+        for (int length : LENGTHS) {
+            int pages = 7;
+            float[] low = random(random, pages * length);
+            float[] high = random(random, pages * length);
+            float[] x = random(random, length + 1);
+            float[] out = new float[pages];
+            kernels.boundRows(x, 1, low, high, length, 2, pages - 2, out, 1);
+            for (int p = 2; p < pages; p++) {
+                double exact = 0;
+                double sumAbs = 0;
+                for (int c = 0; c < length; c++) {
+                    double term = Math.max((double) x[1 + c] * low[p * length + c],
+                            (double) x[1 + c] * high[p * length + c]);
+                    exact += term;
+                    sumAbs += Math.abs(term);
+                }
+                assertClose(exact, out[p - 1], length + 1, sumAbs, "boundRows " + kernels.name() + " length=" + length);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
     void axpyMatchesScalar(VectorKernels kernels) {
         SplittableRandom random = new SplittableRandom(SEED + 3);
         for (int length : LENGTHS) {
@@ -160,7 +215,7 @@ class KernelContractTest {
         for (int stride : LENGTHS) {
             int n = 23;
             float[] rows = random(random, n * stride);
-            for (int count : new int[] {0, 1, 3, 17}) {
+            for (int count : new int[] {0, 1, 3, 17, 45, 70}) {
                 int[] ids = random.ints(count, 0, n).toArray();
                 float[] weights = random(random, count);
                 float[] out = new float[stride + 2];
