@@ -24,8 +24,18 @@ public final class Attention {
             return 0;
         }
         float[] scores = new float[count];
-        float scale = (float) (1.0 / Math.sqrt(d));
         kernels.dotSelectedRows(query, queryOff, cache.keys(), d, selected, count, scores);
+        softmaxSum(kernels, scores, cache.values(), d, selected, count, out, outOff);
+        return count;
+    }
+
+    /**
+     * {@code softmax(scores / sqrt(d)) V_S} into {@code out[outOff .. outOff+d)} for the first {@code count} keys of
+     * {@code selected} and their raw scores {@code q . k} (overwritten with the weights).
+     */
+    public static void softmaxSum(VectorKernels kernels, float[] scores, float[] values, int d, int[] selected,
+                                  int count, float[] out, int outOff) {
+        float scale = (float) (1.0 / Math.sqrt(d));
         for (int j = 0; j < count; j++) {
             scores[j] *= scale;
         }
@@ -41,7 +51,6 @@ public final class Attention {
         for (int j = 0; j < count; j++) {
             scores[j] *= inv;
         }
-        kernels.sumSelectedRows(scores, cache.values(), d, selected, count, out, outOff);
-        return count;
+        kernels.sumSelectedRows(scores, values, d, selected, count, out, outOff);
     }
 }

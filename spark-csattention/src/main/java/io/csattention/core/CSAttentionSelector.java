@@ -14,12 +14,13 @@ import io.csattention.kernel.VectorKernels;
  *   <li>lists are read in their packed decode form ({@link PackedLists}: 3 bytes per entry, ascending keys per
  *       block), and summed as integers into a dense per-thread accumulator that also counts the lists a key was
  *       met in, so "touched" needs no second array;</li>
- *   <li>the re-scoring candidates are cut from the integer sums with a histogram, in time linear in the keys
- *       touched, and put in ascending order with a bitmap instead of a sort;</li>
+ *   <li>the re-scoring candidates are cut from the integer sums with a histogram: two forward passes over the
+ *       accumulator, which leave them in ascending order (no sort), and the chosen keys are cut from the re-scored
+ *       candidates with a radix histogram ({@link TopK#keepLargest}), which keeps that order;</li>
  *   <li>re-scoring reads int8 rows (d + 4 bytes) instead of float rows (4d bytes): it reads a fifth of the rows at
  *       random, which is bound by memory, not arithmetic.</li>
  * </ul>
- * Ties at a cut are taken in the order the keys were first met, which depends only on the query.
+ * Ties at either cut go to the lower key.
  */
 public final class CSAttentionSelector implements KeySelector {
 
@@ -61,38 +62,26 @@ public final class CSAttentionSelector implements KeySelector {
     @Override
     public int[] select(float[] query, int queryOff, BudgetPlan plan, long position) {
         Scratch s = scratch.get();
-        int n = plan.keys();
         int m = index.subspaces();
-        s.ensure(n, 2 * PackedLists.UNIT_MAX * m + 1);
+        s.ensure(plan.keys(), 2 * PackedLists.UNIT_MAX * m + 1);
         int from = plan.middleStart();
         int to = plan.middleEnd();
         int chosen = plan.chosen();
-        int touched = accumulate(index.lookupQuery(query, queryOff, position), from, to, s);
-
+        accumulate(index.lookupQuery(query, queryOff, position), from, to, s.acc);
         int candidates = rescoreFactor > 0
                 ? (int) Math.min(to - from, Math.ceil(rescoreFactor * chosen))
                 : chosen;
-        int count = touched >= candidates
-                ? cutBySums(s, touched, candidates, PackedLists.UNIT_MAX * m)
-                : withUntouched(s, touched, candidates, from, to);
+        int count = cutBySums(s, from, to, candidates, PackedLists.UNIT_MAX * m);
         if (rescoreFactor > 0 && count > chosen) {
-            Selections.ascending(s.picked, count, s.bits, from, to); // the coded rows are then read forwards
             kernels.dotSelectedCodes(query, queryOff, sketch.codes(), sketch.dim(), sketch.scales(), s.picked, count,
                     s.scores);
-            TopK.partition(s.scores, s.picked, count, chosen);
-            count = chosen;
+            count = TopK.keepLargest(s.scores, s.picked, count, chosen, s.radix);
         }
-        return assemble(plan, s, count);
+        return Selections.assembleAscending(plan, s.picked, Math.min(count, chosen));
     }
 
-    /**
-     * Adds the chosen lists of keys in [from, to) into the accumulator, recording each key the first time it is met;
-     * returns how many keys were met.
-     */
-    private int accumulate(float[] lookup, int from, int to, Scratch s) {
-        int[] acc = s.acc;
-        int[] touched = s.touched;
-        int count = 0;
+    /** Adds the chosen lists' entries of keys in [from, to) into the accumulator. */
+    private void accumulate(float[] lookup, int from, int to, int[] acc) {
         char[] offsets = packed.offsets();
         byte[] units = packed.units();
         CSAttentionIndex.Overflow overflow = index.overflow();
@@ -103,11 +92,7 @@ public final class CSAttentionSelector implements KeySelector {
                 for (int e = packed.start(list, b), end = packed.start(list, b + 1); e < end; e++) {
                     int id = base + offsets[e];
                     if (id >= from && id < to) {
-                        int a = acc[id];
-                        if (a == 0) {
-                            touched[count++] = id;
-                        }
-                        acc[id] = a + (units[e] << COUNT_BITS) + 1;
+                        acc[id] += (units[e] << COUNT_BITS) + 1;
                     }
                 }
             }
@@ -115,27 +100,25 @@ public final class CSAttentionSelector implements KeySelector {
             for (int r = 0; r < overflow.count(list); r++) {
                 int id = overflow.ids(list)[r];
                 if (id >= from && id < to) {
-                    int a = acc[id];
-                    if (a == 0) {
-                        touched[count++] = id;
-                    }
-                    acc[id] = a + (PackedLists.toUnits(overflow.scores(list)[r] - estimate, packed.unit())
+                    acc[id] += (PackedLists.toUnits(overflow.scores(list)[r] - estimate, packed.unit())
                             << COUNT_BITS) + 1;
                 }
             }
         }
-        return count;
     }
 
     /**
-     * Marks the {@code wanted} touched keys with the largest sums in the bitmap (a histogram finds the cut) and
-     * clears the accumulator; returns {@code wanted}, the picks being written by {@link #assemble}'s bitmap walk.
+     * Writes to {@code s.picked}, in ascending order, the {@code wanted} keys of [from, to) with the largest sums
+     * (a key met in no list sums to 0; ties go to the lower key), clears the accumulator and returns how many were
+     * picked. A histogram of the sums finds the cut. Both passes run forwards without branches on the data: which
+     * keys a query meets is random, and a branch on it would be mispredicted about every other key.
      */
-    private int cutBySums(Scratch s, int touched, int wanted, int offset) {
+    private static int cutBySums(Scratch s, int from, int to, int wanted, int offset) {
+        int[] acc = s.acc;
         int[] histogram = s.histogram;
         java.util.Arrays.fill(histogram, 0);
-        for (int i = 0; i < touched; i++) {
-            histogram[(s.acc[s.touched[i]] >> COUNT_BITS) + offset]++;
+        for (int id = from; id < to; id++) {
+            histogram[(acc[id] >> COUNT_BITS) + offset]++;
         }
         int cut = histogram.length - 1;
         int above = 0;
@@ -143,49 +126,18 @@ public final class CSAttentionSelector implements KeySelector {
             above += histogram[cut--];
         }
         int ties = wanted - above;
+        cut -= offset;
+        int[] picked = s.picked;
         int count = 0;
-        for (int i = 0; i < touched; i++) {
-            int id = s.touched[i];
-            int sum = (s.acc[id] >> COUNT_BITS) + offset;
-            if (sum > cut || (sum == cut && ties-- > 0)) {
-                s.picked[count++] = id;
-            }
-            s.acc[id] = 0;
+        for (int id = from; id < to; id++) {
+            int sum = acc[id] >> COUNT_BITS;
+            acc[id] = 0;
+            boolean tie = sum == cut && ties > 0;
+            ties -= tie ? 1 : 0;
+            picked[count] = id; // kept by advancing count
+            count += sum > cut || tie ? 1 : 0;
         }
         return count;
-    }
-
-    /** Too few keys were touched: all of them, then untouched keys of [from, to) in ascending order. */
-    private static int withUntouched(Scratch s, int touched, int wanted, int from, int to) {
-        System.arraycopy(s.touched, 0, s.picked, 0, touched);
-        int count = touched;
-        for (int id = from; id < to && count < wanted; id++) {
-            if (s.acc[id] == 0) {
-                s.picked[count++] = id;
-            }
-        }
-        for (int i = 0; i < touched; i++) {
-            s.acc[s.touched[i]] = 0;
-        }
-        return count;
-    }
-
-    /** Sinks, the {@code count} picks in ascending order, the window; -1 padded. */
-    private static int[] assemble(BudgetPlan plan, Scratch s, int count) {
-        int[] out = new int[plan.budget()];
-        int at = 0;
-        for (int i = 0; i < plan.sink(); i++) {
-            out[at++] = i;
-        }
-        int picks = Math.min(count, plan.chosen());
-        Selections.ascending(s.picked, picks, s.bits, plan.middleStart(), plan.middleEnd());
-        System.arraycopy(s.picked, 0, out, at, picks);
-        at += picks;
-        for (int i = plan.middleEnd(); i < plan.keys(); i++) {
-            out[at++] = i;
-        }
-        java.util.Arrays.fill(out, at, out.length, -1);
-        return out;
     }
 
     @Override
@@ -205,22 +157,19 @@ public final class CSAttentionSelector implements KeySelector {
         return packed.bytes() + (sketch == null ? 0 : sketch.bytes()) + index.tableBytes();
     }
 
-    /** Per-thread buffers sized to the cache, reused across queries; the accumulator and bitmap are left zeroed. */
+    /** Per-thread buffers sized to the cache, reused across queries; the accumulator is left zeroed. */
     private static final class Scratch {
         int[] acc = new int[0];
-        int[] touched = new int[0];
         int[] picked = new int[0];
         float[] scores = new float[0];
-        long[] bits = new long[0];
         int[] histogram = new int[0];
+        final int[] radix = new int[TopK.RADIX_BUCKETS];
 
         void ensure(int n, int histogramSize) {
             if (acc.length < n) {
                 acc = new int[n];
-                touched = new int[n];
-                picked = new int[n];
+                picked = new int[n + 1];
                 scores = new float[n];
-                bits = new long[(n + 63) >>> 6];
             }
             if (histogram.length != histogramSize) {
                 histogram = new int[histogramSize];

@@ -46,4 +46,21 @@ public final class Selections {
             }
         }
     }
+
+    /** {@link #assemble} for {@code count} chosen keys already in ascending order: no sort. */
+    public static int[] assembleAscending(BudgetPlan plan, int[] chosen, int count) {
+        int[] out = new int[plan.budget()];
+        int at = 0;
+        for (int i = 0; i < plan.sink(); i++) {
+            out[at++] = i;
+        }
+        int limit = Math.min(count, plan.chosen());
+        System.arraycopy(chosen, 0, out, at, limit);
+        at += limit;
+        for (int i = plan.middleEnd(); i < plan.keys(); i++) {
+            out[at++] = i;
+        }
+        java.util.Arrays.fill(out, at, out.length, -1);
+        return out;
+    }
 }
