@@ -80,8 +80,9 @@ public final class CSAttentionIndex {
                 "scoringCentroids.length", scoringCentroids.length);
         Check.that(positionFree.length == subspaces, "positionFree must have one flag per subspace",
                 "positionFree.length", positionFree.length);
-        Check.that(listIds.length == (long) lists * listLength && listScores.length == listIds.length,
-                "lists must hold m*C*L entries", "lists.length", listIds.length);
+        Check.that((listIds.length == (long) lists * listLength || listIds.length == 0)
+                        && listScores.length == listIds.length,
+                "lists must hold m*C*L entries (or none, once dropped)", "lists.length", listIds.length);
         this.overflow = new Overflow(lists);
     }
 
@@ -391,6 +392,23 @@ public final class CSAttentionIndex {
         return overflow;
     }
 
+    /**
+     * This index without its build-form lists (everything else shared, a new empty overflow): what a decoder keeps
+     * once it has packed the lists ({@link PackedLists}), so the float lists can be collected.
+     */
+    public CSAttentionIndex withoutLists() {
+        Check.that(overflow.isEmpty(), "lists can be dropped only before keys are streamed in",
+                "overflow.entries", overflow.bytes() / 8);
+        return new CSAttentionIndex(keys, dim, subspaces, centroidCount, listLength, listFraction, seed, distance,
+                missingScore, centroids, new int[0], new float[0], floors, missing, rope, positionFree,
+                scoringCentroids);
+    }
+
+    /** Whether the build-form lists were dropped ({@link #withoutLists}). */
+    public boolean listsDropped() {
+        return listIds.length == 0;
+    }
+
     /** Bytes of everything but the built lists: centroids, floors, estimates and streamed entries. */
     public long tableBytes() {
         return bytes() - 8L * listIds.length;
@@ -436,6 +454,15 @@ public final class CSAttentionIndex {
 
         float[] scores(int list) {
             return scores[list];
+        }
+
+        boolean isEmpty() {
+            for (int c : counts) {
+                if (c > 0) {
+                    return false;
+                }
+            }
+            return true;
         }
 
         long bytes() {

@@ -43,13 +43,33 @@ public final class CSAttentionSelector implements KeySelector {
         Check.that(index.subspaces() < (1 << COUNT_BITS), "subspaces must be < " + (1 << COUNT_BITS),
                 "index.subspaces", index.subspaces());
         this.kernels = kernels;
-        this.index = index;
+        this.packed = PackedLists.of(index);
+        this.index = index.withoutLists(); // the float lists are not kept: they are collected with the caller's index
         this.cache = cache;
         this.rescoreFactor = rescoreFactor;
-        this.packed = PackedLists.of(index);
         this.sketch = rescoreFactor > 0 ? KeySketch.of(cache) : null;
     }
 
+    private CSAttentionSelector(CSAttentionSelector parent, KeyValueCache cache) {
+        this.kernels = parent.kernels;
+        this.packed = parent.packed;
+        this.index = parent.index.withoutLists();
+        this.cache = cache;
+        this.rescoreFactor = parent.rescoreFactor;
+        this.sketch = rescoreFactor > 0 ? KeySketch.of(cache) : null;
+    }
+
+    /**
+     * A selector over {@code cache}, a copy of this selector's cache made before any key was streamed in: it shares
+     * the packed lists and tables (nothing is rebuilt) and streams its own new keys into an overflow of its own.
+     */
+    public CSAttentionSelector forkOnto(KeyValueCache cache) {
+        Check.that(cache.size() == index.keys() && cache.dim() == index.dim(),
+                "a fork's cache must hold exactly the indexed " + index.keys() + " keys", "cache.size", cache.size());
+        return new CSAttentionSelector(this, cache);
+    }
+
+    /** The index's tables without its build-form lists ({@link CSAttentionIndex#withoutLists}). */
     public CSAttentionIndex index() {
         return index;
     }

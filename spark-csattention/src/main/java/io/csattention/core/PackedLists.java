@@ -38,6 +38,7 @@ final class PackedLists {
     }
 
     static PackedLists of(CSAttentionIndex index) {
+        Check.that(!index.listsDropped(), "the index's lists were dropped: pack them before", "lists.length", 0);
         int lists = index.subspaces() * index.centroidCount();
         int length = index.listLength();
         int blocks = Math.max(1, (index.keys() + (1 << BLOCK_BITS) - 1) >>> BLOCK_BITS);

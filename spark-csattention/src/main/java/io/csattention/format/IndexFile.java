@@ -1,6 +1,7 @@
 package io.csattention.format;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.Check;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.MissingScore;
@@ -74,6 +75,8 @@ public final class IndexFile {
             throw new IllegalArgumentException("index files of version " + VERSION_CURRENT + " do not store RoPE bands; build "
                     + "the index without RoPE information to write it; rope-base=" + index.rope().base());
         }
+        Check.that(!index.listsDropped(), "an index whose lists were dropped after packing cannot be written",
+                "lists.length", 0);
         long tableBytes = 4L * index.centroids().length + 8L * index.listIds().length + 8L * index.floors().length;
         if (index.bytes() != tableBytes) {
             throw new IllegalArgumentException("index must not hold streamed keys to be written; streamed bytes="

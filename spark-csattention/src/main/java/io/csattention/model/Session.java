@@ -3,7 +3,6 @@ package io.csattention.model;
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.Attention;
 import io.csattention.core.BudgetPlan;
-import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
@@ -105,14 +104,7 @@ public final class Session {
         KeySelector[][] shared = new KeySelector[config.layers()][config.kvHeads()];
         for (int l = 0; l < config.layers(); l++) {
             for (int g = 0; g < config.kvHeads(); g++) {
-                CSAttentionIndex built = ((CSAttentionSelector) selectors[l][g]).index();
-                CSAttentionIndex view = new CSAttentionIndex(built.keys(), built.dim(), built.subspaces(),
-                        built.centroidCount(), built.listLength(), built.listFraction(), built.seed(),
-                        built.distance(), built.missingScore(), built.centroids(), built.listIds(),
-                        built.listScores(), built.floors(), built.missing(), built.rope(), built.positionFree(),
-                        built.scoringCentroids());
-                shared[l][g] = new CSAttentionSelector(model.kernels(), view, copy.caches[l][g],
-                        settings.rescoreFactor());
+                shared[l][g] = ((CSAttentionSelector) selectors[l][g]).forkOnto(copy.caches[l][g]);
             }
         }
         copy.method = method;

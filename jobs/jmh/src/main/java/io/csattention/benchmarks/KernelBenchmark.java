@@ -54,6 +54,9 @@ public class KernelBenchmark {
     float[] outputs;
     float[] weights;
     int[] ids;
+    byte[] codes;
+    float[] codeScales;
+    float[] high;
 
     @Setup
     public void setUp() {
@@ -70,6 +73,10 @@ public class KernelBenchmark {
         outputs = new float[QUERIES * length];
         weights = random(random, SELECTED);
         ids = random.ints(SELECTED, 0, ROWS).sorted().toArray();
+        codes = new byte[ROWS * length];
+        random.nextBytes(codes);
+        codeScales = random(random, ROWS);
+        high = random(random, ROWS * length);
     }
 
     private static float[] random(SplittableRandom random, int size) {
@@ -99,6 +106,20 @@ public class KernelBenchmark {
     @Benchmark
     public float[] dotSelectedRows() {
         kernels.dotSelectedRows(a, 0, rows, length, ids, SELECTED, out);
+        return out;
+    }
+
+    /** csattention's re-scoring: selected int8 rows of the key sketch. */
+    @Benchmark
+    public float[] dotSelectedCodes() {
+        kernels.dotSelectedCodes(a, 0, codes, length, codeScales, ids, SELECTED, out);
+        return out;
+    }
+
+    /** Quest's page bounds over {@value #ROWS} pages. */
+    @Benchmark
+    public float[] boundRows() {
+        kernels.boundRows(a, 0, rows, high, length, 0, ROWS, out, 0);
         return out;
     }
 
