@@ -136,9 +136,15 @@ public final class CSAttentionSelector implements KeySelector {
     private static int cutBySums(Scratch s, int from, int to, int wanted, int offset) {
         int[] acc = s.acc;
         int[] histogram = s.histogram;
-        java.util.Arrays.fill(histogram, 0);
+        int[] lanes = s.histogramLanes;
+        java.util.Arrays.fill(lanes, 0);
+        // four interleaved histograms: runs of keys with one sum (most often 0) would otherwise chain every
+        // increment on the store of the previous one
         for (int id = from; id < to; id++) {
-            histogram[(acc[id] >> COUNT_BITS) + offset]++;
+            lanes[(((acc[id] >> COUNT_BITS) + offset) << 2) | (id & 3)]++;
+        }
+        for (int b = 0; b < histogram.length; b++) {
+            histogram[b] = lanes[4 * b] + lanes[4 * b + 1] + lanes[4 * b + 2] + lanes[4 * b + 3];
         }
         int cut = histogram.length - 1;
         int above = 0;
@@ -183,6 +189,7 @@ public final class CSAttentionSelector implements KeySelector {
         int[] picked = new int[0];
         float[] scores = new float[0];
         int[] histogram = new int[0];
+        int[] histogramLanes = new int[0];
         final int[] radix = new int[TopK.RADIX_BUCKETS];
 
         void ensure(int n, int histogramSize) {
@@ -193,6 +200,7 @@ public final class CSAttentionSelector implements KeySelector {
             }
             if (histogram.length != histogramSize) {
                 histogram = new int[histogramSize];
+                histogramLanes = new int[4 * histogramSize];
             }
         }
     }
