@@ -6,8 +6,8 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.RecursiveAction;
 
 /**
- * Decodes a block of queries [M, d] against one cache and one selector: each query selects its keys
- * ({@link KeySelector#select}) and attends them exactly ({@link Attention#attend}).
+ * Decodes a block of queries [M, d] against one cache and one selector: each block of queries selects its keys
+ * together ({@link KeySelector#selectBlock}) and each query attends its keys exactly ({@link Attention#attend}).
  *
  * <p>Queries are cut into blocks of {@code queryBlock} consecutive queries; one thread decodes a whole block, so the
  * lists and the K/V rows that neighbouring queries of the same context share stay in that core's caches. Blocks are
@@ -66,10 +66,10 @@ public final class BlockDecoder implements AutoCloseable {
     private void decodeRange(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries,
                              int from, int to, float[] out, int[][] selections) {
         int d = cache.dim();
+        int[][] selected = selector.selectBlock(queries.data(), from, to - from, d, plan);
         for (int i = from; i < to; i++) {
-            int[] selected = selector.select(queries.data(), i * d, plan);
-            Attention.attend(kernels, queries.data(), i * d, cache, selected, out, i * d);
-            selections[i] = selected;
+            Attention.attend(kernels, queries.data(), i * d, cache, selected[i - from], out, i * d);
+            selections[i] = selected[i - from];
         }
     }
 

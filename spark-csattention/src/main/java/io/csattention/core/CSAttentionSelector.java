@@ -81,23 +81,76 @@ public final class CSAttentionSelector implements KeySelector {
 
     @Override
     public int[] select(float[] query, int queryOff, BudgetPlan plan, long position) {
+        return selectRows(query, new int[] {queryOff}, plan, position)[0];
+    }
+
+    /**
+     * The block's queries are chosen together: each sums its lists and cuts its candidates alone, then the
+     * candidates of all of them are re-scored in one forward sweep over the key sketch, a chunk of keys at a time, so
+     * each chunk of coded rows is read from memory once for the whole block instead of once per query. The result is
+     * what {@link #select} gives query by query.
+     */
+    @Override
+    public int[][] selectBlock(float[] queries, int first, int count, int dim, BudgetPlan plan) {
+        int[] offsets = new int[count];
+        for (int i = 0; i < count; i++) {
+            offsets[i] = (first + i) * dim;
+        }
+        return selectRows(queries, offsets, plan, index.defaultQueryPosition());
+    }
+
+    private int[][] selectRows(float[] queries, int[] offsets, BudgetPlan plan, long position) {
         Scratch s = scratch.get();
         int m = index.subspaces();
-        s.ensure(plan.keys(), 2 * PackedLists.UNIT_MAX * m + 1);
         int from = plan.middleStart();
         int to = plan.middleEnd();
         int chosen = plan.chosen();
-        accumulate(index.lookupQuery(query, queryOff, position), from, to, s.acc);
         int candidates = rescoreFactor > 0
                 ? (int) Math.min(to - from, Math.ceil(rescoreFactor * chosen))
                 : chosen;
-        int count = cutBySums(s, from, to, candidates, PackedLists.UNIT_MAX * m);
-        if (rescoreFactor > 0 && count > chosen) {
-            kernels.dotSelectedCodes(query, queryOff, sketch.codes(), sketch.dim(), sketch.scales(), s.picked, count,
-                    s.scores);
-            count = TopK.keepLargest(s.scores, s.picked, count, chosen, s.radix);
+        int block = offsets.length;
+        s.ensure(plan.keys(), 2 * PackedLists.UNIT_MAX * m + 1, block, candidates);
+        int[] counts = new int[block];
+        for (int q = 0; q < block; q++) {
+            accumulate(index.lookupQuery(queries, offsets[q], position), from, to, s.acc);
+            counts[q] = cutBySums(s, from, to, candidates, PackedLists.UNIT_MAX * m, s.picked[q]);
         }
-        return Selections.assembleAscending(plan, s.picked, Math.min(count, chosen));
+        boolean rescore = rescoreFactor > 0 && candidates > chosen;
+        if (rescore) {
+            rescoreInChunks(queries, offsets, counts, from, to, s);
+        }
+        int[][] selections = new int[block][];
+        for (int q = 0; q < block; q++) {
+            int kept = rescore ? TopK.keepLargest(s.scores[q], s.picked[q], counts[q], chosen, s.radix) : counts[q];
+            selections[q] = Selections.assembleAscending(plan, s.picked[q], Math.min(kept, chosen));
+        }
+        return selections;
+    }
+
+    /** Keys per chunk of the re-scoring sweep: 4,096 coded rows of d = 128 are 512 KiB, which stay in L2. */
+    private static final int RESCORE_CHUNK = 4096;
+
+    /** Re-scores every query's candidates (ascending keys) over the sketch, chunk by chunk of the key range. */
+    private void rescoreInChunks(float[] queries, int[] offsets, int[] counts, int from, int to, Scratch s) {
+        int[] cursor = new int[offsets.length];
+        for (int chunkEnd = Math.min(to, from + RESCORE_CHUNK); ; chunkEnd = Math.min(to, chunkEnd + RESCORE_CHUNK)) {
+            for (int q = 0; q < offsets.length; q++) {
+                int[] picked = s.picked[q];
+                int start = cursor[q];
+                int end = start;
+                while (end < counts[q] && picked[end] < chunkEnd) {
+                    end++;
+                }
+                if (end > start) {
+                    kernels.dotSelectedCodes(queries, offsets[q], sketch.codes(), sketch.dim(), sketch.scales(),
+                            picked, start, end - start, s.scores[q], start);
+                }
+                cursor[q] = end;
+            }
+            if (chunkEnd == to) {
+                return;
+            }
+        }
     }
 
     /** Adds the chosen lists' entries of keys in [from, to) into the accumulator. */
@@ -128,12 +181,12 @@ public final class CSAttentionSelector implements KeySelector {
     }
 
     /**
-     * Writes to {@code s.picked}, in ascending order, the {@code wanted} keys of [from, to) with the largest sums
+     * Writes to {@code picked}, in ascending order, the {@code wanted} keys of [from, to) with the largest sums
      * (a key met in no list sums to 0; ties go to the lower key), clears the accumulator and returns how many were
      * picked. A histogram of the sums finds the cut. Both passes run forwards without branches on the data: which
      * keys a query meets is random, and a branch on it would be mispredicted about every other key.
      */
-    private static int cutBySums(Scratch s, int from, int to, int wanted, int offset) {
+    private static int cutBySums(Scratch s, int from, int to, int wanted, int offset, int[] picked) {
         int[] acc = s.acc;
         int[] histogram = s.histogram;
         int[] lanes = s.histogramLanes;
@@ -153,7 +206,6 @@ public final class CSAttentionSelector implements KeySelector {
         }
         int ties = wanted - above;
         cut -= offset;
-        int[] picked = s.picked;
         int count = 0;
         for (int id = from; id < to; id++) {
             int sum = acc[id] >> COUNT_BITS;
@@ -183,20 +235,28 @@ public final class CSAttentionSelector implements KeySelector {
         return packed.bytes() + (sketch == null ? 0 : sketch.bytes()) + index.tableBytes();
     }
 
-    /** Per-thread buffers sized to the cache, reused across queries; the accumulator is left zeroed. */
+    /**
+     * Per-thread buffers sized to the cache and the block, reused across queries; the accumulator is left zeroed.
+     * {@code picked[q]} and {@code scores[q]} hold query q's candidates and their scores.
+     */
     private static final class Scratch {
         int[] acc = new int[0];
-        int[] picked = new int[0];
-        float[] scores = new float[0];
+        int[][] picked = new int[0][];
+        float[][] scores = new float[0][];
         int[] histogram = new int[0];
         int[] histogramLanes = new int[0];
         final int[] radix = new int[TopK.RADIX_BUCKETS];
 
-        void ensure(int n, int histogramSize) {
+        void ensure(int n, int histogramSize, int block, int candidates) {
             if (acc.length < n) {
                 acc = new int[n];
-                picked = new int[n + 1];
-                scores = new float[n];
+            }
+            // one slot past the candidates: the cut writes a key before deciding to keep it
+            int width = Math.max(candidates, 0) + 1;
+            if (picked.length < block || picked[0].length < width) {
+                int rows = Math.max(block, picked.length);
+                picked = new int[rows][width];
+                scores = new float[rows][width];
             }
             if (histogram.length != histogramSize) {
                 histogram = new int[histogramSize];

@@ -17,7 +17,7 @@ import java.io.Serializable;
  * @param kmeansSamples     at most this many prefill queries train k-means (a seeded sample)
  * @param distance          how a decode query picks its centroid per subspace
  * @param missingScore      what a key absent from a chosen list contributes
- * @param rescoreFactor     candidates re-scored exactly, as a multiple of the chosen keys; 0 takes the accumulated
+ * @param rescoreFactor     candidates re-scored with {@code q . k} over the int8 key sketch, as a multiple of the chosen keys; 0 takes the accumulated
  *                          scores as they are (the literal method)
  */
 public record CSAttentionSettings(
@@ -39,7 +39,7 @@ public record CSAttentionSettings(
     public static final int DEFAULT_CENTROIDS = 128;
     /**
      * Measured on the synthetic heads (C = 128): recall 0.886 at 3 and 0.922 at 4 on 32K, 0.840 and 0.895 on 128K;
-     * 4 x chosen is 20% of the keys scored exactly at 95% sparsity.
+     * 4 x chosen is 20% of the keys re-scored at 95% sparsity.
      */
     public static final double DEFAULT_RESCORE_FACTOR = 4.0;
     /** Automatic list length as a multiple of the budget; see {@link #resolveListFraction}. */

@@ -20,6 +20,19 @@ public interface KeySelector {
         return select(query, queryOff, plan);
     }
 
+    /**
+     * The selections of the queries in rows [first, first + count) of {@code queries} (row-major, {@code dim} wide),
+     * for a block decoded by one thread; the same as {@link #select} row by row, which is what the default does. A
+     * method may share work across the block.
+     */
+    default int[][] selectBlock(float[] queries, int first, int count, int dim, BudgetPlan plan) {
+        int[][] selections = new int[count][];
+        for (int i = 0; i < count; i++) {
+            selections[i] = select(queries, (first + i) * dim, plan);
+        }
+        return selections;
+    }
+
     /** The cache grew; the selector indexes the new keys (streaming insertion). */
     default void keysAppended() {
     }

@@ -4,6 +4,7 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -24,12 +25,40 @@ final class SimdKernels implements VectorKernels {
     private static final int NARROW_LANES = NARROW.length();
     /** Bytes with as many lanes as {@link #WIDE}: one load widens into one float vector. */
     private static final VectorSpecies<Byte> CODES = VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * 8));
+    /** Lane permutations of {@link #sum}: swap halves, then quarters, down to neighbouring lanes. */
+    private static final VectorShuffle<Float>[] WIDE_FOLDS = folds(WIDE);
+    private static final VectorShuffle<Float>[] NARROW_FOLDS = folds(NARROW);
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
     private static final int QUERY_TILE = 4;
 
     @Override
     public String name() {
         return "simd";
+    }
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] folds(VectorSpecies<Float> species) {
+        int lanes = species.length();
+        int steps = Integer.numberOfTrailingZeros(lanes);
+        VectorShuffle<Float>[] folds = new VectorShuffle[steps];
+        for (int k = 0; k < steps; k++) {
+            int half = lanes >> (k + 1);
+            folds[k] = VectorShuffle.fromOp(species, lane -> lane ^ half);
+        }
+        return folds;
+    }
+
+    /**
+     * The sum of a vector's lanes in one fixed order (halves, then quarters, ...), the same in interpreted and
+     * compiled code. {@code reduceLanes(ADD)} may add in another order once compiled, so a query could decode to
+     * outputs a last bit apart depending on how warm the JIT is; a retried task must give identical output.
+     */
+    private static float sum(FloatVector v) {
+        VectorShuffle<Float>[] folds = v.length() == LANES ? WIDE_FOLDS : NARROW_FOLDS;
+        for (VectorShuffle<Float> fold : folds) {
+            v = v.add(v.rearrange(fold));
+        }
+        return v.lane(0);
     }
 
     @Override
@@ -55,7 +84,7 @@ final class SimdKernels implements VectorKernels {
         for (int upper = length - LANES; i <= upper; i += LANES) {
             acc0 = FloatVector.fromArray(WIDE, a, aOff + i).fma(FloatVector.fromArray(WIDE, b, bOff + i), acc0);
         }
-        float sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+        float sum = sum(acc0.add(acc1).add(acc2.add(acc3)));
         return dotScalar(a, aOff, b, bOff, i, length, sum);
     }
 
@@ -65,7 +94,7 @@ final class SimdKernels implements VectorKernels {
         for (int upper = length - NARROW_LANES; i <= upper; i += NARROW_LANES) {
             acc = FloatVector.fromArray(NARROW, a, aOff + i).fma(FloatVector.fromArray(NARROW, b, bOff + i), acc);
         }
-        return dotScalar(a, aOff, b, bOff, i, length, acc.reduceLanes(VectorOperators.ADD));
+        return dotScalar(a, aOff, b, bOff, i, length, sum(acc));
     }
 
     private static float dotScalar(float[] a, int aOff, float[] b, int bOff, int from, int length, float sum) {
@@ -93,7 +122,7 @@ final class SimdKernels implements VectorKernels {
                 FloatVector d0 = FloatVector.fromArray(WIDE, a, aOff + i).sub(FloatVector.fromArray(WIDE, b, bOff + i));
                 acc0 = d0.fma(d0, acc0);
             }
-            sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            sum = sum(acc0.add(acc1));
         } else if (length >= NARROW_LANES) {
             FloatVector acc = FloatVector.zero(NARROW);
             for (int upper = length - NARROW_LANES; i <= upper; i += NARROW_LANES) {
@@ -101,7 +130,7 @@ final class SimdKernels implements VectorKernels {
                         .sub(FloatVector.fromArray(NARROW, b, bOff + i));
                 acc = d0.fma(d0, acc);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = sum(acc);
         }
         for (; i < length; i++) {
             float diff = a[aOff + i] - b[bOff + i];
@@ -149,20 +178,27 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
-    /** Four coded rows per pass, like {@link #dotSelectedRows}: four independent row reads in flight. */
+    /**
+     * Four coded rows per pass, like {@link #dotSelectedRows}: four independent row reads in flight. Every row runs
+     * the same operations in the same order whether it is in a group of four or in the tail.
+     */
     @Override
-    public void dotSelectedCodes(float[] x, int xOff, byte[] codes, int stride, float[] scales, int[] ids, int count,
-                                 float[] out) {
+    public void dotSelectedCodes(float[] x, int xOff, byte[] codes, int stride, float[] scales, int[] ids,
+                                 int idsOff, int count, float[] out, int outOff) {
         if (stride < LANES) {
-            VectorKernels.super.dotSelectedCodes(x, xOff, codes, stride, scales, ids, count, out);
+            VectorKernels.super.dotSelectedCodes(x, xOff, codes, stride, scales, ids, idsOff, count, out, outOff);
             return;
         }
         int j = 0;
         for (; j + 4 <= count; j += 4) {
-            int o0 = ids[j] * stride;
-            int o1 = ids[j + 1] * stride;
-            int o2 = ids[j + 2] * stride;
-            int o3 = ids[j + 3] * stride;
+            int id0 = ids[idsOff + j];
+            int id1 = ids[idsOff + j + 1];
+            int id2 = ids[idsOff + j + 2];
+            int id3 = ids[idsOff + j + 3];
+            int o0 = id0 * stride;
+            int o1 = id1 * stride;
+            int o2 = id2 * stride;
+            int o3 = id3 * stride;
             FloatVector acc0 = FloatVector.zero(WIDE);
             FloatVector acc1 = FloatVector.zero(WIDE);
             FloatVector acc2 = FloatVector.zero(WIDE);
@@ -175,22 +211,25 @@ final class SimdKernels implements VectorKernels {
                 acc2 = widen(codes, o2 + i).fma(vx, acc2);
                 acc3 = widen(codes, o3 + i).fma(vx, acc3);
             }
-            out[j] = scales[ids[j]] * codeTail(x, xOff, codes, o0, i, stride, acc0.reduceLanes(VectorOperators.ADD));
-            out[j + 1] = scales[ids[j + 1]]
-                    * codeTail(x, xOff, codes, o1, i, stride, acc1.reduceLanes(VectorOperators.ADD));
-            out[j + 2] = scales[ids[j + 2]]
-                    * codeTail(x, xOff, codes, o2, i, stride, acc2.reduceLanes(VectorOperators.ADD));
-            out[j + 3] = scales[ids[j + 3]]
-                    * codeTail(x, xOff, codes, o3, i, stride, acc3.reduceLanes(VectorOperators.ADD));
+            out[outOff + j] = scales[id0]
+                    * codeTail(x, xOff, codes, o0, i, stride, sum(acc0));
+            out[outOff + j + 1] = scales[id1]
+                    * codeTail(x, xOff, codes, o1, i, stride, sum(acc1));
+            out[outOff + j + 2] = scales[id2]
+                    * codeTail(x, xOff, codes, o2, i, stride, sum(acc2));
+            out[outOff + j + 3] = scales[id3]
+                    * codeTail(x, xOff, codes, o3, i, stride, sum(acc3));
         }
         for (; j < count; j++) {
-            int o = ids[j] * stride;
+            int id = ids[idsOff + j];
+            int o = id * stride;
             FloatVector acc = FloatVector.zero(WIDE);
             int i = 0;
             for (int upper = stride - LANES; i <= upper; i += LANES) {
                 acc = widen(codes, o + i).fma(FloatVector.fromArray(WIDE, x, xOff + i), acc);
             }
-            out[j] = scales[ids[j]] * codeTail(x, xOff, codes, o, i, stride, acc.reduceLanes(VectorOperators.ADD));
+            out[outOff + j] = scales[id]
+                    * codeTail(x, xOff, codes, o, i, stride, sum(acc));
         }
     }
 
@@ -231,7 +270,7 @@ final class SimdKernels implements VectorKernels {
                 acc0 = acc0.add(q0.mul(FloatVector.fromArray(WIDE, low, o + c))
                         .max(q0.mul(FloatVector.fromArray(WIDE, high, o + c))));
             }
-            float bound = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            float bound = sum(acc0.add(acc1));
             for (; c < length; c++) {
                 float q = x[xOff + c];
                 bound += Math.max(q * low[o + c], q * high[o + c]);
@@ -255,10 +294,10 @@ final class SimdKernels implements VectorKernels {
             acc2 = FloatVector.fromArray(WIDE, rows, o2 + i).fma(vx, acc2);
             acc3 = FloatVector.fromArray(WIDE, rows, o3 + i).fma(vx, acc3);
         }
-        out[outOff] = dotScalar(x, xOff, rows, o0, i, length, acc0.reduceLanes(VectorOperators.ADD));
-        out[outOff + 1] = dotScalar(x, xOff, rows, o1, i, length, acc1.reduceLanes(VectorOperators.ADD));
-        out[outOff + 2] = dotScalar(x, xOff, rows, o2, i, length, acc2.reduceLanes(VectorOperators.ADD));
-        out[outOff + 3] = dotScalar(x, xOff, rows, o3, i, length, acc3.reduceLanes(VectorOperators.ADD));
+        out[outOff] = dotScalar(x, xOff, rows, o0, i, length, sum(acc0));
+        out[outOff + 1] = dotScalar(x, xOff, rows, o1, i, length, sum(acc1));
+        out[outOff + 2] = dotScalar(x, xOff, rows, o2, i, length, sum(acc2));
+        out[outOff + 3] = dotScalar(x, xOff, rows, o3, i, length, sum(acc3));
     }
 
     private static void dot4Narrow(float[] x, int xOff, float[] rows, int o0, int o1, int o2, int o3, int length,
@@ -275,10 +314,10 @@ final class SimdKernels implements VectorKernels {
             acc2 = FloatVector.fromArray(NARROW, rows, o2 + i).fma(vx, acc2);
             acc3 = FloatVector.fromArray(NARROW, rows, o3 + i).fma(vx, acc3);
         }
-        out[outOff] = dotScalar(x, xOff, rows, o0, i, length, acc0.reduceLanes(VectorOperators.ADD));
-        out[outOff + 1] = dotScalar(x, xOff, rows, o1, i, length, acc1.reduceLanes(VectorOperators.ADD));
-        out[outOff + 2] = dotScalar(x, xOff, rows, o2, i, length, acc2.reduceLanes(VectorOperators.ADD));
-        out[outOff + 3] = dotScalar(x, xOff, rows, o3, i, length, acc3.reduceLanes(VectorOperators.ADD));
+        out[outOff] = dotScalar(x, xOff, rows, o0, i, length, sum(acc0));
+        out[outOff + 1] = dotScalar(x, xOff, rows, o1, i, length, sum(acc1));
+        out[outOff + 2] = dotScalar(x, xOff, rows, o2, i, length, sum(acc2));
+        out[outOff + 3] = dotScalar(x, xOff, rows, o3, i, length, sum(acc3));
     }
 
     @Override
@@ -309,7 +348,7 @@ final class SimdKernels implements VectorKernels {
                 e.intoArray(values, off + i);
                 acc = acc.add(e);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = sum(acc);
         }
         for (; i < length; i++) {
             values[off + i] = (float) Math.exp(values[off + i] - shift);
@@ -416,12 +455,12 @@ final class SimdKernels implements VectorKernels {
                     acc2 = FloatVector.fromArray(WIDE, q, q2 + c).fma(vk, acc2);
                     acc3 = FloatVector.fromArray(WIDE, q, q3 + c).fma(vk, acc3);
                 }
-                out[o + r] = dotScalar(q, q0, rows, k, c, length, acc0.reduceLanes(VectorOperators.ADD));
-                out[o + outStride + r] = dotScalar(q, q1, rows, k, c, length, acc1.reduceLanes(VectorOperators.ADD));
+                out[o + r] = dotScalar(q, q0, rows, k, c, length, sum(acc0));
+                out[o + outStride + r] = dotScalar(q, q1, rows, k, c, length, sum(acc1));
                 out[o + 2 * outStride + r] = dotScalar(q, q2, rows, k, c, length,
-                        acc2.reduceLanes(VectorOperators.ADD));
+                        sum(acc2));
                 out[o + 3 * outStride + r] = dotScalar(q, q3, rows, k, c, length,
-                        acc3.reduceLanes(VectorOperators.ADD));
+                        sum(acc3));
             }
         }
         for (; i < queryCount; i++) {

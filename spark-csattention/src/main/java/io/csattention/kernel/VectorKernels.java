@@ -33,18 +33,19 @@ public interface VectorKernels {
 
     /**
      * Dot products of one vector with selected int8-coded rows, each row scaled by its own factor:
-     * {@code out[j] = scales[ids[j]] * dot(x, codes[ids[j]*stride .. +stride))} for j in [0, count). The re-scoring
-     * step of csattention, over the {@code KeySketch} of the keys.
+     * {@code out[outOff + j] = scales[id] * dot(x, codes[id*stride .. +stride))} with {@code id = ids[idsOff + j]},
+     * for j in [0, count). The re-scoring step of csattention, over the {@code KeySketch} of the keys. A row's result
+     * does not depend on which other rows are in the call.
      */
-    default void dotSelectedCodes(float[] x, int xOff, byte[] codes, int stride, float[] scales, int[] ids, int count,
-                                  float[] out) {
+    default void dotSelectedCodes(float[] x, int xOff, byte[] codes, int stride, float[] scales, int[] ids,
+                                  int idsOff, int count, float[] out, int outOff) {
         for (int j = 0; j < count; j++) {
-            int o = ids[j] * stride;
+            int id = ids[idsOff + j];
             float sum = 0f;
             for (int i = 0; i < stride; i++) {
-                sum += x[xOff + i] * codes[o + i];
+                sum += x[xOff + i] * codes[id * stride + i];
             }
-            out[j] = sum * scales[ids[j]];
+            out[outOff + j] = sum * scales[id];
         }
     }
 

@@ -144,19 +144,25 @@ class KernelContractTest {
             float[] scales = random(random, n);
             float[] x = random(random, stride + 2);
             for (int count : new int[] {1, 3, 4, 5, 13}) {
-                int[] ids = random.ints(count, 0, n).toArray();
-                float[] out = new float[count];
-                kernels.dotSelectedCodes(x, 2, codes, stride, scales, ids, count, out);
+                int[] ids = random.ints(count + 1, 0, n).toArray(); // ids[0] is skipped through idsOff
+                float[] out = new float[count + 2];
+                kernels.dotSelectedCodes(x, 2, codes, stride, scales, ids, 1, count, out, 2);
+                for (int j = 0; j < count; j++) {
+                    float[] alone = new float[1];
+                    kernels.dotSelectedCodes(x, 2, codes, stride, scales, ids, 1 + j, 1, alone, 0);
+                    assertEquals(alone[0], out[2 + j], "a row's result must not depend on its group, stride="
+                            + stride + " count=" + count + " j=" + j);
+                }
                 for (int j = 0; j < count; j++) {
                     double exact = 0;
                     double sumAbs = 0;
                     for (int i = 0; i < stride; i++) {
-                        double term = (double) x[2 + i] * codes[ids[j] * stride + i];
+                        double term = (double) x[2 + i] * codes[ids[1 + j] * stride + i];
                         exact += term;
                         sumAbs += Math.abs(term);
                     }
-                    float scale = scales[ids[j]];
-                    assertClose(exact * scale, out[j], stride + 1, sumAbs * Math.abs(scale),
+                    float scale = scales[ids[1 + j]];
+                    assertClose(exact * scale, out[2 + j], stride + 1, sumAbs * Math.abs(scale),
                             "dotSelectedCodes " + kernels.name() + " stride=" + stride + " count=" + count);
                 }
             }

@@ -112,7 +112,7 @@ public class KernelBenchmark {
     /** csattention's re-scoring: selected int8 rows of the key sketch. */
     @Benchmark
     public float[] dotSelectedCodes() {
-        kernels.dotSelectedCodes(a, 0, codes, length, codeScales, ids, SELECTED, out);
+        kernels.dotSelectedCodes(a, 0, codes, length, codeScales, ids, 0, SELECTED, out, 0);
         return out;
     }
 
