@@ -2,6 +2,8 @@ package io.csattention.kernel;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
@@ -50,8 +52,9 @@ final class SimdKernels implements VectorKernels {
 
     /**
      * The sum of a vector's lanes in one fixed order (halves, then quarters, ...), the same in interpreted and
-     * compiled code. {@code reduceLanes(ADD)} may add in another order once compiled, so a query could decode to
-     * outputs a last bit apart depending on how warm the JIT is; a retried task must give identical output.
+     * compiled code by construction. The API lets {@code reduceLanes(ADD)} add in any order, which could differ
+     * between the Java fallback and a compiled intrinsic (we have not seen it on JDK 17 x86, but it is not promised),
+     * and a retried task must give identical output.
      */
     private static float sum(FloatVector v) {
         VectorShuffle<Float>[] folds = v.length() == LANES ? WIDE_FOLDS : NARROW_FOLDS;
@@ -335,7 +338,11 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
-    /** Vector exp (an intrinsic on x86 with AVX: about 20x faster than {@link Math#exp} per element). */
+    /**
+     * Vector exp of {@code values - shift}: {@link #exp}, built from adds, multiplies and fused multiply-adds only, so
+     * that it rounds the same interpreted and compiled (the API's {@code EXP} does not: its Java fallback and its
+     * compiled intrinsic differ in the last bit).
+     */
     @Override
     public float expShifted(float[] values, int off, int length, float shift) {
         int i = 0;
@@ -344,7 +351,7 @@ final class SimdKernels implements VectorKernels {
             FloatVector vs = FloatVector.broadcast(WIDE, shift);
             FloatVector acc = FloatVector.zero(WIDE);
             for (int upper = length - LANES; i <= upper; i += LANES) {
-                FloatVector e = FloatVector.fromArray(WIDE, values, off + i).sub(vs).lanewise(VectorOperators.EXP);
+                FloatVector e = exp(FloatVector.fromArray(WIDE, values, off + i).sub(vs));
                 e.intoArray(values, off + i);
                 acc = acc.add(e);
             }
@@ -355,6 +362,40 @@ final class SimdKernels implements VectorKernels {
             sum += values[off + i];
         }
         return sum;
+    }
+
+    private static final float LOG2E = 1.44269504f;
+    /** ln 2 split so that {@code n * LN2_HIGH} is exact for |n| < 2^11. */
+    private static final float LN2_HIGH = 0.693145751953125f;
+    private static final float LN2_LOW = 1.42860677e-6f;
+    /** Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to nearest. */
+    private static final float ROUNDER = 12582912f;
+    /** Below this exp is under the smallest normal float: flushed to 0 (the softmax cannot tell). */
+    private static final float EXP_MIN = -87.33f;
+    private static final float EXP_MAX = 88f;
+
+    /**
+     * exp(x) within about 2 ulp for x <= 88 (larger x saturates at exp(88); the softmax only passes x <= 0): x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite), exp(r) by its Taylor
+     * polynomial of degree 7 (truncation error below 2^-27), scaled by 2^n through the exponent bits.
+     */
+    private static FloatVector exp(FloatVector x) {
+        VectorMask<Float> tiny = x.lt(EXP_MIN);
+        FloatVector clamped = x.max(EXP_MIN).min(EXP_MAX);
+        FloatVector rounded = clamped.fma(FloatVector.broadcast(WIDE, LOG2E), FloatVector.broadcast(WIDE, ROUNDER));
+        FloatVector n = rounded.sub(ROUNDER);
+        FloatVector r = n.fma(FloatVector.broadcast(WIDE, -LN2_HIGH), clamped)
+                .add(n.mul(-LN2_LOW));
+        FloatVector p = FloatVector.broadcast(WIDE, 1f / 5040f);
+        p = p.fma(r, FloatVector.broadcast(WIDE, 1f / 720f));
+        p = p.fma(r, FloatVector.broadcast(WIDE, 1f / 120f));
+        p = p.fma(r, FloatVector.broadcast(WIDE, 1f / 24f));
+        p = p.fma(r, FloatVector.broadcast(WIDE, 1f / 6f));
+        p = p.fma(r, FloatVector.broadcast(WIDE, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(WIDE, 1f));
+        p = p.fma(r, FloatVector.broadcast(WIDE, 1f));
+        IntVector exponent = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        FloatVector scale = exponent.reinterpretAsFloats();
+        return p.mul(scale).blend(0f, tiny);
     }
 
     @Override
