@@ -1,6 +1,7 @@
 package io.csattention.kernel;
 
 import io.csattention.core.Attention;
+import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSelector;
@@ -83,10 +84,16 @@ public final class CpuDecodeBackend implements DecodeBackend {
             int budget = plan.budget();
             int[] selected = new int[queries.rows() * budget];
             float[] outputs = new float[queries.rows() * d];
-            IntStream.range(0, queries.rows()).parallel().forEach(q -> {
-                int[] keys = selector.select(queries.data(), q * d, plan);
-                System.arraycopy(keys, 0, selected, q * budget, budget);
-                Attention.attend(kernels, queries.data(), q * d, cache, keys, outputs, q * d);
+            int block = BlockDecoder.DEFAULT_QUERY_BLOCK; // queries of a block share the re-scoring sweep
+            IntStream.range(0, (queries.rows() + block - 1) / block).parallel().forEach(b -> {
+                int first = b * block;
+                int count = Math.min(block, queries.rows() - first);
+                int[][] keys = selector.selectBlock(queries.data(), first, count, d, plan);
+                for (int i = 0; i < count; i++) {
+                    int q = first + i;
+                    System.arraycopy(keys[i], 0, selected, q * budget, budget);
+                    Attention.attend(kernels, queries.data(), q * d, cache, keys[i], outputs, q * d);
+                }
             });
             return new DecodedBlock(plan, selected, new FloatMatrix(queries.rows(), d, outputs));
         }
