@@ -11,21 +11,10 @@ public final class Selections {
      * padded with -1 to the budget when the method chose fewer.
      */
     public static int[] assemble(BudgetPlan plan, int[] chosen) {
-        int[] out = new int[plan.budget()];
-        int count = 0;
-        for (int i = 0; i < plan.sink(); i++) {
-            out[count++] = i;
-        }
         int limit = Math.min(chosen.length, plan.chosen());
         int[] sorted = java.util.Arrays.copyOf(chosen, limit);
         ascending(sorted, limit, new long[(plan.keys() + 63) >>> 6], plan.middleStart(), plan.middleEnd());
-        System.arraycopy(sorted, 0, out, count, limit);
-        count += limit;
-        for (int i = plan.middleEnd(); i < plan.keys(); i++) {
-            out[count++] = i;
-        }
-        java.util.Arrays.fill(out, count, out.length, -1);
-        return out;
+        return assembleAscending(plan, sorted, limit);
     }
 
     /**

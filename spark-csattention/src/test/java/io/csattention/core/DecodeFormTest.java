@@ -2,6 +2,7 @@ package io.csattention.core;
 
 import io.csattention.kernel.Kernels;
 import io.csattention.kernel.VectorKernels;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.HashMap;
@@ -15,6 +16,11 @@ class DecodeFormTest {
 
     private static final long SEED = 11L;
     private static final VectorKernels KERNELS = Kernels.preferred();
+
+    @BeforeAll
+    static void printSeed() {
+        System.out.println("DecodeFormTest seed=" + SEED);
+    }
 
     /** More than one block of 65,536 keys, so that block offsets and block starts are exercised. */
     @Test

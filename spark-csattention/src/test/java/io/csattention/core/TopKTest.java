@@ -15,6 +15,7 @@ class TopKTest {
     /** The radix cut keeps the same set as quickselect (ties to the lower id) and keeps the survivors' order. */
     @Test
     void keepLargestAgreesWithPartitionAndKeepsOrder() {
+        System.out.println("TopKTest seed=" + SEED);
         SplittableRandom random = new SplittableRandom(SEED);
         int[] histogram = new int[TopK.RADIX_BUCKETS];
         for (int trial = 0; trial < 300; trial++) {
