@@ -17,8 +17,10 @@ import io.csattention.kernel.VectorKernels;
  *   <li>the re-scoring candidates are cut from the integer sums with a histogram: two forward passes over the
  *       accumulator, which leave them in ascending order (no sort), and the chosen keys are cut from the re-scored
  *       candidates with a radix histogram ({@link TopK#keepLargest}), which keeps that order;</li>
- *   <li>re-scoring reads int8 rows (d + 4 bytes) instead of float rows (4d bytes): it reads a fifth of the rows at
- *       random, which is bound by memory, not arithmetic.</li>
+ *   <li>re-scoring reads int8 rows (d + 4 bytes) instead of float rows (4d bytes): it reads a fifth of the rows,
+ *       which is bound by memory, not arithmetic;</li>
+ *   <li>the queries of a block ({@link #selectBlock}) re-score their candidates in one forward sweep over the sketch,
+ *       so a block reads it once instead of once per query.</li>
  * </ul>
  * Ties at either cut go to the lower key.
  */
@@ -26,6 +28,8 @@ public final class CSAttentionSelector implements KeySelector {
 
     /** Bits of the accumulator that count the lists a key was met in; the units' sum sits above them. */
     private static final int COUNT_BITS = 8;
+    /** Keys per chunk of the re-scoring sweep: 4,096 coded rows of d = 128 are 512 KiB, which stay in L2. */
+    private static final int RESCORE_CHUNK = 4096;
 
     private final VectorKernels kernels;
     private final CSAttentionIndex index;
@@ -126,9 +130,6 @@ public final class CSAttentionSelector implements KeySelector {
         }
         return selections;
     }
-
-    /** Keys per chunk of the re-scoring sweep: 4,096 coded rows of d = 128 are 512 KiB, which stay in L2. */
-    private static final int RESCORE_CHUNK = 4096;
 
     /** Re-scores every query's candidates (ascending keys) over the sketch, chunk by chunk of the key range. */
     private void rescoreInChunks(float[] queries, int[] offsets, int[] counts, int from, int to, Scratch s) {
