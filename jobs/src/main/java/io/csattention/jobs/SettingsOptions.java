@@ -31,7 +31,7 @@ public final class SettingsOptions {
     @Option(names = "--window", description = "Trailing keys always attended (default: min(64, budget/8)).")
     Integer window;
 
-    @Option(names = "--rescore-factor", description = "Candidates re-scored with q . k (over the int8 key sketch), as a multiple of the chosen keys; 0 = the literal method (default: 4).")
+    @Option(names = "--rescore-factor", description = "Candidates re-scored with q . k (over the int8 key sketch), as a multiple of the chosen keys; 0 = the literal method (default: 5).")
     Double rescoreFactor;
 
     @Option(names = "--missing-score", description = "Estimate for keys absent from a chosen list: ${COMPLETION-CANDIDATES} (default: mean_below_floor).")
