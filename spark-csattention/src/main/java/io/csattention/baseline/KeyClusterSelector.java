@@ -5,6 +5,7 @@ import io.csattention.core.KMeans;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
 import io.csattention.core.Selections;
+import io.csattention.core.TopK;
 import io.csattention.kernel.VectorKernels;
 
 import java.util.stream.IntStream;
@@ -95,12 +96,8 @@ public final class KeyClusterSelector implements KeySelector {
         int d = cache.dim();
         float[] scores = new float[clusters];
         kernels.dotRows(query, queryOff, centroids, d, 0, d, 0, clusters, scores, 0);
-        int[] order = IntStream.range(0, clusters).boxed()
-                .sorted((a, b) -> {
-                    int c = Float.compare(scores[b], scores[a]);
-                    return c != 0 ? c : Integer.compare(a, b);
-                })
-                .mapToInt(Integer::intValue).toArray();
+        int[] order = IntStream.range(0, clusters).toArray();
+        TopK.sortBestFirst(order, clusters, scores, 0);
         int from = plan.middleStart();
         int to = plan.middleEnd();
         int[] chosen = new int[plan.chosen()];

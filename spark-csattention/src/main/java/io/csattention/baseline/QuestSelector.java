@@ -89,17 +89,7 @@ public final class QuestSelector implements KeySelector {
     private int[] rankPages(float[] bounds, int[] ids, int pages, int keysWanted) {
         int needed = Math.min(pages, keysWanted / pageSize + 2);
         int[] best = TopK.largest(bounds, ids, pages, needed);
-        long[] keys = new long[best.length];
-        int firstPage = pages == 0 ? 0 : ids[0];
-        for (int i = 0; i < best.length; i++) {
-            int bits = Float.floatToIntBits(bounds[best[i] - firstPage]);
-            int ordered = bits ^ ((bits >> 31) & 0x7fffffff); // increases with the float value
-            keys[i] = ((long) ~ordered << 32) | (best[i] & 0xffffffffL);
-        }
-        java.util.Arrays.sort(keys);
-        for (int i = 0; i < best.length; i++) {
-            best[i] = (int) keys[i];
-        }
+        TopK.sortBestFirst(best, best.length, bounds, pages == 0 ? 0 : ids[0]);
         return best;
     }
 

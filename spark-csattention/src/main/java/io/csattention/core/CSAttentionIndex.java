@@ -163,7 +163,7 @@ public final class CSAttentionIndex {
             float[] scores = new float[n];
             kernels.dotRows(scoring, list * width, scoredKeys, d, j * width, width, 0, n, scores, 0);
             int[] top = TopK.largestInRange(scores, 0, n, listLength);
-            sortByScoreDescending(top, scores);
+            TopK.sortBestFirst(top, top.length, scores, 0);
             double total = 0;
             for (float s : scores) {
                 total += s;
@@ -266,20 +266,6 @@ public final class CSAttentionIndex {
         int[] sample = java.util.Arrays.copyOf(all, limit);
         java.util.Arrays.sort(sample);
         return sample;
-    }
-
-    /** Sorts {@code ids} by descending score, ties by ascending id, on primitive keys (no boxing). */
-    private static void sortByScoreDescending(int[] ids, float[] scores) {
-        long[] keys = new long[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            int bits = Float.floatToIntBits(scores[ids[i]]);
-            int ordered = bits ^ ((bits >> 31) & 0x7fffffff); // increases with the float value
-            keys[i] = ((long) ~ordered << 32) | (ids[i] & 0xffffffffL);
-        }
-        java.util.Arrays.sort(keys);
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = (int) keys[i];
-        }
     }
 
     /** The centroid of subspace {@code j} chosen by a query's sub-vector. */

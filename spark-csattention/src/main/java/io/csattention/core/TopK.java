@@ -152,6 +152,21 @@ public final class TopK {
         return kept;
     }
 
+    /**
+     * Sorts {@code ids[0 .. count)} in place best first: by descending {@code scores[id - base]}, ties by ascending
+     * id, on primitive keys (no boxing).
+     */
+    public static void sortBestFirst(int[] ids, int count, float[] scores, int base) {
+        long[] keys = new long[count];
+        for (int i = 0; i < count; i++) {
+            keys[i] = ((long) ~order(scores[ids[i] - base]) << 32) | (ids[i] & 0xffffffffL);
+        }
+        java.util.Arrays.sort(keys);
+        for (int i = 0; i < count; i++) {
+            ids[i] = (int) keys[i];
+        }
+    }
+
     /** An int that orders like the float; both zeros are one value, as {@code ==} has them. */
     private static int order(float score) {
         int bits = Float.floatToRawIntBits(score + 0f); // -0f + 0f is +0f
