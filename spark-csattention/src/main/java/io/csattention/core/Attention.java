@@ -39,15 +39,10 @@ public final class Attention {
         for (int j = 0; j < count; j++) {
             scores[j] *= scale;
         }
-        // Math.exp, not the vector exp: the vector API's exp differs in the last bit between interpreted and
-        // compiled code, and a query must decode to the same output however warm the JIT is
-        float max = kernels.max(scores, 0, count);
-        double total = 0;
-        for (int j = 0; j < count; j++) {
-            scores[j] = (float) Math.exp(scores[j] - max);
-            total += scores[j];
-        }
-        float inv = (float) (1.0 / total);
+        // expShifted rounds the same interpreted and compiled (KernelDeterminismTest): a query decodes to the same
+        // output however warm the JIT is
+        float total = kernels.expShifted(scores, 0, count, kernels.max(scores, 0, count));
+        float inv = 1f / total;
         for (int j = 0; j < count; j++) {
             scores[j] *= inv;
         }
