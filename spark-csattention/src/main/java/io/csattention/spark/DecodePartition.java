@@ -1,6 +1,7 @@
 package io.csattention.spark;
 
 import io.csattention.core.Attention;
+import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.format.IndexFileSummary;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -16,7 +17,7 @@ import java.util.NoSuchElementException;
 /**
  * The decode stage on an executor: the partition's query rows are taken in blocks of {@code blockSize}; each row is
  * checked against the broadcast metadata, its head comes from the executor cache (loaded once), and the selector
- * and exact attention give the output. The result depends only on the row and the committed index set, so a
+ * (the rows of one head together) and exact attention give the output. The result depends only on the row and the committed index set, so a
  * retried task writes the same rows.
  */
 final class DecodePartition implements MapPartitionsFunction<Row, Row> {
@@ -58,9 +59,7 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
                 while (in.size() < blockSize && input.hasNext()) {
                     in.add(input.next());
                 }
-                for (Row row : in) {
-                    block.add(decode(p, row, taskHeads));
-                }
+                block.addAll(decode(p, in, taskHeads));
                 return !block.isEmpty();
             }
 
@@ -74,55 +73,82 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         };
     }
 
-    /** Decodes one row; {@code taskHeads} keeps the heads this task has taken from the executor cache. */
-    private Row decode(DecodePlan p, Row row, java.util.Map<HeadKey, LoadedHead> taskHeads) {
-        QueriesSchema s = schema;
-        Object queryId = row.get(s.queryId());
-        String contextId = row.isNullAt(s.contextId()) ? null : row.getString(s.contextId());
-        Integer layer = row.isNullAt(s.layer()) ? null : row.getInt(s.layer());
-        Integer head = row.isNullAt(s.head()) ? null : row.getInt(s.head());
-        Integer kvHead = head == null ? null : head / p.options().queryHeadsPerKvHead();
-        try {
-            HeadKey key = check(p, row, contextId, layer, head);
-            float[] query = vector(p, row, key);
-            LoadedHead loaded = taskHeads.get(key);
-            if (loaded == null) {
-                loaded = p.load(key, metrics);
-                taskHeads.put(key, loaded);
+    /**
+     * Decodes a block of rows, keeping their order; {@code taskHeads} keeps the heads this task has taken from the
+     * executor cache. The rows of one head are selected together, {@link BlockDecoder#DEFAULT_QUERY_BLOCK} at a time
+     * ({@code KeySelector.selectBlock}: the queries share csattention's re-scoring sweep), which selects what one row
+     * at a time would. A row's {@code decode_nanos} is its share of its group's time.
+     */
+    private List<Row> decode(DecodePlan p, List<Row> in, java.util.Map<HeadKey, LoadedHead> taskHeads) {
+        Row[] out = new Row[in.size()];
+        float[][] queries = new float[in.size()][];
+        java.util.Map<HeadKey, List<Integer>> byHead = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < in.size(); i++) {
+            Row row = in.get(i);
+            try {
+                HeadKey key = check(p, row);
+                queries[i] = vector(p, row, key);
+                byHead.computeIfAbsent(key, k -> new ArrayList<>()).add(i);
+            } catch (BadQueryException e) {
+                if (!p.options().routeErrors()) {
+                    throw e;
+                }
+                metrics.queryErrors.add(1);
+                out[i] = output(p, row, null, null, 0L, e.getMessage());
             }
-            long start = System.nanoTime();
-            BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
-            int[] selected = loaded.selector.select(query, 0, budget);
-            float[] out = new float[query.length];
-            Attention.attend(p.options().kernels(), query, 0, loaded.cache, selected, out, 0);
-            long nanos = System.nanoTime() - start;
-            metrics.queriesDecoded.add(1);
-            return row(queryId, contextId, layer, head, kvHead, out, selected, nanos, null);
-        } catch (BadQueryException e) {
-            if (!p.options().routeErrors()) {
-                throw e;
-            }
-            metrics.queryErrors.add(1);
-            return row(queryId, contextId, layer, head, kvHead, null, null, 0L, e.getMessage());
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
         }
+        for (java.util.Map.Entry<HeadKey, List<Integer>> group : byHead.entrySet()) {
+            LoadedHead loaded = taskHeads.get(group.getKey());
+            if (loaded == null) {
+                try {
+                    loaded = p.load(group.getKey(), metrics);
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+                taskHeads.put(group.getKey(), loaded);
+            }
+            List<Integer> rows = group.getValue();
+            int d = loaded.cache.dim();
+            BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
+            for (int first = 0; first < rows.size(); first += BlockDecoder.DEFAULT_QUERY_BLOCK) {
+                int count = Math.min(BlockDecoder.DEFAULT_QUERY_BLOCK, rows.size() - first);
+                float[] stacked = new float[count * d];
+                for (int q = 0; q < count; q++) {
+                    System.arraycopy(queries[rows.get(first + q)], 0, stacked, q * d, d);
+                }
+                long start = System.nanoTime();
+                int[][] selected = loaded.selector.selectBlock(stacked, 0, count, d, budget);
+                float[][] outputs = new float[count][d];
+                for (int q = 0; q < count; q++) {
+                    Attention.attend(p.options().kernels(), stacked, q * d, loaded.cache, selected[q], outputs[q], 0);
+                }
+                long nanos = (System.nanoTime() - start) / count;
+                for (int q = 0; q < count; q++) {
+                    int at = rows.get(first + q);
+                    out[at] = output(p, in.get(at), outputs[q], selected[q], nanos, null);
+                }
+                metrics.queriesDecoded.add(count);
+            }
+        }
+        return java.util.Arrays.asList(out);
     }
 
-    private Row row(Object queryId, String contextId, Integer layer, Integer head, Integer kvHead, float[] out,
-                    int[] selected, long nanos, String error) {
+    /** The output row of {@code input}: its ids, then the output, selection, time and error as the options ask. */
+    private Row output(DecodePlan p, Row input, float[] out, int[] selected, long nanos, String error) {
+        QueriesSchema s = schema;
+        Integer head = input.isNullAt(s.head()) ? null : input.getInt(s.head());
         List<Object> values = new ArrayList<>(9);
-        values.add(queryId);
-        values.add(contextId);
-        values.add(layer);
+        values.add(input.get(s.queryId()));
+        values.add(input.isNullAt(s.contextId()) ? null : input.getString(s.contextId()));
+        values.add(input.isNullAt(s.layer()) ? null : input.getInt(s.layer()));
         values.add(head);
-        values.add(kvHead);
+        values.add(head == null ? null : head / p.options().queryHeadsPerKvHead());
         values.add(out);
-        if (plan.value().options().withSelected()) {
+        if (p.options().withSelected()) {
             values.add(selected == null ? null : trimmed(selected));
         }
         values.add(nanos);
-        if (plan.value().options().routeErrors()) {
+        if (p.options().routeErrors()) {
             values.add(error);
         }
         return RowFactory.create(values.toArray());
@@ -136,7 +162,11 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         return n == selected.length ? selected : java.util.Arrays.copyOf(selected, n);
     }
 
-    private HeadKey check(DecodePlan p, Row row, String contextId, Integer layer, Integer head) {
+    private HeadKey check(DecodePlan p, Row row) {
+        QueriesSchema s = schema;
+        String contextId = row.isNullAt(s.contextId()) ? null : row.getString(s.contextId());
+        Integer layer = row.isNullAt(s.layer()) ? null : row.getInt(s.layer());
+        Integer head = row.isNullAt(s.head()) ? null : row.getInt(s.head());
         String id = schema.queryIdText(row);
         if (contextId == null || layer == null || head == null) {
             throw new BadQueryException("context_id, layer and head must not be null (query_id=" + id + "); "

@@ -4,6 +4,7 @@ import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.format.IndexedHead;
+import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.catalyst.InternalRow;
@@ -137,9 +138,18 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
         return new TaskCommit(new IndexSet.TaskFiles(partition, attemptName, List.copyOf(entries)));
     }
 
+    /**
+     * Deletes this attempt's files, and the job's temporary directory when that leaves it empty: a task killed after
+     * its job was aborted stops after the driver has removed that directory, and its late writes recreated it.
+     */
     @Override
     public void abort() throws IOException {
         fs.delete(attemptDir, true);
+        Path jobDir = attemptDir.getParent();
+        FileStatus[] left = fs.exists(jobDir) ? fs.listStatus(jobDir) : null;
+        if (left != null && left.length == 0) {
+            fs.delete(jobDir, false);
+        }
     }
 
     @Override

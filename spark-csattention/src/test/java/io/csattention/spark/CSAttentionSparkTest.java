@@ -190,8 +190,24 @@ class CSAttentionSparkTest {
                 () -> CSAttention.decode(DATA.queriesTable(spark, 1), failed, OPTIONS));
         assertEquals("index path must hold a committed index set (a _manifest-*.json written by a successful "
                 + "build); path=" + failed, missing.getMessage());
-        assertFalse(Files.exists(Path.of(failed).resolve(IndexSet.TEMP_DIR))
-                && Path.of(failed).resolve(IndexSet.TEMP_DIR).toFile().list().length > 0);
+        // Spark kills the failed job's other running task asynchronously, and that task removes its attempt
+        // directory when it stops: the temporary directory must be empty once it has, within 30 s
+        Path temp = Path.of(failed).resolve(IndexSet.TEMP_DIR);
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+        while (Files.exists(temp) && temp.toFile().list().length > 0 && System.nanoTime() < deadline) {
+            sleepMillis(20);
+        }
+        assertFalse(Files.exists(temp) && temp.toFile().list().length > 0,
+                "left in " + temp + ": " + java.util.Arrays.toString(temp.toFile().list()));
+    }
+
+    private static void sleepMillis(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
     }
 
     @Test
