@@ -33,7 +33,7 @@ public final class Attention {
      * {@code softmax(scores / sqrt(d)) V_S} into {@code out[outOff .. outOff+d)} for the first {@code count} keys of
      * {@code selected} and their raw scores {@code q . k} (overwritten with the weights).
      */
-    public static void softmaxSum(VectorKernels kernels, float[] scores, float[] values, int d, int[] selected,
+    private static void softmaxSum(VectorKernels kernels, float[] scores, float[] values, int d, int[] selected,
                                   int count, float[] out, int outOff) {
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int j = 0; j < count; j++) {

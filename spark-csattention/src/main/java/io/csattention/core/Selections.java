@@ -21,7 +21,7 @@ public final class Selections {
      * Sorts {@code ids[0 .. count)}, distinct keys of [from, to), ascending in time linear in the range's words: a
      * bitmap walk instead of a comparison sort. {@code bits} covers the range and is left zeroed.
      */
-    public static void ascending(int[] ids, int count, long[] bits, int from, int to) {
+    private static void ascending(int[] ids, int count, long[] bits, int from, int to) {
         for (int i = 0; i < count; i++) {
             bits[ids[i] >>> 6] |= 1L << ids[i];
         }
