@@ -44,33 +44,65 @@ public final class BlockDecoder implements AutoCloseable {
         return threads;
     }
 
-    /** Decodes every row of {@code queries} under {@code plan}. */
+    /** Decodes every row of {@code queries} under {@code plan}, each at the selector's default position. */
     public Result decode(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries) {
+        return decode(cache, selector, plan, queries, null);
+    }
+
+    /**
+     * Decodes every row of {@code queries} under {@code plan}; row i at RoPE position {@code positions[i]}, or every
+     * row at the selector's default position when {@code positions} is null.
+     */
+    public Result decode(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries,
+                         long[] positions) {
         Check.that(queries.cols() == cache.dim(), "queries must have the cache's dim " + cache.dim(), "queries.cols",
                 queries.cols());
         Check.that(plan.keys() == cache.size(), "plan must cover the cache's " + cache.size() + " keys", "plan.keys",
                 plan.keys());
         int m = queries.rows();
+        Check.that(positions == null || positions.length == m, "positions must have one entry per query " + m,
+                "positions.length", positions == null ? 0 : positions.length);
         int d = cache.dim();
         float[] out = new float[m * d];
         int[][] selections = new int[m][];
         int blocks = (m + queryBlock - 1) / queryBlock;
         if (pool == null || blocks <= 1) {
-            decodeRange(cache, selector, plan, queries, 0, m, out, selections);
+            for (int b = 0; b < blocks; b++) {
+                int from = b * queryBlock;
+                decodeRange(cache, selector, plan, queries, positions, from, Math.min(m, from + queryBlock), out,
+                        selections);
+            }
         } else {
-            pool.invoke(new Blocks(cache, selector, plan, queries, 0, blocks, out, selections));
+            pool.invoke(new Blocks(cache, selector, plan, queries, positions, 0, blocks, out, selections));
         }
         return new Result(new FloatMatrix(m, d, out), selections);
     }
 
     private void decodeRange(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries,
-                             int from, int to, float[] out, int[][] selections) {
+                             long[] positions, int from, int to, float[] out, int[][] selections) {
+        int[][] selected = decodeBlock(kernels, cache, selector, plan, queries.data(), from, to - from, positions,
+                out);
+        System.arraycopy(selected, 0, selections, from, to - from);
+    }
+
+    /**
+     * The decode step itself, on the caller's thread; every decode in the project (this class, the decode backends,
+     * the Spark decode stage and SQL function, the model's sessions, the evaluations) goes through it. The queries in
+     * rows [first, first + count) of {@code queries} ({@code cache.dim()} wide) select their keys together
+     * ({@link KeySelector#selectBlock}, at {@code positions[row]} or the selector's default position when
+     * {@code positions} is null) and attend them exactly ({@link Attention#attend}); row r's output goes to row r of
+     * {@code out}. Returns the selections of the block's rows (ascending key ids, -1 padded).
+     */
+    public static int[][] decodeBlock(VectorKernels kernels, KeyValueCache cache, KeySelector selector,
+                                      BudgetPlan plan, float[] queries, int first, int count, long[] positions,
+                                      float[] out) {
         int d = cache.dim();
-        int[][] selected = selector.selectBlock(queries.data(), from, to - from, d, plan);
-        for (int i = from; i < to; i++) {
-            Attention.attend(kernels, queries.data(), i * d, cache, selected[i - from], out, i * d);
-            selections[i] = selected[i - from];
+        int[][] selected = selector.selectBlock(queries, first, count, d, plan, positions);
+        for (int i = 0; i < count; i++) {
+            int row = first + i;
+            Attention.attend(kernels, queries, row * d, cache, selected[i], out, row * d);
         }
+        return selected;
     }
 
     /** Splits [firstBlock, lastBlock) in halves down to single query blocks. */
@@ -79,17 +111,19 @@ public final class BlockDecoder implements AutoCloseable {
         private final KeySelector selector;
         private final BudgetPlan plan;
         private final FloatMatrix queries;
+        private final long[] positions;
         private final int firstBlock;
         private final int lastBlock;
         private final float[] out;
         private final int[][] selections;
 
-        Blocks(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries, int firstBlock,
-               int lastBlock, float[] out, int[][] selections) {
+        Blocks(KeyValueCache cache, KeySelector selector, BudgetPlan plan, FloatMatrix queries, long[] positions,
+               int firstBlock, int lastBlock, float[] out, int[][] selections) {
             this.cache = cache;
             this.selector = selector;
             this.plan = plan;
             this.queries = queries;
+            this.positions = positions;
             this.firstBlock = firstBlock;
             this.lastBlock = lastBlock;
             this.out = out;
@@ -100,13 +134,13 @@ public final class BlockDecoder implements AutoCloseable {
         protected void compute() {
             if (lastBlock - firstBlock == 1) {
                 int from = firstBlock * queryBlock;
-                decodeRange(cache, selector, plan, queries, from, Math.min(queries.rows(), from + queryBlock), out,
-                        selections);
+                decodeRange(cache, selector, plan, queries, positions, from,
+                        Math.min(queries.rows(), from + queryBlock), out, selections);
                 return;
             }
             int mid = (firstBlock + lastBlock) >>> 1;
-            invokeAll(new Blocks(cache, selector, plan, queries, firstBlock, mid, out, selections),
-                    new Blocks(cache, selector, plan, queries, mid, lastBlock, out, selections));
+            invokeAll(new Blocks(cache, selector, plan, queries, positions, firstBlock, mid, out, selections),
+                    new Blocks(cache, selector, plan, queries, positions, mid, lastBlock, out, selections));
         }
     }
 

@@ -400,6 +400,11 @@ public final class CSAttentionIndex {
         return bytes() - 8L * listIds.length;
     }
 
+    /** Bytes of the entries of keys streamed in after the build (0 for an index as built or read). */
+    public long streamedBytes() {
+        return overflow.bytes();
+    }
+
     /** Bytes of centroids, lists (4-byte id and 4-byte score per entry), floors and estimates. */
     public long bytes() {
         long scoring = scoringCentroids == centroids ? 0 : 4L * scoringCentroids.length;

@@ -85,7 +85,7 @@ public final class CSAttentionSelector implements KeySelector {
 
     @Override
     public int[] select(float[] query, int queryOff, BudgetPlan plan, long position) {
-        return selectRows(query, new int[] {queryOff}, plan, position)[0];
+        return selectRows(query, new int[] {queryOff}, plan, new long[] {position})[0];
     }
 
     /**
@@ -95,15 +95,17 @@ public final class CSAttentionSelector implements KeySelector {
      * what {@link #select} gives query by query.
      */
     @Override
-    public int[][] selectBlock(float[] queries, int first, int count, int dim, BudgetPlan plan) {
+    public int[][] selectBlock(float[] queries, int first, int count, int dim, BudgetPlan plan, long[] positions) {
         int[] offsets = new int[count];
+        long[] at = new long[count];
         for (int i = 0; i < count; i++) {
             offsets[i] = (first + i) * dim;
+            at[i] = positions == null ? index.defaultQueryPosition() : positions[first + i];
         }
-        return selectRows(queries, offsets, plan, index.defaultQueryPosition());
+        return selectRows(queries, offsets, plan, at);
     }
 
-    private int[][] selectRows(float[] queries, int[] offsets, BudgetPlan plan, long position) {
+    private int[][] selectRows(float[] queries, int[] offsets, BudgetPlan plan, long[] positions) {
         Scratch s = scratch.get();
         int m = index.subspaces();
         int from = plan.middleStart();
@@ -116,7 +118,7 @@ public final class CSAttentionSelector implements KeySelector {
         s.ensure(plan.keys(), 2 * PackedLists.UNIT_MAX * m + 1, block, candidates);
         int[] counts = new int[block];
         for (int q = 0; q < block; q++) {
-            accumulate(index.lookupQuery(queries, offsets[q], position), from, to, s.acc);
+            accumulate(index.lookupQuery(queries, offsets[q], positions[q]), from, to, s.acc);
             counts[q] = cutBySums(s, from, to, candidates, PackedLists.UNIT_MAX * m, s.picked[q]);
         }
         boolean rescore = rescoreFactor > 0 && candidates > chosen;

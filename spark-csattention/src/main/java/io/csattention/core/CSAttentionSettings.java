@@ -50,7 +50,9 @@ public record CSAttentionSettings(
         Check.openUnit(sparsity, "sparsity");
         Check.that(listFraction <= 1, "list-fraction must be in (0, 1] or 0 for automatic", "list-fraction",
                 listFraction);
-        Check.that(rescoreFactor >= 0, "rescore-factor must be >= 0", "rescore-factor", rescoreFactor);
+        // below 1 the method would attend fewer keys than the budget
+        Check.that(rescoreFactor == 0 || rescoreFactor >= 1,
+                "rescore-factor must be 0 (no re-scoring) or >= 1", "rescore-factor", rescoreFactor);
         Check.that(kmeansIterations > 0, "kmeans-iterations must be > 0", "kmeans-iterations", kmeansIterations);
         Check.that(kmeansSamples > 0, "kmeans-samples must be > 0", "kmeans-samples", kmeansSamples);
         java.util.Objects.requireNonNull(distance, "distance");

@@ -23,12 +23,15 @@ public interface KeySelector {
     /**
      * The selections of the queries in rows [first, first + count) of {@code queries} (row-major, {@code dim} wide),
      * for a block decoded by one thread; the same as {@link #select} row by row, which is what the default does. A
-     * method may share work across the block.
+     * method may share work across the block. {@code positions} holds each row's RoPE position, indexed by row like
+     * {@code queries} ({@code positions[first + i]}), or is null for queries at the method's default position.
      */
-    default int[][] selectBlock(float[] queries, int first, int count, int dim, BudgetPlan plan) {
+    default int[][] selectBlock(float[] queries, int first, int count, int dim, BudgetPlan plan, long[] positions) {
         int[][] selections = new int[count][];
         for (int i = 0; i < count; i++) {
-            selections[i] = select(queries, (first + i) * dim, plan);
+            int off = (first + i) * dim;
+            selections[i] = positions == null ? select(queries, off, plan)
+                    : select(queries, off, plan, positions[first + i]);
         }
         return selections;
     }

@@ -1,7 +1,7 @@
 package io.csattention.eval;
 
 import io.csattention.baseline.AttentionMethod;
-import io.csattention.core.Attention;
+import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.Check;
@@ -109,9 +109,8 @@ public final class TensorEvaluation {
         long decodeNanos = 0;
         for (int q = 0; q < m; q++) {
             long start = System.nanoTime();
-            int[] chosen = inputs.queryPositions() == null ? selector.select(queries, q * d, plan)
-                    : selector.select(queries, q * d, plan, inputs.queryPositions()[q]);
-            Attention.attend(kernels, queries, q * d, cache, chosen, outputs, q * d);
+            int[] chosen = BlockDecoder.decodeBlock(kernels, cache, selector, plan, queries, q, 1,
+                    inputs.queryPositions(), outputs)[0];
             decodeNanos += System.nanoTime() - start;
             System.arraycopy(chosen, 0, selected, q * width, width);
         }

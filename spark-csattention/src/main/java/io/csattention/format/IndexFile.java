@@ -5,6 +5,8 @@ import io.csattention.core.Check;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.MissingScore;
+import io.csattention.core.Rope;
+import io.csattention.core.RopeInfo;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
@@ -26,7 +28,7 @@ import java.util.zip.CRC32;
  * <pre>
  * header    int32   magic             0x49415343 (the bytes "CSAI" on disk)
  *           string  format name       "csattention-index"
- *           int32   version           1
+ *           int32   version           2 (1 is read too: it has no RoPE section and no scoring centroids)
  * metadata  string  context_id
  *           int32   layer, kv_head
  *           int32   N (keys), d (head dim), m (subspaces), C (centroids per subspace), L (list length)
@@ -34,7 +36,17 @@ import java.util.zip.CRC32;
  *           int64   seed
  *           int32   distance          0 inner product, 1 L2
  *           int32   missing score     0 floor, 1 mean below floor, 2 zero
- * tables    float32 centroids         [m, C, d/m]
+ * rope      int32   present           v2 only: 0 the head was indexed without RoPE (nothing else follows here), 1
+ *           float64 base              RoPE base
+ *           int32   style             0 interleaved (2p, 2p+1), 1 half (p, p + d/2)
+ *           int64   reference position the position the position-free lists are scored at
+ *           int32   decode span       positions after the reference a band must stay slow over
+ *           int32   F                 pair frequencies given: -1 for base^(-2p/d), else F float32 values follow
+ *           float32 pair frequencies  [F]
+ *           int32   position-free     [m] 1 for a slow band clustered de-rotated, 0 for a band kept as it is
+ * tables    float32 centroids         [m, C, d/m] (with RoPE: in the pair-contiguous layout, slow bands
+ *                                     position-free)
+ *           float32 scoring centroids [m, C, d/m] v2 with RoPE only: slow bands rotated to the reference position
  *           float32 floors            [m, C]
  *           float32 missing           [m, C]      the estimate a key absent from a chosen list contributes
  *           int32   list ids          [m, C, L]   each list by descending partial score
@@ -56,7 +68,9 @@ public final class IndexFile {
     public static final int FOOTER_MAGIC = ~MAGIC;
     public static final String FORMAT_NAME = "csattention-index";
     public static final int VERSION_START = 1;
-    public static final int VERSION_CURRENT = 1;
+    /** The first version whose files can carry the RoPE layout. */
+    public static final int VERSION_ROPE = 2;
+    public static final int VERSION_CURRENT = 2;
     public static final int CHECKSUM_CRC32 = 0;
     public static final String EXTENSION = ".csai";
     /** Bytes of the footer: footer magic, algorithm id, checksum. */
@@ -70,22 +84,31 @@ public final class IndexFile {
 
     /** Writes {@code head} in the current version and returns the footer's checksum; does not close {@code out}. */
     public static long write(IndexedHead head, OutputStream out) throws IOException {
+        return write(head, out, VERSION_CURRENT);
+    }
+
+    /**
+     * Writes {@code head} in {@code version} (1 or 2; version 1 only for an index without RoPE, as older readers
+     * expect) and returns the footer's checksum; does not close {@code out}.
+     */
+    public static long write(IndexedHead head, OutputStream out, int version) throws IOException {
         CSAttentionIndex index = head.index();
-        if (index.rope() != null) {
-            throw new IllegalArgumentException("index files of version " + VERSION_CURRENT + " do not store RoPE bands; build "
-                    + "the index without RoPE information to write it; rope-base=" + index.rope().base());
+        Check.that(version >= VERSION_START && version <= VERSION_CURRENT,
+                "index file version must be in [" + VERSION_START + ", " + VERSION_CURRENT + "]", "version", version);
+        if (index.rope() != null && version < VERSION_ROPE) {
+            throw new IllegalArgumentException("index files of version " + version + " do not store RoPE bands; "
+                    + "write version " + VERSION_ROPE + " or later; rope-base=" + index.rope().base());
         }
         Check.that(!index.listsDropped(), "an index whose lists were dropped after packing cannot be written",
                 "lists.length", 0);
-        long tableBytes = 4L * index.centroids().length + 8L * index.listIds().length + 8L * index.floors().length;
-        if (index.bytes() != tableBytes) {
+        if (index.streamedBytes() != 0) {
             throw new IllegalArgumentException("index must not hold streamed keys to be written; streamed bytes="
-                    + (index.bytes() - tableBytes));
+                    + index.streamedBytes());
         }
         Writer w = new Writer(out);
         w.int32(MAGIC);
         w.string(FORMAT_NAME);
-        w.int32(VERSION_CURRENT);
+        w.int32(version);
         w.string(head.contextId());
         w.int32(head.layer());
         w.int32(head.kvHead());
@@ -98,7 +121,28 @@ public final class IndexFile {
         w.int64(index.seed());
         w.int32(distanceCode(index.distance()));
         w.int32(missingCode(index.missingScore()));
+        RopeInfo rope = index.rope();
+        if (version >= VERSION_ROPE) {
+            w.int32(rope == null ? 0 : 1);
+            if (rope != null) {
+                w.float64(rope.base());
+                w.int32(rope.style().ordinal());
+                w.int64(rope.referencePosition());
+                w.int32(rope.decodeSpan());
+                float[] frequencies = rope.pairFrequencies();
+                w.int32(frequencies == null ? -1 : frequencies.length);
+                if (frequencies != null) {
+                    w.floats(frequencies, frequencies.length);
+                }
+                for (boolean free : index.positionFree()) {
+                    w.int32(free ? 1 : 0);
+                }
+            }
+        }
         w.floats(index.centroids(), index.centroids().length);
+        if (rope != null) {
+            w.floats(index.scoringCentroids(), index.scoringCentroids().length);
+        }
         w.floats(index.floors(), index.floors().length);
         w.floats(index.missing(), index.missing().length);
         w.ints(index.listIds(), index.listIds().length);
@@ -166,9 +210,13 @@ public final class IndexFile {
                     throw r.corrupt("list id " + id + " is outside [0, " + s.keys() + ")");
                 }
             }
-            CSAttentionIndex index = new CSAttentionIndex(s.keys(), s.dim(), s.subspaces(), s.centroidCount(),
-                    s.listLength(), s.listFraction(), s.seed(), s.distance(), s.missingScore(), s.centroids(), listIds,
-                    listScores, floors, missing);
+            CSAttentionIndex index = s.rope() == null
+                    ? new CSAttentionIndex(s.keys(), s.dim(), s.subspaces(), s.centroidCount(), s.listLength(),
+                            s.listFraction(), s.seed(), s.distance(), s.missingScore(), s.centroids(), listIds,
+                            listScores, floors, missing)
+                    : new CSAttentionIndex(s.keys(), s.dim(), s.subspaces(), s.centroidCount(), s.listLength(),
+                            s.listFraction(), s.seed(), s.distance(), s.missingScore(), s.centroids(), listIds,
+                            listScores, floors, missing, s.rope(), s.positionFree(), s.scoringCentroids());
             return new IndexedHead(s.contextId(), s.layer(), s.kvHead(), index,
                     new FloatMatrix(s.keys(), s.dim(), keys), new FloatMatrix(s.keys(), s.dim(), values));
         } catch (EOFException e) {
@@ -221,19 +269,65 @@ public final class IndexFile {
         long seed = r.int64();
         CentroidDistance distance = r.code(CentroidDistance.values(), "distance");
         MissingScore missingScore = r.code(MissingScore.values(), "missing score");
-        float[] centroids = r.floats(r.count((long) subspaces * centroidCount * (dim / subspaces), "m*C*d/m"));
+        RopeInfo rope = null;
+        boolean[] positionFree = new boolean[subspaces];
+        if (version >= VERSION_ROPE) {
+            int present = r.int32();
+            if (present != 0 && present != 1) {
+                throw r.corrupt("rope flag must be 0 or 1; rope=" + present);
+            }
+            if (present == 1) {
+                double base = r.float64();
+                Rope.Style style = r.code(Rope.Style.values(), "rope style");
+                long reference = r.int64();
+                int span = r.positive("decode span");
+                int pairs = r.int32();
+                if (pairs < -1 || pairs > dim / 2) {
+                    throw r.corrupt("pair frequencies must be -1 or in [0, " + dim / 2 + "]; F=" + pairs);
+                }
+                float[] frequencies = pairs < 0 ? null : r.floats(pairs);
+                if (!(base > 1) || reference < 0 || (dim / subspaces) % 2 != 0) {
+                    throw r.corrupt("inconsistent rope section base=" + base + " reference=" + reference + " d/m="
+                            + dim / subspaces);
+                }
+                for (int j = 0; j < subspaces; j++) {
+                    int flag = r.int32();
+                    if (flag != 0 && flag != 1) {
+                        throw r.corrupt("position-free flag must be 0 or 1; position-free[" + j + "]=" + flag);
+                    }
+                    positionFree[j] = flag == 1;
+                }
+                rope = new RopeInfo(base, style, new long[0], reference, span, frequencies);
+            }
+        }
+        int tableFloats = r.count((long) subspaces * centroidCount * (dim / subspaces), "m*C*d/m");
+        float[] centroids = r.floats(tableFloats);
+        float[] scoringCentroids = rope == null ? centroids : r.floats(tableFloats);
         return new IndexFileSummary(version, contextId, layer, kvHead, keys, dim, subspaces, centroidCount,
-                listLength, listFraction, seed, distance, missingScore, centroids);
+                listLength, listFraction, seed, distance, missingScore, centroids, rope, positionFree,
+                scoringCentroids);
     }
 
-    /** Bytes of a file of the current version with these shapes. */
-    public static long fileBytes(String contextId, int keys, int dim, int subspaces, int centroidCount,
-                                 int listLength) {
+    /**
+     * Bytes of a file of {@code version} with these shapes; {@code rope} (null: none) and its {@code pairFrequencies}
+     * count only from version 2 on.
+     */
+    public static long fileBytes(int version, String contextId, int keys, int dim, int subspaces, int centroidCount,
+                                 int listLength, RopeInfo rope) {
         long header = 4 + 4 + FORMAT_NAME.getBytes(StandardCharsets.UTF_8).length + 4;
         long metadata = 4 + contextId.getBytes(StandardCharsets.UTF_8).length + 7 * 4 + 8 + 8 + 2 * 4;
         long lists = (long) subspaces * centroidCount;
-        long tables = 4L * lists * (dim / subspaces) + 8L * lists + 8L * lists * listLength;
-        return header + metadata + tables + 8L * keys * dim + FOOTER_BYTES;
+        long centroidBytes = 4L * lists * (dim / subspaces);
+        long ropeBytes = 0;
+        if (version >= VERSION_ROPE) {
+            ropeBytes = 4;
+            if (rope != null) {
+                int frequencies = rope.pairFrequencies() == null ? 0 : rope.pairFrequencies().length;
+                ropeBytes += 8 + 4 + 8 + 4 + 4 + 4L * frequencies + 4L * subspaces + centroidBytes;
+            }
+        }
+        long tables = centroidBytes + 8L * lists + 8L * lists * listLength;
+        return header + metadata + ropeBytes + tables + 8L * keys * dim + FOOTER_BYTES;
     }
 
     private static int distanceCode(CentroidDistance distance) {

@@ -88,11 +88,10 @@ public final class CpuDecodeBackend implements DecodeBackend {
             IntStream.range(0, (queries.rows() + block - 1) / block).parallel().forEach(b -> {
                 int first = b * block;
                 int count = Math.min(block, queries.rows() - first);
-                int[][] keys = selector.selectBlock(queries.data(), first, count, d, plan);
+                int[][] keys = BlockDecoder.decodeBlock(kernels, cache, selector, plan, queries.data(), first, count,
+                        null, outputs);
                 for (int i = 0; i < count; i++) {
-                    int q = first + i;
-                    System.arraycopy(keys[i], 0, selected, q * budget, budget);
-                    Attention.attend(kernels, queries.data(), q * d, cache, keys[i], outputs, q * d);
+                    System.arraycopy(keys[i], 0, selected, (first + i) * budget, budget);
                 }
             });
             return new DecodedBlock(plan, selected, new FloatMatrix(queries.rows(), d, outputs));

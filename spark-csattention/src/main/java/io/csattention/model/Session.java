@@ -1,7 +1,7 @@
 package io.csattention.model;
 
 import io.csattention.baseline.AttentionMethod;
-import io.csattention.core.Attention;
+import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.CSAttentionSettings;
@@ -379,6 +379,8 @@ public final class Session {
         int headSize = config.headSize();
         long work = (long) heads * position * headSize;
         IntStream range = IntStream.range(0, heads);
+        long[] positions = new long[heads];
+        java.util.Arrays.fill(positions, position);
         (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(head -> {
             int kvHead = head / config.groupSize();
             KeyValueCache cache = caches[layer][kvHead];
@@ -388,8 +390,8 @@ public final class Session {
                 return;
             }
             BudgetPlan plan = method.plan(settings, cache.size());
-            int[] selected = selectors[layer][kvHead].select(q, off, plan, position);
-            Attention.attend(model.kernels(), q, off, cache, selected, att, off);
+            int[] selected = BlockDecoder.decodeBlock(model.kernels(), cache, selectors[layer][kvHead], plan, q,
+                    head, 1, positions, att)[0];
             if (probe != null) {
                 probe.observe(layer, head, q, off, cache, plan, selected, att, off);
             }

@@ -1,6 +1,5 @@
 package io.csattention.spark;
 
-import io.csattention.core.Attention;
 import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.format.IndexFileSummary;
@@ -82,12 +81,14 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
     private List<Row> decode(DecodePlan p, List<Row> in, java.util.Map<HeadKey, LoadedHead> taskHeads) {
         Row[] out = new Row[in.size()];
         float[][] queries = new float[in.size()][];
+        long[] positions = new long[in.size()];
         java.util.Map<HeadKey, List<Integer>> byHead = new java.util.LinkedHashMap<>();
         for (int i = 0; i < in.size(); i++) {
             Row row = in.get(i);
             try {
                 HeadKey key = check(p, row);
                 queries[i] = vector(p, row, key);
+                positions[i] = schema.position(row);
                 byHead.computeIfAbsent(key, k -> new ArrayList<>()).add(i);
             } catch (BadQueryException e) {
                 if (!p.options().routeErrors()) {
@@ -113,19 +114,21 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
             for (int first = 0; first < rows.size(); first += BlockDecoder.DEFAULT_QUERY_BLOCK) {
                 int count = Math.min(BlockDecoder.DEFAULT_QUERY_BLOCK, rows.size() - first);
                 float[] stacked = new float[count * d];
+                long[] at = new long[count];
                 for (int q = 0; q < count; q++) {
-                    System.arraycopy(queries[rows.get(first + q)], 0, stacked, q * d, d);
+                    int row = rows.get(first + q);
+                    System.arraycopy(queries[row], 0, stacked, q * d, d);
+                    at[q] = positions[row] >= 0 ? positions[row] : loaded.selector.index().defaultQueryPosition();
                 }
+                float[] outputs = new float[count * d];
                 long start = System.nanoTime();
-                int[][] selected = loaded.selector.selectBlock(stacked, 0, count, d, budget);
-                float[][] outputs = new float[count][d];
-                for (int q = 0; q < count; q++) {
-                    Attention.attend(p.options().kernels(), stacked, q * d, loaded.cache, selected[q], outputs[q], 0);
-                }
+                int[][] selected = BlockDecoder.decodeBlock(p.options().kernels(), loaded.cache, loaded.selector,
+                        budget, stacked, 0, count, at, outputs);
                 long nanos = (System.nanoTime() - start) / count;
                 for (int q = 0; q < count; q++) {
-                    int at = rows.get(first + q);
-                    out[at] = output(p, in.get(at), outputs[q], selected[q], nanos, null);
+                    int at0 = rows.get(first + q);
+                    out[at0] = output(p, in.get(at0), java.util.Arrays.copyOfRange(outputs, q * d, (q + 1) * d),
+                            selected[q], nanos, null);
                 }
                 metrics.queriesDecoded.add(count);
             }

@@ -17,6 +17,8 @@ import java.io.Serializable;
  * layer       int
  * head        int               query head; it reads KV head {@code head / queryHeadsPerKvHead}
  * query       array&lt;float&gt; or binary   the query vector [d]
+ * position    int or bigint     optional: the query's RoPE position (>= 0); null or absent: the index's reference
+ *                               position (the first position after the context)
  * </pre>
  *
  * Output: query_id, context_id, layer, head, kv_head, output (array&lt;float&gt; [d]), selected_ids (array&lt;int&gt;,
@@ -25,11 +27,12 @@ import java.io.Serializable;
  * null on decoded rows).
  */
 record QueriesSchema(int queryId, int contextId, int layer, int head, int query, TensorColumn queryType,
-                     StructType output) implements Serializable {
+                     int position, StructType output) implements Serializable {
 
     static final String TABLE = "queries";
     static final String QUERY_ID = "query_id";
     static final String QUERY = "query";
+    static final String POSITION = "position";
 
     static QueriesSchema of(StructType schema, CSAttentionOptions options) {
         int queryId = TensorColumn.index(schema, TABLE, QUERY_ID);
@@ -43,6 +46,8 @@ record QueriesSchema(int queryId, int contextId, int layer, int head, int query,
         int layer = TensorColumn.typed(schema, TABLE, ContextsSchema.LAYER, DataTypes.IntegerType);
         int head = TensorColumn.typed(schema, TABLE, "head", DataTypes.IntegerType);
         TensorColumn queryType = TensorColumn.of(schema, TABLE, QUERY, options.binaryFloat16(), false);
+        int position = java.util.Arrays.stream(schema.fieldNames()).anyMatch(POSITION::equalsIgnoreCase)
+                ? TensorColumn.typed(schema, TABLE, POSITION, DataTypes.IntegerType, DataTypes.LongType) : -1;
         StructType out = new StructType()
                 .add(new StructField(QUERY_ID, idType, true, org.apache.spark.sql.types.Metadata.empty()))
                 .add(ContextsSchema.CONTEXT_ID, DataTypes.StringType, true)
@@ -58,7 +63,20 @@ record QueriesSchema(int queryId, int contextId, int layer, int head, int query,
             out = out.add("error", DataTypes.StringType, true);
         }
         return new QueriesSchema(queryId, contextId, layer, head, TensorColumn.index(schema, TABLE, QUERY), queryType,
-                out);
+                position, out);
+    }
+
+    /** The row's RoPE position, or -1 when it has none (the index's reference position is used). */
+    long position(Row row) {
+        if (position < 0 || row.isNullAt(position)) {
+            return -1;
+        }
+        long value = ((Number) row.get(position)).longValue();
+        if (value < 0) {
+            throw new DecodePartition.BadQueryException("position must be >= 0 (query_id=" + queryIdText(row)
+                    + "); position=" + value);
+        }
+        return value;
     }
 
     String queryIdText(Row row) {

@@ -5,6 +5,8 @@ import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.MissingScore;
+import io.csattention.core.Rope;
+import io.csattention.core.RopeInfo;
 import io.csattention.kernel.Kernels;
 import org.junit.jupiter.api.Test;
 
@@ -25,6 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class IndexFileTest {
 
     private static final String GOLDEN_V1 = "/format/index-v1.csai";
+    private static final String GOLDEN_V2 = "/format/index-v2-rope.csai";
 
     /** The head stored in the golden file (see src/test/resources/format/README.md). */
     static IndexedHead goldenHead() {
@@ -47,10 +50,35 @@ class IndexFileTest {
                 new FloatMatrix(n, d, values));
     }
 
+    /**
+     * The head stored in the version 2 golden file: the version 1 head's shapes with a RoPE layout (half style,
+     * base 10000, reference position 6, the second band position-free) and scoring centroids of their own.
+     */
+    static IndexedHead goldenRopeHead() {
+        IndexedHead plain = goldenHead();
+        CSAttentionIndex p = plain.index();
+        RopeInfo rope = new RopeInfo(10_000, Rope.Style.HALF, new long[0], 6, 256, new float[] {1f, 0.01f});
+        float[] scoring = {1, 0, 0, 1, -0.5f, 0.75f, 0.25f, -1};
+        CSAttentionIndex index = new CSAttentionIndex(p.keys(), p.dim(), p.subspaces(), p.centroidCount(),
+                p.listLength(), p.listFraction(), p.seed(), p.distance(), p.missingScore(), p.centroids(),
+                p.listIds(), p.listScores(), p.floors(), p.missing(), rope, new boolean[] {false, true}, scoring);
+        return new IndexedHead(plain.contextId(), plain.layer(), plain.kvHead(), index, plain.keys(), plain.values());
+    }
+
     static byte[] bytes(IndexedHead head) throws IOException {
+        return bytes(head, IndexFile.VERSION_CURRENT);
+    }
+
+    static byte[] bytes(IndexedHead head, int version) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        IndexFile.write(head, out);
+        IndexFile.write(head, out, version);
         return out.toByteArray();
+    }
+
+    static byte[] resource(String name) throws IOException {
+        try (InputStream in = IndexFileTest.class.getResourceAsStream(name)) {
+            return in.readAllBytes();
+        }
     }
 
     static byte[] golden() throws IOException {
@@ -64,8 +92,33 @@ class IndexFileTest {
         byte[] golden = golden();
         IndexedHead read = IndexFile.read(new ByteArrayInputStream(golden), GOLDEN_V1);
         assertSameHead(goldenHead(), read);
+        assertArrayEquals(golden, bytes(read, 1));
+        assertEquals(golden.length, IndexFile.fileBytes(1, read.contextId(), 6, 4, 2, 2, 3, null));
+        assertEquals(null, read.index().rope());
+        byte[] current = bytes(read);
+        assertEquals(golden.length + 4, current.length, "version 2 adds only the rope flag to a head without RoPE");
+        assertSameHead(goldenHead(), IndexFile.read(new ByteArrayInputStream(current), "v2"));
+    }
+
+    @Test
+    void goldenFileOfVersion2WithRopeReadsBackAndRewritesByteForByte() throws IOException {
+        byte[] golden = resource(GOLDEN_V2);
+        IndexedHead read = IndexFile.read(new ByteArrayInputStream(golden), GOLDEN_V2);
+        IndexedHead expected = goldenRopeHead();
+        assertSameHead(expected, read);
+        RopeInfo rope = read.index().rope();
+        assertEquals(10_000, rope.base());
+        assertEquals(Rope.Style.HALF, rope.style());
+        assertEquals(6, rope.referencePosition());
+        assertEquals(256, rope.decodeSpan());
+        assertArrayEquals(new float[] {1f, 0.01f}, rope.pairFrequencies());
+        assertArrayEquals(new boolean[] {false, true}, read.index().positionFree());
+        assertArrayEquals(expected.index().scoringCentroids(), read.index().scoringCentroids());
         assertArrayEquals(golden, bytes(read));
-        assertEquals(golden.length, IndexFile.fileBytes(read.contextId(), 6, 4, 2, 2, 3));
+        assertEquals(golden.length, IndexFile.readSummary(new ByteArrayInputStream(golden), "g").fileBytes());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> bytes(read, 1));
+        assertEquals("index files of version 1 do not store RoPE bands; write version 2 or later; rope-base=10000.0",
+                e.getMessage());
     }
 
     @Test
@@ -83,8 +136,8 @@ class IndexFileTest {
                         .withMissingScore(MissingScore.MEAN_BELOW_FLOOR).withDistance(CentroidDistance.L2));
         IndexedHead head = new IndexedHead("context-7", 0, 2, index, keys, values);
         byte[] bytes = bytes(head);
-        assertEquals(IndexFile.fileBytes("context-7", n, d, index.subspaces(), index.centroidCount(),
-                index.listLength()), bytes.length);
+        assertEquals(IndexFile.fileBytes(IndexFile.VERSION_CURRENT, "context-7", n, d, index.subspaces(),
+                index.centroidCount(), index.listLength(), null), bytes.length);
         IndexedHead read = IndexFile.read(new ByteArrayInputStream(bytes), "mem");
         assertSameHead(head, read);
         IndexFileSummary summary = IndexFile.readSummary(new ByteArrayInputStream(bytes), "mem");
@@ -135,7 +188,7 @@ class IndexFileTest {
         byte[] newer = withVersion(golden(), IndexFile.VERSION_CURRENT + 1);
         IndexFileException.TooNew tooNew = assertThrows(IndexFileException.TooNew.class,
                 () -> IndexFile.read(new ByteArrayInputStream(newer), "n.csai"));
-        assertEquals("n.csai: index format version 2 is too new; this reader accepts versions 1 to 1 "
+        assertEquals("n.csai: index format version 3 is too new; this reader accepts versions 1 to 2 "
                 + "(upgrade csattention-spark)", tooNew.getMessage());
         byte[] golden = golden();
         IndexFileException.TooOld tooOld = assertThrows(IndexFileException.TooOld.class,
@@ -176,6 +229,8 @@ class IndexFileTest {
         assertEquals(e.distance(), a.distance());
         assertEquals(e.missingScore(), a.missingScore());
         assertArrayEquals(e.centroids(), a.centroids());
+        assertArrayEquals(e.scoringCentroids(), a.scoringCentroids());
+        assertArrayEquals(e.positionFree(), a.positionFree());
         assertArrayEquals(e.listIds(), a.listIds());
         assertArrayEquals(e.listScores(), a.listScores());
         assertArrayEquals(e.floors(), a.floors());
