@@ -21,7 +21,7 @@ import java.util.concurrent.Callable;
 @Command(name = "build-index", mixinStandardHelpOptions = true,
         description = {"Builds one CSAttention index per context, layer and KV head of a contexts Parquet table "
                 + "(columns context_id, layer, kv_head, keys, values, prefill_queries, and head_dim when a tensor is "
-                + "flattened; optional chunk) and commits them atomically as an index set at --out (any Hadoop "
+                + "flattened; optional chunk, query_heads_per_kv_head, prefill_positions, rope_base, rope_style, rope_frequencies) and commits them atomically as an index set at --out (any Hadoop "
                 + "FileSystem path). With --model FILE the table is model-level instead (columns context_id and "
                 + "tokens array<int>): the executors prefill each context once with the model and build its layers' "
                 + "and KV heads' indexes."})
@@ -47,6 +47,20 @@ final class BuildIndexCommand implements Callable<Integer> {
     @Option(names = "--partitions", description = "Build partitions (default: spark.sql.shuffle.partitions).")
     String partitions;
 
+    @Option(names = "--query-heads-per-kv-head", paramLabel = "G", description = "GQA group size of every head, "
+            + "recorded in the index set so decode maps query heads to KV heads (default 1; a "
+            + "query_heads_per_kv_head column overrides it per head; --model takes the model's).")
+    String group;
+
+    @Option(names = "--rope-base", paramLabel = "B", description = "RoPE base the tensors' keys and prefill queries "
+            + "carry (default: none; a rope_base column overrides it; --model takes the model's). Slow bands are "
+            + "then indexed position-free and decode de-rotates each query at its position.")
+    String ropeBase;
+
+    @Option(names = "--rope-style", description = "RoPE pairing: interleaved (2p, 2p+1) or half (p, p + d/2) "
+            + "(default interleaved; a rope_style column overrides it).")
+    String ropeStyle;
+
     @Mixin
     SparkJob.OptionFlags flags;
 
@@ -54,7 +68,10 @@ final class BuildIndexCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Map<String, String> options = flags.toMap();
         SparkJob.put(options, CSAttentionOptions.PARTITIONS, partitions);
-        CSAttentionOptions.parse(options);
+        flags.flag(options, CSAttentionOptions.QUERY_HEADS_PER_KV_HEAD, group, "--query-heads-per-kv-head");
+        flags.flag(options, CSAttentionOptions.ROPE_BASE, ropeBase, "--rope-base");
+        flags.flag(options, CSAttentionOptions.ROPE_STYLE, ropeStyle, "--rope-style");
+        flags.parse(options);
         options.put(CSAttention.MODE, mode);
         if (model != null && !java.nio.file.Files.isRegularFile(model)) {
             throw new java.io.IOException("model file must exist; model=" + model);

@@ -47,7 +47,9 @@ final class DecodeCommand implements Callable<Integer> {
             + "(default 64m).")
     String broadcastThreshold;
 
-    @Option(names = "--query-heads-per-kv-head", description = "GQA group size (default 1).")
+    @Option(names = "--query-heads-per-kv-head", description = "GQA group size, checked against the one the index "
+            + "set recorded at build time (not needed: the queries' head is the query head, mapped to its KV head "
+            + "with the recorded size).")
     String group;
 
     @Mixin
@@ -60,8 +62,8 @@ final class DecodeCommand implements Callable<Integer> {
         SparkJob.put(options, CSAttentionOptions.ON_ERROR, onError);
         SparkJob.put(options, CSAttentionOptions.CACHE_BUDGET, cacheBudget);
         SparkJob.put(options, CSAttentionOptions.BROADCAST_THRESHOLD, broadcastThreshold);
-        SparkJob.put(options, CSAttentionOptions.QUERY_HEADS_PER_KV_HEAD, group);
-        CSAttentionOptions.parse(options);
+        flags.flag(options, CSAttentionOptions.QUERY_HEADS_PER_KV_HEAD, group, "--query-heads-per-kv-head");
+        flags.parse(options);
         PrintWriter stdout = spec.commandLine().getOut();
         SparkSession spark = SparkJob.session("csattention decode");
         try {

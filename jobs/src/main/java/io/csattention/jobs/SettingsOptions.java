@@ -64,6 +64,8 @@ public final class SettingsOptions {
             s = s.withWindow(Check.nonNegative(window, "--window"));
         }
         if (rescoreFactor != null) {
+            Check.that(rescoreFactor == 0 || rescoreFactor >= 1, "--rescore-factor must be 0 (no re-scoring) or >= 1",
+                    "--rescore-factor", rescoreFactor);
             s = s.withRescoreFactor(rescoreFactor);
         }
         if (missingScore != null) {

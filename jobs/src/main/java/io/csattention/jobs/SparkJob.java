@@ -26,7 +26,8 @@ final class SparkJob {
         @Option(names = "--subspaces",
                 description = "m, subspaces of the head dimension (default: d/16, d/4 below 32).")
         String subspaces;
-        @Option(names = "--centroids", description = "C, k-means centroids per subspace (default 256).")
+        @Option(names = "--centroids", description = "C, k-means centroids per subspace (default: 128, at most the "
+                + "prefill queries).")
         String centroids;
         @Option(names = "--list-fraction", description = "alpha, each list keeps ceil(alpha N) keys (default: "
                 + "2.4 times the budget's share, at least 64 keys).")
@@ -43,18 +44,46 @@ final class SparkJob {
                 + " (repeatable), e.g. --option cacheBudget=2g.")
         Map<String, String> more = new LinkedHashMap<>();
 
+        /** Option key -> the flag the user typed it with, for error messages. */
+        final Map<String, String> typed = new LinkedHashMap<>();
+
         Map<String, String> toMap() {
             Map<String, String> out = new LinkedHashMap<>();
-            put(out, CSAttentionOptions.SPARSITY, sparsity);
-            put(out, CSAttentionOptions.SUBSPACES, subspaces);
-            put(out, CSAttentionOptions.CENTROIDS, centroids);
-            put(out, CSAttentionOptions.LIST_FRACTION, listFraction);
-            put(out, CSAttentionOptions.SINK, sink);
-            put(out, CSAttentionOptions.WINDOW, window);
-            put(out, CSAttentionOptions.SEED, seed);
-            put(out, CSAttentionOptions.BACKEND, backend);
+            flag(out, CSAttentionOptions.SPARSITY, sparsity, "--sparsity");
+            flag(out, CSAttentionOptions.SUBSPACES, subspaces, "--subspaces");
+            flag(out, CSAttentionOptions.CENTROIDS, centroids, "--centroids");
+            flag(out, CSAttentionOptions.LIST_FRACTION, listFraction, "--list-fraction");
+            flag(out, CSAttentionOptions.SINK, sink, "--sink");
+            flag(out, CSAttentionOptions.WINDOW, window, "--window");
+            flag(out, CSAttentionOptions.SEED, seed, "--seed");
+            flag(out, CSAttentionOptions.BACKEND, backend, "--backend");
             out.putAll(more);
             return out;
+        }
+
+        /** Puts {@code value} under {@code key} when given, remembering that the user typed it as {@code flag}. */
+        void flag(Map<String, String> out, String key, String value, String flag) {
+            if (value != null) {
+                out.put(key, value);
+                typed.put(key, flag);
+            }
+        }
+
+        /**
+         * {@link CSAttentionOptions#parse} of {@code options}; an error names the flag the user typed
+         * ({@code --list-fraction}), not the option key behind it ({@code listFraction}).
+         */
+        CSAttentionOptions parse(Map<String, String> options) {
+            try {
+                return CSAttentionOptions.parse(options);
+            } catch (IllegalArgumentException e) {
+                String message = e.getMessage();
+                for (Map.Entry<String, String> t : typed.entrySet()) {
+                    message = message.replaceAll("(?<![\\w-])" + java.util.regex.Pattern.quote(t.getKey())
+                            + "(?![\\w-])", java.util.regex.Matcher.quoteReplacement(t.getValue()));
+                }
+                throw new IllegalArgumentException(message, e);
+            }
         }
     }
 

@@ -27,7 +27,11 @@ import java.util.TreeMap;
  * @param broadcastThreshold requested indexes whose files total at most this many bytes are broadcast whole;
  *                           above it only their metadata and centroid tables are, and executors read the rest
  * @param blockSize          queries decoded per block
- * @param queryHeadsPerKvHead GQA group size: query head h reads KV head h / this
+ * @param queryHeadsPerKvHead GQA group size (query heads per KV head), 0 when not given: a build records it for
+ *                           each head (1 when not given), a decode maps query heads to KV heads with the recorded one
+ *                           and fails when a given one disagrees
+ * @param ropeBase           tensor-level builds: the RoPE base the heads' keys and prefill queries carry (0: none)
+ * @param ropeStyle          tensor-level builds: how RoPE pairs the dimensions
  * @param withSelected       add the selected key ids to decode output
  * @param routeErrors        bad query rows get an {@code error} column instead of failing the job
  * @param partitions         partitions of the index build (0: Spark's default shuffle partitions)
@@ -35,6 +39,7 @@ import java.util.TreeMap;
  */
 public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, long cacheBudgetBytes,
                                  long broadcastThreshold, int blockSize, int queryHeadsPerKvHead,
+                                 double ropeBase, io.csattention.core.Rope.Style ropeStyle,
                                  boolean withSelected, boolean routeErrors, int partitions, boolean binaryFloat16)
         implements Serializable {
 
@@ -57,6 +62,8 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
     public static final String BROADCAST_THRESHOLD = "broadcastThreshold";
     public static final String BLOCK_SIZE = "blockSize";
     public static final String QUERY_HEADS_PER_KV_HEAD = "queryHeadsPerKvHead";
+    public static final String ROPE_BASE = "ropeBase";
+    public static final String ROPE_STYLE = "ropeStyle";
     public static final String WITH_SELECTED = "withSelected";
     public static final String ON_ERROR = "onError";
     public static final String PARTITIONS = "partitions";
@@ -65,7 +72,15 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
     /** Every key this class reads; any other key given to a job is an error (a typo must not be ignored). */
     public static final Set<String> KEYS = Set.of(SPARSITY, SUBSPACES, CENTROIDS, LIST_FRACTION, SINK, WINDOW, SEED,
             KMEANS_ITERATIONS, KMEANS_SAMPLES, DISTANCE, MISSING_SCORE, RESCORE_FACTOR, BACKEND, CACHE_BUDGET,
-            BROADCAST_THRESHOLD, BLOCK_SIZE, QUERY_HEADS_PER_KV_HEAD, WITH_SELECTED, ON_ERROR, PARTITIONS, BINARY_TYPE);
+            BROADCAST_THRESHOLD, BLOCK_SIZE, QUERY_HEADS_PER_KV_HEAD, ROPE_BASE, ROPE_STYLE, WITH_SELECTED, ON_ERROR,
+            PARTITIONS, BINARY_TYPE);
+
+    /** Settings of the core (their names in its messages) and the keys users type for them here. */
+    private static final Map<String, String> CORE_NAMES = Map.ofEntries(Map.entry("sparsity", SPARSITY),
+            Map.entry("subspaces", SUBSPACES), Map.entry("centroids", CENTROIDS),
+            Map.entry("list-fraction", LIST_FRACTION), Map.entry("sink", SINK), Map.entry("window", WINDOW),
+            Map.entry("kmeans-iterations", KMEANS_ITERATIONS), Map.entry("kmeans-samples", KMEANS_SAMPLES),
+            Map.entry("rescore-factor", RESCORE_FACTOR));
 
     /** Keys a DataSource or job passes that are not settings (the path, Spark's own write options). */
     private static final Set<String> PASS_THROUGH = Set.of("path", "paths", "mode");
@@ -129,20 +144,25 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
             }
             o.put(key, e.getValue().trim());
         }
-        CSAttentionSettings d = CSAttentionSettings.defaults();
-        CSAttentionSettings settings = d
-                .withSparsity(decimal(o, SPARSITY, d.sparsity()))
-                .withSubspaces(integer(o, SUBSPACES, d.subspaces()))
-                .withCentroids(integer(o, CENTROIDS, d.centroids()))
-                .withListFraction(decimal(o, LIST_FRACTION, d.listFraction()))
-                .withSink(integer(o, SINK, d.sink()))
-                .withWindow(integer(o, WINDOW, d.window()))
-                .withSeed(longValue(o, SEED, d.seed()))
-                .withKmeansIterations(integer(o, KMEANS_ITERATIONS, d.kmeansIterations()))
-                .withKmeansSamples(integer(o, KMEANS_SAMPLES, d.kmeansSamples()))
-                .withDistance(choice(o, DISTANCE, CentroidDistance.class, d.distance()))
-                .withMissingScore(choice(o, MISSING_SCORE, MissingScore.class, d.missingScore()))
-                .withRescoreFactor(decimal(o, RESCORE_FACTOR, d.rescoreFactor()));
+        CSAttentionSettings settings;
+        try {
+            CSAttentionSettings d = CSAttentionSettings.defaults();
+            settings = d
+                    .withSparsity(decimal(o, SPARSITY, d.sparsity()))
+                    .withSubspaces(integer(o, SUBSPACES, d.subspaces()))
+                    .withCentroids(integer(o, CENTROIDS, d.centroids()))
+                    .withListFraction(decimal(o, LIST_FRACTION, d.listFraction()))
+                    .withSink(integer(o, SINK, d.sink()))
+                    .withWindow(integer(o, WINDOW, d.window()))
+                    .withSeed(longValue(o, SEED, d.seed()))
+                    .withKmeansIterations(integer(o, KMEANS_ITERATIONS, d.kmeansIterations()))
+                    .withKmeansSamples(integer(o, KMEANS_SAMPLES, d.kmeansSamples()))
+                    .withDistance(choice(o, DISTANCE, CentroidDistance.class, d.distance()))
+                    .withMissingScore(choice(o, MISSING_SCORE, MissingScore.class, d.missingScore()))
+                    .withRescoreFactor(decimal(o, RESCORE_FACTOR, d.rescoreFactor()));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(inUserNames(e.getMessage()));
+        }
         String onError = o.getOrDefault(ON_ERROR, "fail").toLowerCase(Locale.ROOT);
         if (!onError.equals("fail") && !onError.equals("route")) {
             throw new IllegalArgumentException("onError must be fail or route; onError=" + o.get(ON_ERROR));
@@ -152,8 +172,18 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
         long broadcast = bytes(o, BROADCAST_THRESHOLD, DEFAULT_BROADCAST_THRESHOLD);
         int blockSize = integer(o, BLOCK_SIZE, DEFAULT_BLOCK_SIZE);
         positive(blockSize, BLOCK_SIZE, o);
-        int group = integer(o, QUERY_HEADS_PER_KV_HEAD, 1);
-        positive(group, QUERY_HEADS_PER_KV_HEAD, o);
+        int group = integer(o, QUERY_HEADS_PER_KV_HEAD, 0);
+        if (group < 0) {
+            throw new IllegalArgumentException(QUERY_HEADS_PER_KV_HEAD + " must be > 0 (or 0 for the recorded one); "
+                    + QUERY_HEADS_PER_KV_HEAD + "=" + o.get(QUERY_HEADS_PER_KV_HEAD));
+        }
+        double ropeBase = decimal(o, ROPE_BASE, 0);
+        if (ropeBase != 0 && !(ropeBase > 1)) {
+            throw new IllegalArgumentException(ROPE_BASE + " must be > 1 (or 0 for no RoPE); " + ROPE_BASE + "="
+                    + o.get(ROPE_BASE));
+        }
+        io.csattention.core.Rope.Style ropeStyle = choice(o, ROPE_STYLE, io.csattention.core.Rope.Style.class,
+                io.csattention.core.Rope.Style.INTERLEAVED);
         int partitions = integer(o, PARTITIONS, 0);
         if (partitions < 0) {
             throw new IllegalArgumentException("partitions must be >= 0; partitions=" + partitions);
@@ -164,7 +194,7 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
                     + o.get(BINARY_TYPE));
         }
         return new CSAttentionOptions(settings, choice(o, BACKEND, Backend.class, Backend.AUTO), cacheBudget,
-                broadcast, blockSize, group, bool(o, WITH_SELECTED, false), onError.equals("route"), partitions,
+                broadcast, blockSize, group, ropeBase, ropeStyle, bool(o, WITH_SELECTED, false), onError.equals("route"), partitions,
                 binaryType.equals("float16"));
     }
 
@@ -189,6 +219,23 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
         out.put(MISSING_SCORE, settings.missingScore().name().toLowerCase(Locale.ROOT));
         out.put(RESCORE_FACTOR, Double.toString(settings.rescoreFactor()));
         out.put(BACKEND, backend.name().toLowerCase(Locale.ROOT));
+        if (queryHeadsPerKvHead > 0) {
+            out.put(QUERY_HEADS_PER_KV_HEAD, Integer.toString(queryHeadsPerKvHead));
+        }
+        if (ropeBase != 0) {
+            out.put(ROPE_BASE, Double.toString(ropeBase));
+            out.put(ROPE_STYLE, ropeStyle.name().toLowerCase(Locale.ROOT));
+        }
+        return out;
+    }
+
+    /** A core settings message with the core's names ({@code list-fraction}) replaced by the keys users type. */
+    private static String inUserNames(String message) {
+        String out = message;
+        for (Map.Entry<String, String> e : CORE_NAMES.entrySet()) {
+            out = out.replaceAll("(?<![\\w-])" + java.util.regex.Pattern.quote(e.getKey()) + "(?![\\w-])",
+                    java.util.regex.Matcher.quoteReplacement(e.getValue()));
+        }
         return out;
     }
 

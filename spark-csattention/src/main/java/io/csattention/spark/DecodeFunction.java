@@ -1,6 +1,6 @@
 package io.csattention.spark;
 
-import io.csattention.core.Attention;
+import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
@@ -16,8 +16,9 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * SQL {@code csattention_decode(index_path, context_id, layer, kv_head, query [, with_selected])}: the attention
- * output (array&lt;float&gt;) of a query vector against one head of a committed index set, or with
+ * SQL {@code csattention_decode(index_path, context_id, layer, head, query [, with_selected])}: the attention
+ * output (array&lt;float&gt;) of the query vector of query head {@code head} against the KV head it reads (head / the
+ * group size the index set recorded) of a committed index set, at the index's reference position, or with
  * {@code with_selected = true} a struct of {@code output} and {@code selected_ids}. Settings come from the session's
  * {@code spark.csattention.*} configuration when the query is planned. Heads load into the executor cache as in
  * the decode job.
@@ -72,12 +73,16 @@ final class DecodeFunction implements ScalarFunction<Object> {
             }
         }
         String path = input.getUTF8String(0).toString();
-        HeadKey key = new HeadKey(input.getUTF8String(1).toString(), input.getInt(2), input.getInt(3));
+        String contextId = input.getUTF8String(1).toString();
+        int layer = input.getInt(2);
+        int head = input.getInt(3);
         float[] query = input.getArray(4).toFloatArray();
         DecodePlan plan = plan(path);
-        if (!plan.entries().containsKey(key)) {
-            throw new IllegalArgumentException("context_id, layer and kv_head must name a head of the index set "
-                    + path + "; " + key);
+        HeadKey key = new HeadKey(contextId, layer, plan.kvHead(contextId, layer, head));
+        if (head < 0 || !plan.entries().containsKey(key)) {
+            boolean knownContext = plan.entries().keySet().stream().anyMatch(k -> k.contextId().equals(contextId));
+            throw new IllegalArgumentException(knownContext ? DecodePartition.unknownHead(plan, contextId, layer, head)
+                    : "context_id must name a context of the index set " + path + "; context_id=" + contextId);
         }
         try {
             LoadedHead loaded = plan.load(key, null);
@@ -86,9 +91,9 @@ final class DecodeFunction implements ScalarFunction<Object> {
                         + key + "); query.length=" + query.length);
             }
             BudgetPlan budget = options.settings().plan(loaded.cache.size());
-            int[] selected = loaded.selector.select(query, 0, budget);
             float[] out = new float[query.length];
-            Attention.attend(options.kernels(), query, 0, loaded.cache, selected, out, 0);
+            int[] selected = BlockDecoder.decodeBlock(options.kernels(), loaded.cache, loaded.selector, budget, query,
+                    0, 1, null, out)[0];
             ArrayData output = ArrayData.toArrayData(out);
             if (!withSelected) {
                 return output;

@@ -145,7 +145,8 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         values.add(input.isNullAt(s.contextId()) ? null : input.getString(s.contextId()));
         values.add(input.isNullAt(s.layer()) ? null : input.getInt(s.layer()));
         values.add(head);
-        values.add(head == null ? null : head / p.options().queryHeadsPerKvHead());
+        values.add(head == null || input.isNullAt(s.contextId()) || input.isNullAt(s.layer()) ? null
+                : p.kvHead(input.getString(s.contextId()), input.getInt(s.layer()), head));
         values.add(out);
         if (p.options().withSelected()) {
             values.add(selected == null ? null : trimmed(selected));
@@ -175,19 +176,36 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
             throw new BadQueryException("context_id, layer and head must not be null (query_id=" + id + "); "
                     + "context_id=" + contextId + ", layer=" + layer + ", head=" + head);
         }
-        HeadKey key = new HeadKey(contextId, layer, head / p.options().queryHeadsPerKvHead());
+        HeadKey key = new HeadKey(contextId, layer, p.kvHead(contextId, layer, head));
         if (head < 0 || !p.entries().containsKey(key)) {
             boolean knownContext = p.entries().keySet().stream().anyMatch(k -> k.contextId().equals(contextId));
             if (!knownContext) {
                 throw new BadQueryException("context_id must name a context of the index set " + p.root()
                         + " (query_id=" + id + "); context_id=" + contextId);
             }
-            String heads = p.entries().keySet().stream().filter(k -> k.contextId().equals(contextId))
-                    .map(k -> k.layer() + "/" + k.kvHead()).sorted().toList().toString();
-            throw new BadQueryException("layer and head must name a head of context_id=" + contextId
-                    + " (query_id=" + id + "; layer/kv_head there: " + heads + "); layer=" + layer + ", head=" + head);
+            throw new BadQueryException(unknownHead(p, contextId, layer, head) + " (query_id=" + id + ")");
         }
         return key;
+    }
+
+    /**
+     * What is wrong with a layer and query head that name no head of a known context: the layers and the query
+     * heads each one has ({@code G * kv heads}, from the recorded group size).
+     */
+    static String unknownHead(DecodePlan p, String contextId, int layer, int head) {
+        java.util.Map<Integer, Integer> kvHeads = new java.util.TreeMap<>();
+        for (HeadKey k : p.entries().keySet()) {
+            if (k.contextId().equals(contextId)) {
+                kvHeads.merge(k.layer(), 1, Integer::sum);
+            }
+        }
+        if (!kvHeads.containsKey(layer)) {
+            return "layer must be a layer of context_id=" + contextId + " (" + kvHeads.keySet() + "); layer=" + layer;
+        }
+        int queryHeads = p.group(contextId, layer) * kvHeads.get(layer);
+        return "head must be a query head of context_id=" + contextId + " layer=" + layer + ", in [0, " + queryHeads
+                + ") (" + kvHeads.get(layer) + " KV heads x " + p.group(contextId, layer)
+                + " query heads per KV head); head=" + head;
     }
 
     private float[] vector(DecodePlan p, Row row, HeadKey key) {

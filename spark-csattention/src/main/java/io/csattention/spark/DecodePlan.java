@@ -18,7 +18,61 @@ import java.util.Map;
  */
 record DecodePlan(String root, CSAttentionOptions options, HadoopConf conf, Map<HeadKey, IndexSet.Entry> entries,
                   Map<HeadKey, IndexFileSummary> summaries,
-                  Map<HeadKey, byte[]> files) implements Serializable {
+                  Map<HeadKey, byte[]> files, Map<LayerKey, Integer> groups) implements Serializable {
+
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(DecodePlan.class);
+
+    /** One layer of one context: its heads share a GQA group size. */
+    record LayerKey(String contextId, int layer) implements Serializable {
+    }
+
+    DecodePlan(String root, CSAttentionOptions options, HadoopConf conf, Map<HeadKey, IndexSet.Entry> entries,
+               Map<HeadKey, IndexFileSummary> summaries, Map<HeadKey, byte[]> files) {
+        this(root, options, conf, entries, summaries, files, groups(root, entries.values(),
+                options.queryHeadsPerKvHead()));
+    }
+
+    /**
+     * The group size of each layer: the one its heads recorded at build time; a decode-time {@code given} size
+     * (0: none) must agree with it. Index sets written before the size was recorded use {@code given} (else 1), with
+     * a warning.
+     */
+    static Map<LayerKey, Integer> groups(String root, java.util.Collection<IndexSet.Entry> entries, int given) {
+        Map<LayerKey, Integer> groups = new java.util.HashMap<>();
+        boolean unrecorded = false;
+        for (IndexSet.Entry e : entries) {
+            LayerKey layer = new LayerKey(e.contextId(), e.layer());
+            int recorded = e.queryHeadsPerKvHead();
+            if (recorded == 0) {
+                unrecorded = true;
+                recorded = given > 0 ? given : 1;
+            } else if (given > 0 && given != recorded) {
+                throw new IllegalArgumentException("queryHeadsPerKvHead must be the group size the index set "
+                        + root + " recorded, " + recorded + " (context_id=" + e.contextId() + ", layer=" + e.layer()
+                        + "); queryHeadsPerKvHead=" + given);
+            }
+            Integer before = groups.putIfAbsent(layer, recorded);
+            if (before != null && before != recorded) {
+                throw new IllegalStateException("index set " + root + " records two group sizes for context_id="
+                        + e.contextId() + " layer=" + e.layer() + ": " + before + " and " + recorded);
+            }
+        }
+        if (unrecorded) {
+            LOG.warn("index set {} records no GQA group size (written by an older version); query head h reads KV "
+                    + "head h / {}", root, given > 0 ? given : 1);
+        }
+        return Map.copyOf(groups);
+    }
+
+    /** The group size of a layer of a context (1 for a layer the index set does not hold). */
+    int group(String contextId, int layer) {
+        return groups.getOrDefault(new LayerKey(contextId, layer), 1);
+    }
+
+    /** The KV head that query head {@code head} of a layer reads. */
+    int kvHead(String contextId, int layer, int head) {
+        return Math.floorDiv(head, group(contextId, layer));
+    }
 
     /** The head, loaded into this executor's cache once; counts into {@code metrics} when given. */
     LoadedHead load(HeadKey key, CSAttentionMetrics metrics) throws IOException {

@@ -3,6 +3,8 @@ package io.csattention.spark;
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
+import io.csattention.core.Rope;
+import io.csattention.core.RopeInfo;
 import io.csattention.format.IndexedHead;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -46,6 +48,13 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
     private final FloatBuilder keys = new FloatBuilder();
     private final FloatBuilder values = new FloatBuilder();
     private final FloatBuilder prefill = new FloatBuilder();
+    private final java.io.ByteArrayOutputStream positionBytes = new java.io.ByteArrayOutputStream();
+    private int positionRows;
+    private HeadShape shape;
+
+    /** What a head's first row says about its GQA group and RoPE (see {@link ContextsSchema}). */
+    private record HeadShape(int group, double ropeBase, Rope.Style ropeStyle, float[] ropeFrequencies) {
+    }
 
     private IndexBuildWriter(Factory f, int partition, long taskId) {
         this.f = f;
@@ -70,6 +79,7 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
             current = key;
             dim = s.dim(row, key);
             lastChunk = Integer.MIN_VALUE;
+            shape = shape(row, key);
             if (!key.contextId().equals(lastContext)) {
                 lastContext = key.contextId();
                 f.metrics().contextsPrefilled.add(1);
@@ -90,8 +100,102 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
         keys.add(s.keysType().floats(row, s.keys(), dim));
         values.add(s.valuesType().floats(row, s.values(), dim));
         if (!row.isNullAt(s.prefill())) {
-            prefill.add(s.prefillType().floats(row, s.prefill(), dim));
+            float[] rows = s.prefillType().floats(row, s.prefill(), dim);
+            prefill.add(rows);
+            if (s.prefillPositions() >= 0) {
+                addPositions(row, key, rows.length / dim);
+            }
         }
+    }
+
+    /** Appends a chunk's prefill_positions: one integer >= 0 per prefill query row of the chunk. */
+    private void addPositions(InternalRow row, HeadKey key, int rows) {
+        ContextsSchema s = f.schema();
+        if (row.isNullAt(s.prefillPositions())) {
+            throw new IllegalArgumentException("prefill_positions must not be null when the table has the column ("
+                    + key + "); prefill_positions=null");
+        }
+        org.apache.spark.sql.catalyst.util.ArrayData a = row.getArray(s.prefillPositions());
+        if (a.numElements() != rows) {
+            throw new IllegalArgumentException("prefill_positions must hold one position per prefill query row "
+                    + rows + " (" + key + "); prefill_positions.length=" + a.numElements());
+        }
+        boolean longs = ((org.apache.spark.sql.types.ArrayType) s.prefillPositionsType()).elementType()
+                == org.apache.spark.sql.types.DataTypes.LongType;
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 * rows);
+        for (int i = 0; i < rows; i++) {
+            long p = a.isNullAt(i) ? -1 : longs ? a.getLong(i) : a.getInt(i);
+            if (p < 0) {
+                throw new IllegalArgumentException("prefill_positions must hold integers >= 0 (" + key
+                        + "); prefill_positions[" + (positionRows + i) + "]=" + (a.isNullAt(i) ? "null" : p));
+            }
+            b.putLong(p);
+        }
+        positionBytes.writeBytes(b.array());
+        positionRows += rows;
+    }
+
+    /** The head's group size and RoPE: its first row's optional columns, else the options. */
+    private HeadShape shape(InternalRow row, HeadKey key) {
+        ContextsSchema s = f.schema();
+        CSAttentionOptions o = f.options();
+        int group = o.queryHeadsPerKvHead() > 0 ? o.queryHeadsPerKvHead() : 1;
+        if (s.group() >= 0 && !row.isNullAt(s.group())) {
+            group = row.getInt(s.group());
+            if (group <= 0) {
+                throw new IllegalArgumentException("query_heads_per_kv_head must be > 0 (" + key
+                        + "); query_heads_per_kv_head=" + group);
+            }
+        }
+        double base = o.ropeBase();
+        if (s.ropeBase() >= 0 && !row.isNullAt(s.ropeBase())) {
+            base = s.ropeBaseType() == org.apache.spark.sql.types.DataTypes.FloatType ? row.getFloat(s.ropeBase())
+                    : row.getDouble(s.ropeBase());
+            if (base != 0 && !(base > 1)) {
+                throw new IllegalArgumentException("rope_base must be > 1 (or 0 for no RoPE) (" + key
+                        + "); rope_base=" + base);
+            }
+        }
+        Rope.Style style = o.ropeStyle();
+        if (s.ropeStyle() >= 0 && !row.isNullAt(s.ropeStyle())) {
+            String text = row.getUTF8String(s.ropeStyle()).toString();
+            try {
+                style = Rope.Style.valueOf(text.toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("rope_style must be interleaved or half (" + key
+                        + "); rope_style=" + text);
+            }
+        }
+        float[] frequencies = s.ropeFrequencies() >= 0 && !row.isNullAt(s.ropeFrequencies())
+                ? row.getArray(s.ropeFrequencies()).toFloatArray() : null;
+        return new HeadShape(group, base, style, frequencies);
+    }
+
+    /**
+     * The head's RoPE for the index, or null without one: positions from prefill_positions, else token-major
+     * (row r at r / (rows / N), as the model runtime stacks a group's queries); lists built for position N.
+     */
+    private RopeInfo rope(int keyRows, int prefillRows, String where) {
+        if (shape.ropeBase() == 0) {
+            return null;
+        }
+        long[] positions = new long[prefillRows];
+        if (positionRows > 0 || f.schema().prefillPositions() >= 0) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(positionBytes.toByteArray());
+            for (int i = 0; i < prefillRows; i++) {
+                positions[i] = b.getLong();
+            }
+        } else {
+            Check.that(prefillRows % keyRows == 0, "prefill_queries must hold a whole number of rows per key to "
+                    + "infer their positions (or give prefill_positions)" + where, "prefill_queries.rows/keys",
+                    prefillRows + "/" + keyRows);
+            int perToken = prefillRows / keyRows;
+            for (int i = 0; i < prefillRows; i++) {
+                positions[i] = i / perToken;
+            }
+        }
+        return new RopeInfo(shape.ropeBase(), shape.ropeStyle(), positions, keyRows, RopeInfo.DEFAULT_DECODE_SPAN,
+                shape.ropeFrequencies());
     }
 
     private void finishHead() throws IOException {
@@ -108,16 +212,19 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
                 "rows", k.rows() + "/" + q.rows());
         CSAttentionIndex index;
         try {
-            index = CSAttentionIndex.build(f.options().kernels(), k, q, f.options().settings());
+            index = CSAttentionIndex.build(f.options().kernels(), k, q, f.options().settings(),
+                    rope(k.rows(), q.rows(), where));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(e.getMessage() + where);
         }
         IndexedHead head = new IndexedHead(current.contextId(), current.layer(), current.kvHead(), index, k, v);
-        entries.add(IndexSet.writeHead(fs, attemptDir, entries.size(), head));
+        entries.add(IndexSet.writeHead(fs, attemptDir, entries.size(), head, shape.group()));
         f.metrics().headsBuilt.add(1);
         keys.clear();
         values.clear();
         prefill.clear();
+        positionBytes.reset();
+        positionRows = 0;
     }
 
     private FloatMatrix matrix(FloatBuilder b, String name, String where) {

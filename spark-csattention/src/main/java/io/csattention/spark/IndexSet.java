@@ -52,8 +52,12 @@ public final class IndexSet {
     }
 
     /** One committed index file. */
+    /**
+     * One head of a manifest. {@code queryHeadsPerKvHead} is the GQA group size recorded at build time (query head h
+     * reads KV head h / it); 0 in index sets written before it was recorded.
+     */
     public record Entry(String file, String contextId, int layer, int kvHead, int keys, int dim, long bytes,
-                        long checksum) implements Serializable {
+                        long checksum, int queryHeadsPerKvHead) implements Serializable {
         public HeadKey key() {
             return new HeadKey(contextId, layer, kvHead);
         }
@@ -128,7 +132,8 @@ public final class IndexSet {
     }
 
     /** Writes one head into a task attempt's directory; returns the entry, its file relative to the attempt. */
-    static Entry writeHead(FileSystem fs, Path attemptDir, int sequence, IndexedHead head) throws IOException {
+    static Entry writeHead(FileSystem fs, Path attemptDir, int sequence, IndexedHead head, int queryHeadsPerKvHead)
+            throws IOException {
         String name = String.format("%05d%s", sequence, IndexFile.EXTENSION);
         long checksum;
         try (FSDataOutputStream out = fs.create(new Path(attemptDir, name), false)) {
@@ -136,7 +141,7 @@ public final class IndexSet {
         }
         long bytes = fs.getFileStatus(new Path(attemptDir, name)).getLen();
         return new Entry(name, head.contextId(), head.layer(), head.kvHead(), head.index().keys(),
-                head.index().dim(), bytes, checksum);
+                head.index().dim(), bytes, checksum, queryHeadsPerKvHead);
     }
 
     /** What a task attempt reports to the job commit. */
@@ -169,7 +174,7 @@ public final class IndexSet {
                             + " (write with mode overwrite to replace it)");
                 }
                 added.add(new Entry(target + "/" + e.file(), e.contextId(), e.layer(), e.kvHead(), e.keys(), e.dim(),
-                        e.bytes(), e.checksum()));
+                        e.bytes(), e.checksum(), e.queryHeadsPerKvHead()));
             }
         }
         for (TaskFiles task : tasks) {

@@ -24,7 +24,10 @@ import java.util.Locale;
 
 /**
  * {@code spark.read.format("csattention").load(path)}: the committed index set as a table, one row per context,
- * layer and KV head with its metadata and sizes, read from each file's header on the executors.
+ * layer and KV head with its metadata and sizes, read from each file's header on the executors. The query heads that
+ * read a KV head are {@code first_query_head} to {@code first_query_head + query_heads_per_kv_head - 1} (both null in
+ * index sets written before the group size was recorded); the RoPE columns are null for a head indexed without
+ * RoPE.
  */
 final class IndexSetScan implements ScanBuilder, Scan, Batch {
 
@@ -32,6 +35,8 @@ final class IndexSetScan implements ScanBuilder, Scan, Batch {
             .add("context_id", DataTypes.StringType, false)
             .add("layer", DataTypes.IntegerType, false)
             .add("kv_head", DataTypes.IntegerType, false)
+            .add("query_heads_per_kv_head", DataTypes.IntegerType, true)
+            .add("first_query_head", DataTypes.IntegerType, true)
             .add("keys", DataTypes.IntegerType, false)
             .add("head_dim", DataTypes.IntegerType, false)
             .add("subspaces", DataTypes.IntegerType, false)
@@ -41,6 +46,10 @@ final class IndexSetScan implements ScanBuilder, Scan, Batch {
             .add("seed", DataTypes.LongType, false)
             .add("distance", DataTypes.StringType, false)
             .add("missing_score", DataTypes.StringType, false)
+            .add("rope_base", DataTypes.DoubleType, true)
+            .add("rope_style", DataTypes.StringType, true)
+            .add("position_free_bands", DataTypes.IntegerType, false)
+            .add("reference_position", DataTypes.LongType, true)
             .add("format_version", DataTypes.IntegerType, false)
             .add("index_bytes", DataTypes.LongType, false)
             .add("kv_bytes", DataTypes.LongType, false)
@@ -137,12 +146,22 @@ final class IndexSetScan implements ScanBuilder, Scan, Batch {
                 throw new UncheckedIOException(ex);
             }
             long lists = (long) s.subspaces() * s.centroidCount();
-            long indexBytes = 4L * s.centroids().length + 8L * lists + 8L * lists * s.listLength();
+            long scoring = s.rope() == null ? 0 : 4L * s.scoringCentroids().length;
+            long indexBytes = 4L * s.centroids().length + scoring + 8L * lists + 8L * lists * s.listLength();
+            Integer group = e.queryHeadsPerKvHead() > 0 ? e.queryHeadsPerKvHead() : null;
+            int positionFree = 0;
+            for (boolean free : s.positionFree()) {
+                positionFree += free ? 1 : 0;
+            }
             return new GenericInternalRow(new Object[] {
-                    UTF8String.fromString(s.contextId()), s.layer(), s.kvHead(), s.keys(), s.dim(), s.subspaces(),
+                    UTF8String.fromString(s.contextId()), s.layer(), s.kvHead(), group,
+                    group == null ? null : s.kvHead() * group, s.keys(), s.dim(), s.subspaces(),
                     s.centroidCount(), s.listLength(), s.listFraction(), s.seed(),
                     UTF8String.fromString(s.distance().name().toLowerCase(Locale.ROOT)),
-                    UTF8String.fromString(s.missingScore().name().toLowerCase(Locale.ROOT)), s.version(), indexBytes,
+                    UTF8String.fromString(s.missingScore().name().toLowerCase(Locale.ROOT)),
+                    s.rope() == null ? null : s.rope().base(),
+                    s.rope() == null ? null : UTF8String.fromString(s.rope().style().name().toLowerCase(Locale.ROOT)),
+                    positionFree, s.rope() == null ? null : s.rope().referencePosition(), s.version(), indexBytes,
                     8L * s.keys() * s.dim(), e.bytes(), e.checksum(), UTF8String.fromString(e.file()), commit});
         }
 

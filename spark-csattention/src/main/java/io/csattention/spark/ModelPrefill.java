@@ -45,7 +45,11 @@ public final class ModelPrefill {
     static final String TABLE = "model contexts";
     static final String TOKENS = "tokens";
 
-    /** The tensor-level table this stage emits: float32 little-endian binary rows of {@code head_dim} floats. */
+    /**
+     * The tensor-level table this stage emits: float32 little-endian binary rows of {@code head_dim} floats, the
+     * prefill queries of a KV head's group stacked token-major, and the model's group size and RoPE (interleaved
+     * pairs, the model's own frequencies) so the index records them.
+     */
     public static final StructType TENSORS = new StructType()
             .add(ContextsSchema.CONTEXT_ID, DataTypes.StringType, false)
             .add(ContextsSchema.LAYER, DataTypes.IntegerType, false)
@@ -53,7 +57,11 @@ public final class ModelPrefill {
             .add(ContextsSchema.HEAD_DIM, DataTypes.IntegerType, false)
             .add(ContextsSchema.KEYS, DataTypes.BinaryType, false)
             .add(ContextsSchema.VALUES, DataTypes.BinaryType, false)
-            .add(ContextsSchema.PREFILL_QUERIES, DataTypes.BinaryType, false);
+            .add(ContextsSchema.PREFILL_QUERIES, DataTypes.BinaryType, false)
+            .add(ContextsSchema.QUERY_HEADS_PER_KV_HEAD, DataTypes.IntegerType, false)
+            .add(ContextsSchema.ROPE_BASE, DataTypes.DoubleType, false)
+            .add(ContextsSchema.ROPE_STYLE, DataTypes.StringType, false)
+            .add(ContextsSchema.ROPE_FREQUENCIES, DataTypes.createArrayType(DataTypes.FloatType, false), true);
 
     /** Models loaded by this JVM, by path: one load per executor, shared by its tasks. */
     private static final Map<String, LlamaModel> LOADED = new ConcurrentHashMap<>();
@@ -135,11 +143,13 @@ public final class ModelPrefill {
         prefill(session, tokens);
         LlamaConfig config = model.config();
         List<Row> rows = new ArrayList<>(config.layers() * config.kvHeads());
+        float[] frequencies = model.ropeFrequencies();
         for (int l = 0; l < config.layers(); l++) {
             for (int h = 0; h < config.kvHeads(); h++) {
                 rows.add(RowFactory.create(contextId, l, h, config.headSize(),
                         bytes(session.cache(l, h).keyMatrix()), bytes(session.cache(l, h).valueMatrix()),
-                        bytes(session.prefillQueries(l, h))));
+                        bytes(session.prefillQueries(l, h)), config.groupSize(), (double) config.ropeBase(),
+                        "interleaved", frequencies));
             }
         }
         return rows;
