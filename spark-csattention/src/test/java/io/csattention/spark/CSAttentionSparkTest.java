@@ -247,8 +247,8 @@ class CSAttentionSparkTest {
         assertEquals(12, rows.size());
         assertEquals("context_id must name a context of the index set " + index + " (query_id=3); "
                 + "context_id=nowhere", rows.get(3).getAs("error"));
-        assertEquals("layer and head must name a head of context_id=ctx-1 (query_id=5; layer/kv_head there: "
-                + "[0/0, 0/1, 1/0, 1/1]); layer=0, head=9", rows.get(5).getAs("error"));
+        assertEquals("head must be a query head of context_id=ctx-1 layer=0, in [0, 2) (2 KV heads x 1 query heads "
+                + "per KV head); head=9 (query_id=5)", rows.get(5).getAs("error"));
         assertEquals("query must have head_dim=16 values (query_id=7); query.length=3", rows.get(7).getAs("error"));
         assertNull(rows.get(7).getAs("output"));
         assertNull(rows.get(0).getAs("error"));
