@@ -77,7 +77,8 @@ final class DecodeCommand implements Callable<Integer> {
                     seconds, rows / seconds, metrics.values());
             return 0;
         } catch (Exception e) {
-            throw SparkJob.unwrap(e);
+            Exception cause = SparkJob.unwrap(e);
+            throw cause instanceof IllegalArgumentException bad ? flags.named(bad) : cause;
         } finally {
             spark.stop();
         }

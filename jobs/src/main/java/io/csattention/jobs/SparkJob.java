@@ -77,13 +77,18 @@ final class SparkJob {
             try {
                 return CSAttentionOptions.parse(options);
             } catch (IllegalArgumentException e) {
-                String message = e.getMessage();
-                for (Map.Entry<String, String> t : typed.entrySet()) {
-                    message = message.replaceAll("(?<![\\w-])" + java.util.regex.Pattern.quote(t.getKey())
-                            + "(?![\\w-])", java.util.regex.Matcher.quoteReplacement(t.getValue()));
-                }
-                throw new IllegalArgumentException(message, e);
+                throw named(e);
             }
+        }
+
+        /** {@code e} with the option keys the user typed as flags replaced by those flags. */
+        IllegalArgumentException named(IllegalArgumentException e) {
+            String message = e.getMessage();
+            for (Map.Entry<String, String> t : typed.entrySet()) {
+                message = message.replaceAll("(?<![\\w-])" + java.util.regex.Pattern.quote(t.getKey())
+                        + "(?![\\w-])", java.util.regex.Matcher.quoteReplacement(t.getValue()));
+            }
+            return new IllegalArgumentException(message, e);
         }
     }
 

@@ -74,12 +74,115 @@ class SparkCommandsTest {
         assertTrue(r.err().startsWith("error: [PATH_NOT_FOUND] Path does not exist: "), r.err());
     }
 
+    /**
+     * build-index records the group size (4 query heads per KV head), decode takes the queries' query head and reads
+     * KV head head / 4: its outputs are the library's on that KV head, in the input's row order.
+     */
+    @Test
+    void decodeJobMapsQueryHeadsWithTheRecordedGroupSize() throws Exception {
+        long seed = 20261202L;
+        System.out.println("SparkCommandsTest seed=" + seed);
+        int group = 4;
+        int kvHeads = 2;
+        int n = 2048;
+        int d = 32;
+        java.util.SplittableRandom random = new java.util.SplittableRandom(seed);
+        org.apache.spark.sql.SparkSession spark = SparkJob.session("gqa-test");
+        io.csattention.core.FloatMatrix[] keys = new io.csattention.core.FloatMatrix[kvHeads];
+        io.csattention.core.FloatMatrix[] values = new io.csattention.core.FloatMatrix[kvHeads];
+        io.csattention.core.FloatMatrix[] prefill = new io.csattention.core.FloatMatrix[kvHeads];
+        java.util.List<org.apache.spark.sql.Row> contextRows = new java.util.ArrayList<>();
+        for (int h = 0; h < kvHeads; h++) {
+            keys[h] = gaussian(random, n, d, 1.0);
+            values[h] = gaussian(random, n, d, 1.0);
+            prefill[h] = gaussian(random, n, d, 2.0);
+            contextRows.add(org.apache.spark.sql.RowFactory.create("doc", 0, h, d, keys[h].data(), values[h].data(),
+                    prefill[h].data()));
+        }
+        org.apache.spark.sql.types.StructType contexts = new org.apache.spark.sql.types.StructType()
+                .add("context_id", "string").add("layer", "int").add("kv_head", "int").add("head_dim", "int")
+                .add("keys", "array<float>").add("values", "array<float>").add("prefill_queries", "array<float>");
+        org.apache.spark.sql.types.StructType queries = new org.apache.spark.sql.types.StructType()
+                .add("query_id", "long").add("context_id", "string").add("layer", "int").add("head", "int")
+                .add("query", "array<float>");
+        java.util.List<org.apache.spark.sql.Row> queryRows = new java.util.ArrayList<>();
+        for (int i = 0; i < 24; i++) {
+            int head = (i * 5) % (group * kvHeads);
+            queryRows.add(org.apache.spark.sql.RowFactory.create((long) i, "doc", 0, head,
+                    gaussian(random, 1, d, 2.0).data()));
+        }
+        String contextsPath = dir.resolve("gqa-contexts.parquet").toString();
+        String queriesPath = dir.resolve("gqa-queries.parquet").toString();
+        spark.createDataFrame(contextRows, contexts).write().parquet(contextsPath);
+        spark.createDataFrame(queryRows, queries).coalesce(1).write().parquet(queriesPath);
+        String index = dir.resolve("gqa-index").toString();
+        Result r = run("build-index", "--contexts", contextsPath, "--out", index, "--query-heads-per-kv-head", "4");
+        assertEquals(0, r.code(), r.err());
+        String decoded = dir.resolve("gqa-decoded.parquet").toString();
+        r = run("decode", "--queries", queriesPath, "--index", index, "--out", decoded);
+        assertEquals(0, r.code(), r.err());
+        spark = SparkJob.session("gqa-test");
+        java.util.List<org.apache.spark.sql.Row> out = spark.read().parquet(decoded).collectAsList();
+        io.csattention.spark.CSAttentionOptions options = io.csattention.spark.CSAttentionOptions.defaults();
+        io.csattention.core.CSAttentionSettings settings = options.settings();
+        io.csattention.core.KeyValueCache[] caches = new io.csattention.core.KeyValueCache[kvHeads];
+        io.csattention.core.CSAttentionSelector[] selectors = new io.csattention.core.CSAttentionSelector[kvHeads];
+        for (int h = 0; h < kvHeads; h++) {
+            caches[h] = io.csattention.core.KeyValueCache.of(keys[h], values[h]);
+            selectors[h] = new io.csattention.core.CSAttentionSelector(options.kernels(),
+                    io.csattention.core.CSAttentionIndex.build(options.kernels(), keys[h], prefill[h], settings),
+                    caches[h], settings.rescoreFactor());
+        }
+        double worst = 0;
+        assertEquals(24, out.size());
+        for (int i = 0; i < out.size(); i++) {
+            org.apache.spark.sql.Row row = out.get(i);
+            assertEquals((long) i, (long) row.getAs("query_id"), "row order");
+            int head = row.getAs("head");
+            int kv = head / group;
+            assertEquals(kv, (int) row.getAs("kv_head"));
+            io.csattention.core.KeyValueCache cache = caches[kv];
+            io.csattention.core.CSAttentionSelector selector = selectors[kv];
+            float[] query = (float[]) queryRows.get(i).get(4);
+            float[] expected = new float[d];
+            io.csattention.core.BlockDecoder.decodeBlock(options.kernels(), cache, selector, settings.plan(n), query,
+                    0, 1, null, expected);
+            java.util.List<Float> actual = row.getList(row.fieldIndex("output"));
+            for (int j = 0; j < d; j++) {
+                worst = Math.max(worst, Math.abs(expected[j] - actual.get(j)));
+            }
+        }
+        assertTrue(worst <= 1e-6, "max abs difference to the library " + worst);
+        r = run("decode", "--queries", queriesPath, "--index", index, "--out", dir.resolve("o2").toString(),
+                "--query-heads-per-kv-head", "2");
+        assertEquals(2, r.code(), r.err());
+        assertEquals("error: --query-heads-per-kv-head must be the group size the index set " + index
+                + " recorded, 4 (context_id=doc, layer=0); --query-heads-per-kv-head=2", r.err().strip());
+    }
+
+    private static io.csattention.core.FloatMatrix gaussian(java.util.SplittableRandom r, int rows, int d,
+                                                            double scale) {
+        float[] data = new float[rows * d];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (float) (r.nextGaussian() * scale);
+        }
+        return new io.csattention.core.FloatMatrix(rows, d, data);
+    }
+
     @Test
     void badInputEndsWithOneLine() {
         Result r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
                 "--sparsity", "2");
         assertEquals(2, r.code());
-        assertEquals("error: sparsity must be in (0, 1); sparsity=2.0", r.err().strip());
+        assertEquals("error: --sparsity must be in (0, 1); --sparsity=2.0", r.err().strip());
+        r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
+                "--option", "listFraction=1.5");
+        assertEquals(2, r.code());
+        assertEquals("error: listFraction must be in (0, 1] or 0 for automatic; listFraction=1.5", r.err().strip());
+        r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
+                "--list-fraction", "1.5");
+        assertEquals("error: --list-fraction must be in (0, 1] or 0 for automatic; --list-fraction=1.5",
+                r.err().strip());
         r = run("decode", "--queries", "q.parquet", "--index", "i", "--out", "o", "--option", "cacheBudget=many");
         assertEquals(2, r.code());
         assertEquals("error: cacheBudget must be a size in bytes such as 512m or 2g; cacheBudget=many",
