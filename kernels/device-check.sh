@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one GPU check of the project: runs the backend contract tests on the GPU, then prints the timing table of
-# io.csattention.kernel.cuda.GpuBench (index build ms and decode us per query at 32K and 128K tokens for GPU
+# io.csattention.device.cuda.GpuBench (index build ms and decode us per query at 32K and 128K tokens for GPU
 # csattention, GPU full attention and CPU csattention; decode bandwidth against the card's copy bandwidth).
 #
 #   kernels/device-check.sh --prepare   on a build machine (Maven, ~/.m2 as the build left it; network only for the
@@ -62,10 +62,10 @@ timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.me
   || echo "nvidia-smi: not available"
 grep -E '^(ptx\.|driver\.|nvcc\.version)' kernels/ptx/kernels.properties
 
-echo "== GPU contract tests (io.csattention.kernel: same cases on cpu and gpu)"
+echo "== GPU contract tests (io.csattention.kernel and io.csattention.device: same cases on cpu and gpu)"
 tests_log=$(mktemp)
 timeout 180 java "${JAVA_FLAGS[@]}" -jar "$STAGE"/junit-platform-console-standalone-*.jar execute \
-  --class-path "$STAGE/csattention-kernel-tests.jar:$CLASSPATH_JARS" --select-package io.csattention.kernel \
+  --class-path "$STAGE/csattention-kernel-tests.jar:$CLASSPATH_JARS" --select-package io.csattention.kernel --select-package io.csattention.device \
   --exclude-classname '.*ArchitectureTest' \
   --details tree --disable-banner --disable-ansi-colors 2>&1 | tee "$tests_log"
 if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
@@ -80,7 +80,7 @@ if [[ "$skipped" != "0" ]]; then
 fi
 
 echo "== timing (GpuBench, backend gpu)"
-timeout 420 java "${JAVA_FLAGS[@]}" -cp "$CLASSPATH_JARS" io.csattention.kernel.cuda.GpuBench gpu 32768,131072
+timeout 420 java "${JAVA_FLAGS[@]}" -cp "$CLASSPATH_JARS" io.csattention.device.cuda.GpuBench gpu 32768,131072
 bench=$?
 if [[ $bench -ne 0 ]]; then
   echo "device-check: timing FAILED (exit $bench; 124 means it ran past its 420 s timeout)" >&2

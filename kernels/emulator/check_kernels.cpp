@@ -1,6 +1,6 @@
 // Checks the kernels of kernels/src on the CPU emulator against straightforward restatements of the CPU semantics of
 // io.csattention.core (CSAttentionIndex.build, KMeans, CSAttentionSelector, Selections, Attention, TopK), launching
-// them with the same configurations as io.csattention.kernel.cuda. Run by kernels/emulator/run.sh.
+// them with the same configurations as io.csattention.device.cuda. Run by kernels/emulator/run.sh.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 package io.csattention.jobs;
 
-import io.csattention.kernel.Backends;
-import io.csattention.kernel.DecodeBackend;
+import io.csattention.device.Backends;
+import io.csattention.device.DecodeBackend;
 import picocli.CommandLine.Option;
 
 /**

@@ -2,7 +2,7 @@ package io.csattention.jobs;
 
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.CSAttentionSettings;
-import io.csattention.kernel.DecodeBackend;
+import io.csattention.device.DecodeBackend;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 

@@ -1,7 +1,7 @@
 package io.csattention.jobs;
 
 import io.csattention.core.Check;
-import io.csattention.kernel.cuda.GpuBench;
+import io.csattention.device.cuda.GpuBench;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

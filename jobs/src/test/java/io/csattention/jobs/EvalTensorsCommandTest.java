@@ -114,7 +114,7 @@ class EvalTensorsCommandTest {
 
     @Test
     void gpuBackendWithoutAUsableDeviceIsOneLine() {
-        String reason = io.csattention.kernel.Backends.gpuUnavailableReason(0);
+        String reason = io.csattention.device.Backends.gpuUnavailableReason(0);
         org.junit.jupiter.api.Assumptions.assumeTrue(reason != null, "a usable GPU is present");
         Path out = dir.resolve("gpu");
         assertOneLine("error: backend gpu needs a usable CUDA device: " + reason + "; backend=gpu",

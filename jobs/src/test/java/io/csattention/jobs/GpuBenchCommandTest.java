@@ -1,6 +1,6 @@
 package io.csattention.jobs;
 
-import io.csattention.kernel.Backends;
+import io.csattention.device.Backends;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 

@@ -10,9 +10,9 @@ import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.RopeInfo;
-import io.csattention.kernel.ContextDecoder;
-import io.csattention.kernel.DecodeBackend;
-import io.csattention.kernel.DecodedBlock;
+import io.csattention.device.ContextDecoder;
+import io.csattention.device.DecodeBackend;
+import io.csattention.device.DecodedBlock;
 import io.csattention.kernel.VectorKernels;
 
 import java.util.ArrayList;

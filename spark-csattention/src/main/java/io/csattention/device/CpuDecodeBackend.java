@@ -1,4 +1,4 @@
-package io.csattention.kernel;
+package io.csattention.device;
 
 import io.csattention.core.Attention;
 import io.csattention.core.BlockDecoder;
@@ -9,6 +9,7 @@ import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
+import io.csattention.kernel.VectorKernels;
 
 import java.util.stream.IntStream;
 

@@ -1,5 +1,6 @@
-package io.csattention.kernel;
+package io.csattention.device;
 
+import io.csattention.kernel.Kernels;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package io.csattention.kernel;
+package io.csattention.device;
 
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.FloatMatrix;

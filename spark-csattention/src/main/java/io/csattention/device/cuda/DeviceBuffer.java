@@ -1,4 +1,4 @@
-package io.csattention.kernel.cuda;
+package io.csattention.device.cuda;
 
 import jcuda.Pointer;
 import jcuda.Sizeof;

@@ -1,5 +1,7 @@
-package io.csattention.kernel;
+package io.csattention.device;
 
+import io.csattention.kernel.Kernels;
+import io.csattention.kernel.VectorKernels;
 import io.csattention.core.Attention;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionIndex;

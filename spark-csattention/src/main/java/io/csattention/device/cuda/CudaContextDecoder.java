@@ -1,4 +1,4 @@
-package io.csattention.kernel.cuda;
+package io.csattention.device.cuda;
 
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionIndex;
@@ -7,9 +7,9 @@ import io.csattention.core.CentroidDistance;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
-import io.csattention.kernel.ContextDecoder;
-import io.csattention.kernel.CpuDecodeBackend;
-import io.csattention.kernel.DecodedBlock;
+import io.csattention.device.ContextDecoder;
+import io.csattention.device.CpuDecodeBackend;
+import io.csattention.device.DecodedBlock;
 import jcuda.Sizeof;
 import jcuda.driver.JCudaDriver;
 

@@ -1,4 +1,4 @@
-package io.csattention.kernel.cuda;
+package io.csattention.device.cuda;
 
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSettings;

@@ -1,12 +1,12 @@
-package io.csattention.kernel.cuda;
+package io.csattention.device.cuda;
 
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
-import io.csattention.kernel.ContextDecoder;
-import io.csattention.kernel.CpuDecodeBackend;
-import io.csattention.kernel.DecodeBackend;
+import io.csattention.device.ContextDecoder;
+import io.csattention.device.CpuDecodeBackend;
+import io.csattention.device.DecodeBackend;
 import jcuda.driver.CUevent;
 import jcuda.driver.JCudaDriver;
 

@@ -1,13 +1,13 @@
-package io.csattention.kernel.cuda;
+package io.csattention.device.cuda;
 
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
-import io.csattention.kernel.Backends;
-import io.csattention.kernel.ContextDecoder;
-import io.csattention.kernel.DecodeBackend;
-import io.csattention.kernel.DecodedBlock;
+import io.csattention.device.Backends;
+import io.csattention.device.ContextDecoder;
+import io.csattention.device.DecodeBackend;
+import io.csattention.device.DecodedBlock;
 
 import java.io.PrintWriter;
 import java.util.Arrays;
@@ -49,7 +49,7 @@ public final class GpuBench {
     private GpuBench() {
     }
 
-    /** {@code java -cp ... io.csattention.kernel.cuda.GpuBench [auto|cpu|gpu] [N,N,...]}: the defaults otherwise. */
+    /** {@code java -cp ... io.csattention.device.cuda.GpuBench [auto|cpu|gpu] [N,N,...]}: the defaults otherwise. */
     public static void main(String[] args) {
         Config defaults = Config.defaults();
         Backends.Mode mode = args.length > 0 ? Backends.Mode.parse(args[0]) : defaults.mode();

@@ -1,7 +1,6 @@
-package io.csattention.kernel;
+package io.csattention.device;
 
-import io.csattention.kernel.cuda.CudaDecodeBackend;
-import io.csattention.kernel.cuda.CudaUnavailableException;
+import io.csattention.kernel.Kernels;
 
 import java.util.Locale;
 import java.util.Map;
@@ -68,7 +67,7 @@ public final class Backends {
             case GPU -> {
                 try {
                     yield gpu(gpuOrdinal);
-                } catch (CudaUnavailableException e) {
+                } catch (DeviceUnavailableException e) {
                     throw new IllegalArgumentException("backend gpu needs a usable CUDA device: " + e.getMessage()
                             + "; backend=gpu", e);
                 }
@@ -76,7 +75,7 @@ public final class Backends {
             case AUTO -> {
                 try {
                     yield gpu(gpuOrdinal);
-                } catch (CudaUnavailableException e) {
+                } catch (DeviceUnavailableException e) {
                     if (FALLBACK_LOGGED.putIfAbsent(gpuOrdinal, Boolean.TRUE) == null) {
                         LOG.info("backend: cpu (auto fell back from gpu " + gpuOrdinal + ": " + e.getMessage() + ")");
                     }
@@ -108,7 +107,7 @@ public final class Backends {
         try {
             gpu(ordinal);
             return null;
-        } catch (CudaUnavailableException e) {
+        } catch (DeviceUnavailableException e) {
             return e.getMessage();
         }
     }
@@ -131,10 +130,22 @@ public final class Backends {
         if (ordinal < 0) {
             throw new IllegalArgumentException("gpu ordinal must be >= 0; gpu=" + ordinal);
         }
+        GpuBackendProvider provider = provider();
         try {
-            return CudaDecodeBackend.forDevice(ordinal);
+            return provider.forDevice(ordinal);
         } catch (NoClassDefFoundError e) {
-            throw new CudaUnavailableException("JCuda is not on the class path (" + e.getMessage() + ")");
+            throw new DeviceUnavailableException("JCuda is not on the class path (" + e.getMessage() + ")");
+        }
+    }
+
+    /** The first GPU backend registered with {@link java.util.ServiceLoader}. */
+    private static GpuBackendProvider provider() {
+        try {
+            return java.util.ServiceLoader.load(GpuBackendProvider.class, Backends.class.getClassLoader())
+                    .findFirst()
+                    .orElseThrow(() -> new DeviceUnavailableException("no GPU backend is on the class path"));
+        } catch (java.util.ServiceConfigurationError | NoClassDefFoundError e) {
+            throw new DeviceUnavailableException("the GPU backend cannot be loaded (" + e.getMessage() + ")");
         }
     }
 }

@@ -1,4 +1,4 @@
-package io.csattention.kernel;
+package io.csattention.device;
 
 import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSettings;
@@ -8,7 +8,7 @@ import io.csattention.core.KeyValueCache;
 /**
  * Where the heavy steps of CSAttention run: the index build of one KV head and the decode of blocks of queries
  * against one context. The CPU implementation ({@link CpuDecodeBackend}) delegates to {@code io.csattention.core}
- * and is the reference; the GPU implementation ({@code io.csattention.kernel.cuda.CudaDecodeBackend}) runs the
+ * and is the reference; the GPU implementation ({@code io.csattention.device.cuda.CudaDecodeBackend}) runs the
  * CUDA kernels of {@code kernels/} and must agree with it (contract tests run the same cases against both). Chosen
  * once per JVM by {@link Backends#select}.
  *
