@@ -9,6 +9,7 @@ import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
+import io.csattention.eval.Metrics;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
 import io.csattention.kernel.Kernels;
@@ -88,18 +89,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--queries", paramLabel = "Q.npy")
     Path queries;
 
-    @Option(names = "--subspaces", description = "csattention m (default: automatic).")
-    int subspaces;
+    @picocli.CommandLine.Mixin
+    BuildFlags build;
 
-    @Option(names = "--centroids", description = "csattention C (default: automatic).")
-    int centroids;
-
-    @Option(names = "--list-fraction", description = "csattention alpha (default: automatic).")
-    double listFraction;
-
-    @Option(names = "--rescore-factor", description = "csattention exact re-scoring factor (default: the "
-            + "settings' default).")
-    Double rescoreFactor;
+    @picocli.CommandLine.Mixin
+    DecodeFlags decode;
 
     @Option(names = "--full-query-block", paramLabel = "B", description = "Queries per block of the full "
             + "baseline: each block streams K and V once (default: " + BlockedFullAttention.DEFAULT_QUERY_BLOCK
@@ -216,21 +210,13 @@ final class BenchCommand implements Callable<Integer> {
         return all > 1 ? List.of(1, all) : List.of(1);
     }
 
+    /** csattention's settings from the build and decode flags (the one mapping, {@link Flags}), seeded by --seed. */
     private CSAttentionSettings settings() {
-        CSAttentionSettings s = CSAttentionSettings.defaults().withSeed(seed);
-        if (subspaces > 0) {
-            s = s.withSubspaces(subspaces);
-        }
-        if (centroids > 0) {
-            s = s.withCentroids(centroids);
-        }
-        if (listFraction > 0) {
-            s = s.withListFraction(listFraction);
-        }
-        if (rescoreFactor != null) {
-            s = s.withRescoreFactor(rescoreFactor);
-        }
-        return s;
+        java.util.Map<String, String> options = new java.util.LinkedHashMap<>();
+        java.util.Map<String, String> typed = new java.util.LinkedHashMap<>();
+        build.into(options, typed);
+        decode.into(options, typed);
+        return Flags.parse(options, typed).settings().withSeed(seed);
     }
 
     private static ObjectNode machine(VectorKernels kernels) {
@@ -372,16 +358,16 @@ final class BenchCommand implements Callable<Integer> {
             int[][] reference = oracle != null ? oracle : results.get(AttentionMethod.ORACLE).selections();
             List<BenchRow> rows = new ArrayList<>();
             for (AttentionMethod method : methods) {
-                double micros = median(times.get(method));
+                double micros = Metrics.quantile(times.get(method), 0.5);
                 BenchRow row;
                 if (method == AttentionMethod.FULL) {
                     row = new BenchRow(n, d, m, sparsity, method.id(), threads, n, micros, 1, 1, 0, 0, 0,
                             kvBytesPerToken);
                 } else {
                     BlockDecoder.Result result = results.get(method);
-                    double[] recall = recalls(result.selections(), reference);
-                    row = new BenchRow(n, d, m, sparsity, method.id(), threads, plan.budget(), micros, mean(recall),
-                            quantile(recall, 0.1), meanRelativeError(result.outputs(), fullOutput),
+                    double[] recall = Metrics.recalls(result.selections(), reference);
+                    row = new BenchRow(n, d, m, sparsity, method.id(), threads, plan.budget(), micros, Metrics.mean(recall),
+                            Metrics.quantile(recall, 0.1), Metrics.meanRelativeError(result.outputs(), fullOutput),
                             buildMillis.get(method), (double) selectors.get(method).indexBytes() / n,
                             kvBytesPerToken);
                 }
@@ -419,60 +405,5 @@ final class BenchCommand implements Callable<Integer> {
 
     static FloatMatrix firstRows(FloatMatrix matrix, int rows) {
         return matrix.rows(0, rows);
-    }
-
-    static double[] recalls(int[][] selections, int[][] reference) {
-        double[] out = new double[selections.length];
-        for (int i = 0; i < selections.length; i++) {
-            java.util.BitSet chosen = new java.util.BitSet();
-            for (int id : selections[i]) {
-                if (id >= 0) {
-                    chosen.set(id);
-                }
-            }
-            int total = 0;
-            int hit = 0;
-            for (int id : reference[i]) {
-                if (id >= 0) {
-                    total++;
-                    hit += chosen.get(id) ? 1 : 0;
-                }
-            }
-            out[i] = total == 0 ? 1 : (double) hit / total;
-        }
-        return out;
-    }
-
-    static double meanRelativeError(FloatMatrix actual, FloatMatrix reference) {
-        double sum = 0;
-        int d = reference.cols();
-        for (int i = 0; i < reference.rows(); i++) {
-            double diff = 0;
-            double norm = 0;
-            for (int c = 0; c < d; c++) {
-                double a = actual.get(i, c);
-                double r = reference.get(i, c);
-                diff += (a - r) * (a - r);
-                norm += r * r;
-            }
-            sum += Math.sqrt(diff / Math.max(norm, 1e-30));
-        }
-        return sum / reference.rows();
-    }
-
-    static double median(double[] values) {
-        return quantile(values, 0.5);
-    }
-
-    static double mean(double[] values) {
-        return Arrays.stream(values).average().orElse(Double.NaN);
-    }
-
-    /** Nearest-rank quantile. */
-    static double quantile(double[] values, double q) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int rank = (int) Math.ceil(q * sorted.length) - 1;
-        return sorted[Math.max(0, Math.min(sorted.length - 1, rank))];
     }
 }

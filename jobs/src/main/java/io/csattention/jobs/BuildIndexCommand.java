@@ -62,6 +62,9 @@ final class BuildIndexCommand implements Callable<Integer> {
     String ropeStyle;
 
     @Mixin
+    BuildFlags build;
+
+    @Mixin
     SparkJob.OptionFlags flags;
 
     @Override
@@ -71,6 +74,7 @@ final class BuildIndexCommand implements Callable<Integer> {
         flags.flag(options, CSAttentionOptions.QUERY_HEADS_PER_KV_HEAD, group, "--query-heads-per-kv-head");
         flags.flag(options, CSAttentionOptions.ROPE_BASE, ropeBase, "--rope-base");
         flags.flag(options, CSAttentionOptions.ROPE_STYLE, ropeStyle, "--rope-style");
+        build.into(options, flags.typed);
         flags.parse(options);
         options.put(CSAttention.MODE, mode);
         if (model != null && !java.nio.file.Files.isRegularFile(model)) {

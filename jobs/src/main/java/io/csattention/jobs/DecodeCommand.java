@@ -53,6 +53,9 @@ final class DecodeCommand implements Callable<Integer> {
     String group;
 
     @Mixin
+    DecodeFlags decode;
+
+    @Mixin
     SparkJob.OptionFlags flags;
 
     @Override
@@ -63,6 +66,7 @@ final class DecodeCommand implements Callable<Integer> {
         SparkJob.put(options, CSAttentionOptions.CACHE_BUDGET, cacheBudget);
         SparkJob.put(options, CSAttentionOptions.BROADCAST_THRESHOLD, broadcastThreshold);
         flags.flag(options, CSAttentionOptions.QUERY_HEADS_PER_KV_HEAD, group, "--query-heads-per-kv-head");
+        decode.into(options, flags.typed);
         flags.parse(options);
         PrintWriter stdout = spec.commandLine().getOut();
         SparkSession spark = SparkJob.session("csattention decode");

@@ -8,6 +8,7 @@ import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
+import io.csattention.eval.Metrics;
 import io.csattention.format.IndexFile;
 import io.csattention.format.IndexedHead;
 import io.csattention.kernel.VectorKernels;
@@ -393,30 +394,18 @@ final class DemoCommand implements Callable<Integer> {
             int[] best = oracle.select(q, 0, plan);
             float[] full = new float[q.length];
             Attention.attend(kernels, q, 0, cache, IntStream.range(0, cache.size()).toArray(), full, 0);
-            List<Integer> selected = row.getList(row.fieldIndex("selected_ids"));
-            java.util.Set<Integer> chosen = new java.util.HashSet<>(selected);
-            int hit = 0;
-            int size = 0;
-            for (int b : best) {
-                if (b >= 0) {
-                    size++;
-                    hit += chosen.contains(b) ? 1 : 0;
-                }
-            }
-            recalls[r] = size == 0 ? 1 : (double) hit / size;
+            int[] selected = row.getList(row.fieldIndex("selected_ids")).stream()
+                    .mapToInt(v -> ((Number) v).intValue()).toArray();
+            recalls[r] = Metrics.recall(selected, best);
             List<Float> output = row.getList(row.fieldIndex("output"));
-            double diff = 0;
-            double norm = 0;
-            for (int c = 0; c < full.length; c++) {
-                diff += Math.pow(output.get(c) - full[c], 2);
-                norm += Math.pow(full[c], 2);
+            float[] actual = new float[output.size()];
+            for (int c = 0; c < actual.length; c++) {
+                actual[c] = output.get(c);
             }
-            errors[r] = Math.sqrt(diff / Math.max(norm, 1e-30));
+            errors[r] = Metrics.relativeError(actual, 0, full, 0, full.length);
         }
-        Arrays.sort(recalls);
-        Arrays.sort(errors);
-        return new Quality(Arrays.stream(recalls).average().orElse(0), recalls[(int) (0.1 * (recalls.length - 1))],
-                Arrays.stream(errors).average().orElse(0), errors[(int) Math.ceil(0.9 * (errors.length - 1))]);
+        return new Quality(Metrics.mean(recalls), Metrics.quantile(recalls, 0.1), Metrics.mean(errors),
+                Metrics.quantile(errors, 0.9));
     }
 
     /** Seconds the library takes to decode the same queries with the committed indexes, on all cores. */

@@ -26,7 +26,7 @@ final class EvalOptions {
     SettingsOptions settingsOptions;
 
     @Mixin
-    BackendOption backend;
+    DeviceOption device;
 
     CSAttentionSettings settings() {
         return settingsOptions.settings().withSeed(seed);
@@ -37,6 +37,6 @@ final class EvalOptions {
     }
 
     DecodeBackend backend() {
-        return backend.select();
+        return device.select();
     }
 }

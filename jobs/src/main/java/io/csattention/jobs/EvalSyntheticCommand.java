@@ -87,7 +87,7 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
                 .put("rope_base", ropeBase).put("sparsity", settings.sparsity())
                 .put("kv_bytes", 8L * tokens * headDim).put("kernels", kernels.name());
         EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
-                "eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s backend=%s", tokens, headDim, queries,
+                "eval-synthetic: N=%d d=%d queries=%d sparsity=%s kernels=%s device=%s", tokens, headDim, queries,
                 settings.sparsity(), kernels.name(), decodeBackend.name()), results, context, out, queries, headDim,
                 options.json);
         return 0;

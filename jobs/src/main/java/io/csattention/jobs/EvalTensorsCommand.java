@@ -109,7 +109,7 @@ public final class EvalTensorsCommand implements Callable<Integer> {
                 .put("queries", q.rows()).put("sparsity", settings.sparsity())
                 .put("kv_bytes", 8L * k.rows() * k.cols()).put("kernels", kernels.name());
         EvalReport.finish(spec.commandLine().getOut(), String.format(Locale.ROOT,
-                "eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s backend=%s", k.rows(), k.cols(),
+                "eval-tensors: N=%d d=%d prefill=%d queries=%d sparsity=%s kernels=%s device=%s", k.rows(), k.cols(),
                 pq.rows(),
                 q.rows(), settings.sparsity(), kernels.name(), decodeBackend.name()), results, context, out, q.rows(),
                 k.cols(), options.json);

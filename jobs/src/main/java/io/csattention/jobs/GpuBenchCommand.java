@@ -20,7 +20,7 @@ final class GpuBenchCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Mixin
-    BackendOption backend;
+    DeviceOption device;
 
     @Option(names = "--tokens", split = ",", paramLabel = "N[,N...]", defaultValue = "32768,131072",
             description = "Context lengths. Default: ${DEFAULT-VALUE}.")
@@ -62,7 +62,7 @@ final class GpuBenchCommand implements Callable<Integer> {
         Check.openUnit(sparsity, "sparsity");
         PrintWriter out = spec.commandLine().getOut();
         GpuBench.run(new GpuBench.Config(tokens, dim, queries, repetitions, sparsity, prefillQueries, centroids, seed,
-                backend.mode(), backend.gpuOrdinal()), out);
+                device.mode(), device.gpuOrdinal()), out);
         return 0;
     }
 }

@@ -21,25 +21,14 @@ final class SparkJob {
 
     /** Flags for the options of {@link CSAttentionOptions}; only those given are passed on. */
     static final class OptionFlags {
-        @Option(names = "--sparsity", description = "Share of keys not attended, in (0, 1) (default 0.95).")
+        @Option(names = "--sparsity", description = "Share of keys not attended, in (0, 1) (default "
+                + io.csattention.core.CSAttentionSettings.DEFAULT_SPARSITY + ").")
         String sparsity;
-        @Option(names = "--subspaces",
-                description = "m, subspaces of the head dimension (default: d/16, d/4 below 32).")
-        String subspaces;
-        @Option(names = "--centroids", description = "C, k-means centroids per subspace (default: 128, at most the "
-                + "prefill queries).")
-        String centroids;
-        @Option(names = "--list-fraction", description = "alpha, each list keeps ceil(alpha N) keys (default: "
-                + "2.4 times the budget's share, at least 64 keys).")
-        String listFraction;
-        @Option(names = "--sink", description = "Forced leading keys (default: automatic).")
-        String sink;
-        @Option(names = "--window", description = "Forced trailing keys (default: automatic).")
-        String window;
-        @Option(names = "--seed", description = "Seed of k-means and sampling (default 42).")
+        @Option(names = "--seed", description = "Seed of k-means and sampling (default "
+                + io.csattention.core.CSAttentionSettings.DEFAULT_SEED + ").")
         String seed;
-        @Option(names = "--backend", description = "Kernels: auto, simd or scalar (default auto).")
-        String backend;
+        @Option(names = "--kernels", description = "CPU kernels on the executors: auto, simd or scalar (default auto).")
+        String kernels;
         @Option(names = "--option", paramLabel = "KEY=VALUE", description = "Any key of conf/csattention-defaults.conf"
                 + " (repeatable), e.g. --option cacheBudget=2g.")
         Map<String, String> more = new LinkedHashMap<>();
@@ -50,45 +39,25 @@ final class SparkJob {
         Map<String, String> toMap() {
             Map<String, String> out = new LinkedHashMap<>();
             flag(out, CSAttentionOptions.SPARSITY, sparsity, "--sparsity");
-            flag(out, CSAttentionOptions.SUBSPACES, subspaces, "--subspaces");
-            flag(out, CSAttentionOptions.CENTROIDS, centroids, "--centroids");
-            flag(out, CSAttentionOptions.LIST_FRACTION, listFraction, "--list-fraction");
-            flag(out, CSAttentionOptions.SINK, sink, "--sink");
-            flag(out, CSAttentionOptions.WINDOW, window, "--window");
             flag(out, CSAttentionOptions.SEED, seed, "--seed");
-            flag(out, CSAttentionOptions.BACKEND, backend, "--backend");
+            flag(out, CSAttentionOptions.KERNELS, kernels, "--kernels");
             out.putAll(more);
             return out;
         }
 
         /** Puts {@code value} under {@code key} when given, remembering that the user typed it as {@code flag}. */
         void flag(Map<String, String> out, String key, String value, String flag) {
-            if (value != null) {
-                out.put(key, value);
-                typed.put(key, flag);
-            }
+            Flags.put(out, typed, key, value, flag);
         }
 
-        /**
-         * {@link CSAttentionOptions#parse} of {@code options}; an error names the flag the user typed
-         * ({@code --list-fraction}), not the option key behind it ({@code listFraction}).
-         */
+        /** {@link CSAttentionOptions#parse} of {@code options}; an error names the flag the user typed. */
         CSAttentionOptions parse(Map<String, String> options) {
-            try {
-                return CSAttentionOptions.parse(options);
-            } catch (IllegalArgumentException e) {
-                throw named(e);
-            }
+            return Flags.parse(options, typed);
         }
 
         /** {@code e} with the option keys the user typed as flags replaced by those flags. */
         IllegalArgumentException named(IllegalArgumentException e) {
-            String message = e.getMessage();
-            for (Map.Entry<String, String> t : typed.entrySet()) {
-                message = message.replaceAll("(?<![\\w-])" + java.util.regex.Pattern.quote(t.getKey())
-                        + "(?![\\w-])", java.util.regex.Matcher.quoteReplacement(t.getValue()));
-            }
-            return new IllegalArgumentException(message, e);
+            return Flags.named(e, typed);
         }
     }
 

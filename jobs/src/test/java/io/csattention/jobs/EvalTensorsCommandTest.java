@@ -88,7 +88,7 @@ class EvalTensorsCommandTest {
         assertOneLine("error: " + notNpy + ": not a .npy file (missing the \\x93NUMPY magic)",
                 run("eval-tensors", "--keys", notNpy, "--values", values, "--prefill-queries", prefill,
                         "--queries", queries, "--out", out));
-        assertOneLine("error: sparsity must be in (0, 1); sparsity=1.5",
+        assertOneLine("error: --sparsity must be in (0, 1); --sparsity=1.5",
                 run("eval-tensors", "--keys", keys, "--values", values, "--prefill-queries", prefill,
                         "--queries", queries, "--out", out, "--sparsity", "1.5"));
         assertOneLine("error: unknown method 'bogus'; expected one of full,oracle,quest,keycluster,csattention",
@@ -117,9 +117,9 @@ class EvalTensorsCommandTest {
         String reason = io.csattention.device.Backends.gpuUnavailableReason(0);
         org.junit.jupiter.api.Assumptions.assumeTrue(reason != null, "a usable GPU is present");
         Path out = dir.resolve("gpu");
-        assertOneLine("error: backend gpu needs a usable CUDA device: " + reason + "; backend=gpu",
+        assertOneLine("error: device gpu needs a usable CUDA device: " + reason + "; device=gpu",
                 run("eval-tensors", "--keys", keys, "--values", values, "--prefill-queries", prefill,
-                        "--queries", queries, "--out", out, "--backend", "gpu"));
+                        "--queries", queries, "--out", out, "--device", "gpu"));
         assertFalse(Files.exists(out));
     }
 

@@ -10,7 +10,7 @@ import java.io.StringWriter;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** gpu-bench on a CPU-only machine: the GPU is reported unavailable and the CPU rows are timed; --backend is checked. */
+/** gpu-bench on a CPU-only machine: the GPU is reported unavailable and the CPU rows are timed; --device is checked. */
 class GpuBenchCommandTest {
 
     private static final String[] SMALL = {"--tokens", "1031", "--head-dim", "16", "--queries", "4", "--repetitions",
@@ -38,7 +38,7 @@ class GpuBenchCommandTest {
     void withoutGpuAutoTimesTheCpuRowsAndSaysWhy() {
         String reason = Backends.gpuUnavailableReason(0);
         Assumptions.assumeTrue(reason != null, "a usable GPU is present");
-        Result result = run(bench("--backend", "auto"));
+        Result result = run(bench("--device", "auto"));
         assertEquals(0, result.code(), result.err());
         assertTrue(result.out().contains("gpu: unavailable (" + reason + "); timing the CPU rows only"),
                 result.out());
@@ -47,25 +47,25 @@ class GpuBenchCommandTest {
 
     @Test
     void cpuBackendSkipsTheGpu() {
-        Result result = run(bench("--backend", "cpu"));
+        Result result = run(bench("--device", "cpu"));
         assertEquals(0, result.code(), result.err());
-        assertTrue(result.out().contains("gpu: unavailable (not requested (--backend cpu))"), result.out());
+        assertTrue(result.out().contains("gpu: unavailable (not requested (--device cpu))"), result.out());
     }
 
     @Test
     void gpuBackendWithoutDeviceIsOneLineError() {
         String reason = Backends.gpuUnavailableReason(0);
         Assumptions.assumeTrue(reason != null, "a usable GPU is present");
-        Result result = run(bench("--backend", "gpu"));
+        Result result = run(bench("--device", "gpu"));
         assertEquals(2, result.code());
-        assertEquals("error: backend gpu needs a usable CUDA device: " + reason + "; backend=gpu",
+        assertEquals("error: device gpu needs a usable CUDA device: " + reason + "; device=gpu",
                 result.err().strip());
     }
 
     @Test
     void unknownBackendIsRejected() {
-        Result result = run(bench("--backend", "tpu"));
+        Result result = run(bench("--device", "tpu"));
         assertEquals(2, result.code());
-        assertEquals("error: backend must be one of auto, cpu, gpu; backend=tpu", result.err().strip());
+        assertEquals("error: device must be one of auto, cpu, gpu; device=tpu", result.err().strip());
     }
 }

@@ -35,6 +35,9 @@ public record CSAttentionSettings(
         double rescoreFactor) implements Serializable {
 
     public static final double DEFAULT_SPARSITY = 0.95;
+    public static final long DEFAULT_SEED = 42L;
+    public static final int DEFAULT_KMEANS_ITERATIONS = 12;
+    public static final int DEFAULT_KMEANS_SAMPLES = 16384;
     /** Measured on the synthetic 32K head: 128 centroids keep recall within 0.015 of 256 at half the index. */
     public static final int DEFAULT_CENTROIDS = 128;
     /**
@@ -61,7 +64,8 @@ public record CSAttentionSettings(
 
     /** The defaults: every shape-dependent value automatic. */
     public static CSAttentionSettings defaults() {
-        return new CSAttentionSettings(DEFAULT_SPARSITY, 0, 0, 0, -1, -1, 42L, 12, 16384,
+        return new CSAttentionSettings(DEFAULT_SPARSITY, 0, 0, 0, -1, -1, DEFAULT_SEED, DEFAULT_KMEANS_ITERATIONS,
+                DEFAULT_KMEANS_SAMPLES,
                 CentroidDistance.L2, MissingScore.MEAN_BELOW_FLOOR, DEFAULT_RESCORE_FACTOR);
     }
 

@@ -8,7 +8,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.logging.Logger;
 
 /**
- * Chooses the {@link DecodeBackend} from the setting {@value #SETTING} ({@code auto}, {@code cpu} or {@code gpu}) and
+ * Chooses the {@link DecodeBackend} from the setting {@value #SETTING} (the device: {@code auto}, {@code cpu} or {@code gpu}) and
  * a GPU ordinal (the address Spark's resource scheduling assigned to the executor, 0 elsewhere).
  *
  * <ul>
@@ -22,7 +22,7 @@ import java.util.logging.Logger;
 public final class Backends {
 
     /** The configuration key (Spark conf, defaults file) that selects the backend. */
-    public static final String SETTING = "csattention.backend";
+    public static final String SETTING = "csattention.device";
 
     private static final Logger LOG = Logger.getLogger(Backends.class.getName());
     private static final Map<Integer, Boolean> FALLBACK_LOGGED = new ConcurrentHashMap<>();
@@ -43,7 +43,7 @@ public final class Backends {
                     return mode;
                 }
             }
-            throw new IllegalArgumentException("backend must be one of auto, cpu, gpu; backend=" + value);
+            throw new IllegalArgumentException("device must be one of auto, cpu, gpu; device=" + value);
         }
 
         public String id() {
@@ -68,8 +68,8 @@ public final class Backends {
                 try {
                     yield gpu(gpuOrdinal);
                 } catch (DeviceUnavailableException e) {
-                    throw new IllegalArgumentException("backend gpu needs a usable CUDA device: " + e.getMessage()
-                            + "; backend=gpu", e);
+                    throw new IllegalArgumentException("device gpu needs a usable CUDA device: " + e.getMessage()
+                            + "; device=gpu", e);
                 }
             }
             case AUTO -> {
@@ -77,7 +77,7 @@ public final class Backends {
                     yield gpu(gpuOrdinal);
                 } catch (DeviceUnavailableException e) {
                     if (FALLBACK_LOGGED.putIfAbsent(gpuOrdinal, Boolean.TRUE) == null) {
-                        LOG.info("backend: cpu (auto fell back from gpu " + gpuOrdinal + ": " + e.getMessage() + ")");
+                        LOG.info("device: cpu (auto fell back from gpu " + gpuOrdinal + ": " + e.getMessage() + ")");
                     }
                     yield cpu();
                 }

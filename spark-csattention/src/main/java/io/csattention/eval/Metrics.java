@@ -1,6 +1,15 @@
 package io.csattention.eval;
 
-/** Accuracy measures of one query's selection and output. */
+/**
+ * The one metrics module: accuracy of a selection (recall of a reference set, attention mass) and of an output
+ * (relative L2 error), and the summaries every command and test reports them with. The rules, once:
+ * <ul>
+ *   <li>ids below 0 in a selection or reference are padding and do not count; an empty reference has recall 1;</li>
+ *   <li>relative error is {@code ||a - b|| / ||b||}, and {@code ||a - b||} when the reference {@code b} is zero;</li>
+ *   <li>quantiles use the nearest-rank rule: the q-quantile of n sorted values is the one at rank
+ *       {@code ceil(q n)} (1-based), clamped to [1, n]; p10 is {@code quantile(values, 0.1)}.</li>
+ * </ul>
+ */
 public final class Metrics {
 
     private Metrics() {
@@ -24,6 +33,20 @@ public final class Metrics {
         return total == 0 ? 1.0 : (double) hit / total;
     }
 
+    /** {@link #recall(int[], int, int, int[], int, int)} of two whole id arrays. */
+    public static double recall(int[] selected, int[] reference) {
+        return recall(selected, 0, selected.length, reference, 0, reference.length);
+    }
+
+    /** The recall of each selection against the reference of the same row. */
+    public static double[] recalls(int[][] selections, int[][] reference) {
+        double[] out = new double[selections.length];
+        for (int i = 0; i < selections.length; i++) {
+            out[i] = recall(selections[i], reference[i]);
+        }
+        return out;
+    }
+
     /** Share of full attention's softmax mass (over all keys, given as probabilities) on the selected keys. */
     public static double massRecall(int[] selected, int selectedOff, int width, double[] probabilities) {
         double mass = 0;
@@ -45,6 +68,17 @@ public final class Metrics {
         return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
     }
 
+    /** The mean over rows of the relative error of each row of {@code actual} against the same row of {@code reference}. */
+    public static double meanRelativeError(io.csattention.core.FloatMatrix actual,
+                                           io.csattention.core.FloatMatrix reference) {
+        int d = reference.cols();
+        double sum = 0;
+        for (int i = 0; i < reference.rows(); i++) {
+            sum += relativeError(actual.data(), i * d, reference.data(), i * d, d);
+        }
+        return sum / reference.rows();
+    }
+
     public static double mean(double[] values) {
         double sum = 0;
         for (double v : values) {
@@ -53,7 +87,7 @@ public final class Metrics {
         return values.length == 0 ? Double.NaN : sum / values.length;
     }
 
-    /** The q-quantile (0..1) by the nearest-rank rule. */
+    /** The q-quantile (0..1) by the nearest-rank rule (see the class comment); NaN for no values. */
     public static double quantile(double[] values, double q) {
         if (values.length == 0) {
             return Double.NaN;

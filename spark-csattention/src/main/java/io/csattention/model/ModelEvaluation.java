@@ -7,6 +7,7 @@ import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.Check;
 import io.csattention.core.KeyValueCache;
+import io.csattention.eval.Metrics;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -242,33 +243,10 @@ public final class ModelEvaluation {
             return (layer, head, query, queryOff, cache, plan, selected, out, outOff) -> {
                 BudgetPlan oraclePlan = settings.plan(cache.size());
                 int[] oracle = new OracleSelector(model.kernels(), cache).select(query, queryOff, oraclePlan);
-                recall[layer][head] += recall(selected, oracle);
+                recall[layer][head] += Metrics.recall(selected, oracle);
                 error[layer][head] += relativeError(model, query, queryOff, cache, out, outOff);
                 observations[layer][head]++;
             };
-        }
-
-        private static double recall(int[] selected, int[] oracle) {
-            int wanted = 0;
-            int found = 0;
-            for (int key : oracle) {
-                if (key < 0) {
-                    continue;
-                }
-                wanted++;
-                if (Arrays.binarySearch(selected, 0, validLength(selected), key) >= 0) {
-                    found++;
-                }
-            }
-            return wanted == 0 ? 1 : (double) found / wanted;
-        }
-
-        private static int validLength(int[] ids) {
-            int n = 0;
-            while (n < ids.length && ids[n] >= 0) {
-                n++;
-            }
-            return n;
         }
 
         private static double relativeError(LlamaModel model, float[] query, int queryOff, KeyValueCache cache,
@@ -277,14 +255,7 @@ public final class ModelEvaluation {
             float[] exact = new float[d];
             Attention.attend(model.kernels(), query, queryOff, cache, IntStream.range(0, cache.size()).toArray(),
                     exact, 0);
-            double diff = 0;
-            double norm = 0;
-            for (int i = 0; i < d; i++) {
-                double delta = out[outOff + i] - exact[i];
-                diff += delta * delta;
-                norm += (double) exact[i] * exact[i];
-            }
-            return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
+            return Metrics.relativeError(out, outOff, exact, 0, d);
         }
 
         MethodResult result(AttentionMethod method, double fullPerplexity) {

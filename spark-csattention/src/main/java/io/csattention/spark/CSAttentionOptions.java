@@ -22,7 +22,7 @@ import java.util.TreeMap;
  * documents every key.
  *
  * @param settings           the core's build and decode settings
- * @param backend            which kernels the executors use
+ * @param kernels            which CPU kernels the executors use (SIMD or scalar)
  * @param cacheBudgetBytes   bytes of loaded indexes (tables + KV) each executor keeps, least recently used evicted
  * @param broadcastThreshold requested indexes whose files total at most this many bytes are broadcast whole;
  *                           above it only their metadata and centroid tables are, and executors read the rest
@@ -37,7 +37,7 @@ import java.util.TreeMap;
  * @param partitions         partitions of the index build (0: Spark's default shuffle partitions)
  * @param binaryFloat16      binary tensor columns hold float16 instead of float32
  */
-public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, long cacheBudgetBytes,
+public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kernelChoice, long cacheBudgetBytes,
                                  long broadcastThreshold, int blockSize, int queryHeadsPerKvHead,
                                  double ropeBase, io.csattention.core.Rope.Style ropeStyle,
                                  boolean withSelected, boolean routeErrors, int partitions, boolean binaryFloat16)
@@ -57,7 +57,7 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
     public static final String DISTANCE = "distance";
     public static final String MISSING_SCORE = "missingScore";
     public static final String RESCORE_FACTOR = "rescoreFactor";
-    public static final String BACKEND = "backend";
+    public static final String KERNELS = "kernels";
     public static final String CACHE_BUDGET = "cacheBudget";
     public static final String BROADCAST_THRESHOLD = "broadcastThreshold";
     public static final String BLOCK_SIZE = "blockSize";
@@ -71,7 +71,7 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
 
     /** Every key this class reads; any other key given to a job is an error (a typo must not be ignored). */
     public static final Set<String> KEYS = Set.of(SPARSITY, SUBSPACES, CENTROIDS, LIST_FRACTION, SINK, WINDOW, SEED,
-            KMEANS_ITERATIONS, KMEANS_SAMPLES, DISTANCE, MISSING_SCORE, RESCORE_FACTOR, BACKEND, CACHE_BUDGET,
+            KMEANS_ITERATIONS, KMEANS_SAMPLES, DISTANCE, MISSING_SCORE, RESCORE_FACTOR, KERNELS, CACHE_BUDGET,
             BROADCAST_THRESHOLD, BLOCK_SIZE, QUERY_HEADS_PER_KV_HEAD, ROPE_BASE, ROPE_STYLE, WITH_SELECTED, ON_ERROR,
             PARTITIONS, BINARY_TYPE);
 
@@ -89,8 +89,8 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
     public static final long DEFAULT_BROADCAST_THRESHOLD = 64L << 20;
     public static final int DEFAULT_BLOCK_SIZE = 256;
 
-    /** Kernels the executors use; GPU execution belongs to the GPU backend, not to this option yet. */
-    public enum Backend {
+    /** CPU kernels the executors use (the CPU-or-GPU choice is the device, not this option). */
+    public enum KernelChoice {
         /** The fastest CPU kernels this JVM has (SIMD when the Vector API module is present). */
         AUTO,
         /** The SIMD kernels, failing when the Vector API module is absent. */
@@ -103,14 +103,14 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
                 case AUTO -> Kernels.preferred();
                 case SCALAR -> ScalarKernels.INSTANCE;
                 case SIMD -> Kernels.simd().orElseThrow(() -> new IllegalArgumentException(
-                        "backend simd needs the JVM flag --add-modules jdk.incubator.vector; backend=simd"));
+                        "kernels simd needs the JVM flag --add-modules jdk.incubator.vector; kernels=simd"));
             };
         }
     }
 
     public CSAttentionOptions {
         java.util.Objects.requireNonNull(settings, "settings");
-        java.util.Objects.requireNonNull(backend, "backend");
+        java.util.Objects.requireNonNull(kernelChoice, "kernelChoice");
     }
 
     /** The defaults, equal to {@code parse(Map.of())}. */
@@ -193,14 +193,14 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
             throw new IllegalArgumentException("binaryType must be float32 or float16; binaryType="
                     + o.get(BINARY_TYPE));
         }
-        return new CSAttentionOptions(settings, choice(o, BACKEND, Backend.class, Backend.AUTO), cacheBudget,
+        return new CSAttentionOptions(settings, choice(o, KERNELS, KernelChoice.class, KernelChoice.AUTO), cacheBudget,
                 broadcast, blockSize, group, ropeBase, ropeStyle, bool(o, WITH_SELECTED, false), onError.equals("route"), partitions,
                 binaryType.equals("float16"));
     }
 
-    /** The kernels of {@link #backend}. */
+    /** The kernels of {@link #kernelChoice}. */
     public VectorKernels kernels() {
-        return backend.kernels();
+        return kernelChoice.kernels();
     }
 
     /** The options as key/value text, for manifests and logs. */
@@ -218,7 +218,7 @@ public record CSAttentionOptions(CSAttentionSettings settings, Backend backend, 
         out.put(DISTANCE, settings.distance().name().toLowerCase(Locale.ROOT));
         out.put(MISSING_SCORE, settings.missingScore().name().toLowerCase(Locale.ROOT));
         out.put(RESCORE_FACTOR, Double.toString(settings.rescoreFactor()));
-        out.put(BACKEND, backend.name().toLowerCase(Locale.ROOT));
+        out.put(KERNELS, kernelChoice.name().toLowerCase(Locale.ROOT));
         if (queryHeadsPerKvHead > 0) {
             out.put(QUERY_HEADS_PER_KV_HEAD, Integer.toString(queryHeadsPerKvHead));
         }

@@ -77,7 +77,7 @@ record DecodePlan(String root, CSAttentionOptions options, HadoopConf conf, Map<
     /** The head, loaded into this executor's cache once; counts into {@code metrics} when given. */
     LoadedHead load(HeadKey key, CSAttentionMetrics metrics) throws IOException {
         IndexSet.Entry entry = entries.get(key);
-        String cacheKey = root + "/" + entry.file() + "#" + entry.checksum() + "#" + options.backend() + "#"
+        String cacheKey = root + "/" + entry.file() + "#" + entry.checksum() + "#" + options.kernelChoice() + "#"
                 + options.settings().rescoreFactor();
         return ExecutorIndexCache.INSTANCE.get(cacheKey, options.cacheBudgetBytes(), () -> {
             byte[] bytes = files != null && files.containsKey(key) ? files.get(key)

@@ -29,7 +29,7 @@ class BackendsTest {
     @Test
     void unknownModeNamesTheAcceptedOnes() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.select("tpu"));
-        assertEquals("backend must be one of auto, cpu, gpu; backend=tpu", e.getMessage());
+        assertEquals("device must be one of auto, cpu, gpu; device=tpu", e.getMessage());
     }
 
     @Test
@@ -51,7 +51,7 @@ class BackendsTest {
         String reason = Backends.gpuUnavailableReason(0);
         Assumptions.assumeTrue(reason != null, "a usable GPU is present");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.select("gpu"));
-        assertEquals("backend gpu needs a usable CUDA device: " + reason + "; backend=gpu", e.getMessage());
+        assertEquals("device gpu needs a usable CUDA device: " + reason + "; device=gpu", e.getMessage());
         assertFalse(reason.isBlank());
         assertFalse(reason.contains("\n"), "the reason is one line: " + reason);
 
@@ -80,7 +80,7 @@ class BackendsTest {
             assertFalse(first.isGpu());
             assertSame(Backends.cpu(), first);
             assertSame(first, second);
-            assertEquals(List.of("backend: cpu (auto fell back from gpu 7: " + reasonHere + ")"), lines);
+            assertEquals(List.of("device: cpu (auto fell back from gpu 7: " + reasonHere + ")"), lines);
         } finally {
             logger.removeHandler(handler);
         }

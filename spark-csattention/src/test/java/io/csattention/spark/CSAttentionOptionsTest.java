@@ -39,8 +39,8 @@ class CSAttentionOptionsTest {
 
     @Test
     void badValuesFailWithOneLine() {
-        assertEquals("backend must be one of auto, simd, scalar; backend=gpu", assertThrows(
-                IllegalArgumentException.class, () -> CSAttentionOptions.parse(Map.of("backend", "gpu")))
+        assertEquals("kernels must be one of auto, simd, scalar; kernels=gpu", assertThrows(
+                IllegalArgumentException.class, () -> CSAttentionOptions.parse(Map.of("kernels", "gpu")))
                 .getMessage());
         assertEquals("onError must be fail or route; onError=skip", assertThrows(IllegalArgumentException.class,
                 () -> CSAttentionOptions.parse(Map.of("onError", "skip"))).getMessage());

@@ -272,7 +272,7 @@ class CSAttentionSparkTest {
         assertEquals("sparsity must be in (0, 1); sparsity=1.5", e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> CSAttention.decode(DATA.queriesTable(spark, 1), index, Map.of("sparsty", "0.9")));
-        assertTrue(e.getMessage().startsWith("option must be one of [backend, binaryType, "), e.getMessage());
+        assertTrue(e.getMessage().startsWith("option must be one of [binaryType, blockSize, "), e.getMessage());
         assertTrue(e.getMessage().endsWith("; sparsty=0.9"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> CSAttention.decode(DATA.queriesTable(spark, 1), index, Map.of("cacheBudget", "lots")));

@@ -118,7 +118,7 @@ final class CudaContextDecoder implements ContextDecoder {
      */
     @Override
     public synchronized FloatMatrix attendAll(FloatMatrix block) {
-        return attendAll(block, (long) Kernel.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT <= 48 * 1024);
+        return attendAll(block, (long) PtxFunction.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT <= 48 * 1024);
     }
 
     /** Full attention reading every K/V row once per query (the cost of decoding independent sequences). */
@@ -151,10 +151,10 @@ final class CudaContextDecoder implements ContextDecoder {
         partAcc.ensureFloats((long) count * splits * d);
         output.ensureFloats((long) count * d);
         float scale = (float) (1.0 / Math.sqrt(d));
-        device.kernel(Kernel.ATTEND_ALL_TILED).launch(stream, splits, Cuda.blocks(count, Kernel.QUERY_TILE), 128,
-                Kernel.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT, queries, count, keys, values, d, n,
+        device.kernel(PtxFunction.ATTEND_ALL_TILED).launch(stream, splits, Cuda.blocks(count, PtxFunction.QUERY_TILE), 128,
+                PtxFunction.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT, queries, count, keys, values, d, n,
                 ATTENTION_CHUNK, scale, partMax, partSum, partAcc);
-        device.kernel(Kernel.ATTEND_COMBINE).launch(stream, count, 1, 128, 0, partMax, partSum, partAcc, splits, d,
+        device.kernel(PtxFunction.ATTEND_COMBINE).launch(stream, count, 1, 128, 0, partMax, partSum, partAcc, splits, d,
                 output);
     }
 
@@ -175,25 +175,25 @@ final class CudaContextDecoder implements ContextDecoder {
         int chosen = plan.chosen();
         selected.ensureInts((long) count * budget);
         lists.ensureInts((long) count * subspaces);
-        device.kernel(Kernel.NEAREST_CENTROIDS).launch(stream, subspaces, count, 128, 0, queries, d, subspaces,
+        device.kernel(PtxFunction.NEAREST_CENTROIDS).launch(stream, subspaces, count, 128, 0, queries, d, subspaces,
                 centroidCount, centroids, useL2, lists);
         if (chosen > 0) {
             scores.ensureFloats((long) count * n);
             Cuda.check(JCudaDriver.cuMemsetD32Async(scores.pointer(), NEGATIVE_INFINITY_BITS, (long) count * n,
                     stream.handle()), "cuMemsetD32Async(accumulated scores)");
-            CudaKernel accumulate = device.kernel(Kernel.ACCUMULATE_LIST);
+            CudaFunction accumulate = device.kernel(PtxFunction.ACCUMULATE_LIST);
             for (int j = 0; j < subspaces; j++) {
                 accumulate.launch(stream, Cuda.blocks(listLength, 256), count, 256, 0, lists, subspaces, j, listIds,
                         listScores, missing, listLength, from, to, scores, n);
             }
             int wanted = rescoreFactor > 0 ? (int) Math.min(to - from, Math.ceil(rescoreFactor * chosen)) : chosen;
-            CudaKernel topK = device.kernel(Kernel.TOP_K_ROWS);
+            CudaFunction topK = device.kernel(PtxFunction.TOP_K_ROWS);
             if (wanted > chosen) {
                 candidates.ensureInts((long) count * wanted);
                 exact.ensureFloats((long) count * wanted);
                 topK.launch(stream, count, 1, TOP_K_THREADS, 0, scores, (long) n, from, null, 0, from, to - from,
                         wanted, candidates, wanted, 0);
-                device.kernel(Kernel.RESCORE).launch(stream, Cuda.blocks(wanted, 8), count, 256, 0, queries, keys, d,
+                device.kernel(PtxFunction.RESCORE).launch(stream, Cuda.blocks(wanted, 8), count, 256, 0, queries, keys, d,
                         candidates, wanted, exact);
                 topK.launch(stream, count, 1, TOP_K_THREADS, 0, exact, (long) wanted, 0, candidates, wanted, 0,
                         wanted, chosen, selected, budget, plan.sink());
@@ -203,7 +203,7 @@ final class CudaContextDecoder implements ContextDecoder {
             }
         }
         if (plan.sink() + plan.window() > 0) {
-            device.kernel(Kernel.SINK_AND_WINDOW).launch(stream, count, 1, 128, 0, selected, budget, plan.sink(),
+            device.kernel(PtxFunction.SINK_AND_WINDOW).launch(stream, count, 1, 128, 0, selected, budget, plan.sink(),
                     plan.window(), n);
         }
     }
@@ -216,10 +216,10 @@ final class CudaContextDecoder implements ContextDecoder {
         partAcc.ensureFloats((long) count * splits * d);
         output.ensureFloats((long) count * d);
         float scale = (float) (1.0 / Math.sqrt(d));
-        device.kernel(Kernel.ATTEND_PARTIAL).launch(stream, splits, count, 128,
+        device.kernel(PtxFunction.ATTEND_PARTIAL).launch(stream, splits, count, 128,
                 (d + ATTENTION_CHUNK) * Sizeof.FLOAT, queries, keys, values, d, selection, selectionStride, keyCount,
                 ATTENTION_CHUNK, scale, partMax, partSum, partAcc);
-        device.kernel(Kernel.ATTEND_COMBINE).launch(stream, count, 1, 128, 0, partMax, partSum, partAcc, splits, d,
+        device.kernel(PtxFunction.ATTEND_COMBINE).launch(stream, count, 1, 128, 0, partMax, partSum, partAcc, splits, d,
                 output);
     }
 

@@ -32,7 +32,7 @@ final class CudaDevice {
     private final int multiprocessors;
     private final long totalMemory;
     private final PtxModules ptx;
-    private final Map<String, CudaKernel> kernels = new HashMap<>();
+    private final Map<String, CudaFunction> kernels = new HashMap<>();
 
     private CudaDevice(int ordinal, CUcontext context, String name, int driverVersion,
                        int multiprocessors, long totalMemory, PtxModules ptx) {
@@ -162,11 +162,11 @@ final class CudaDevice {
                 throw new CudaUnavailableException("loading PTX module " + module + " failed: "
                         + CUresult.stringFor(result));
             }
-            for (String function : Kernel.functionsOf(module)) {
+            for (String function : PtxFunction.functionsOf(module)) {
                 CUfunction handle = new CUfunction();
                 Cuda.check(JCudaDriver.cuModuleGetFunction(handle, loaded, function),
                         "cuModuleGetFunction(" + module + "." + function + ")");
-                kernels.put(function, new CudaKernel(function, handle));
+                kernels.put(function, new CudaFunction(function, handle));
             }
         }
     }
@@ -176,8 +176,8 @@ final class CudaDevice {
         Cuda.check(JCudaDriver.cuCtxSetCurrent(context), "cuCtxSetCurrent(device " + ordinal + ")");
     }
 
-    CudaKernel kernel(Kernel kernel) {
-        CudaKernel found = kernels.get(kernel.function());
+    CudaFunction kernel(PtxFunction kernel) {
+        CudaFunction found = kernels.get(kernel.function());
         if (found == null) {
             throw new IllegalStateException("kernel " + kernel.function() + " is not in the loaded PTX modules");
         }

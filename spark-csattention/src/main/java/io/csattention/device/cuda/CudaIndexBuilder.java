@@ -53,7 +53,7 @@ final class CudaIndexBuilder implements AutoCloseable {
         Check.positive(prefillQueries.rows(), "prefill queries");
         int m = settings.resolveSubspaces(d);
         int width = d / m;
-        Check.that(width * Kernel.CENTROID_TILE * Sizeof.FLOAT <= 48 * 1024,
+        Check.that(width * PtxFunction.CENTROID_TILE * Sizeof.FLOAT <= 48 * 1024,
                 "subspace width must be <= 384 on the GPU (raise --subspaces)", "width", width);
         double alpha = settings.resolveListFraction(n);
         int listLength = CSAttentionIndex.listLength(n, alpha);
@@ -87,11 +87,11 @@ final class CudaIndexBuilder implements AutoCloseable {
             case MEAN_BELOW_FLOOR -> 1;
             case ZERO -> 2;
         };
-        CudaKernel partialScores = device.kernel(Kernel.CENTROID_KEY_SCORES);
-        CudaKernel buildLists = device.kernel(Kernel.BUILD_LISTS);
+        CudaFunction partialScores = device.kernel(PtxFunction.CENTROID_KEY_SCORES);
+        CudaFunction buildLists = device.kernel(PtxFunction.BUILD_LISTS);
         for (int j = 0; j < m; j++) {
-            partialScores.launch(stream, Cuda.blocks(n, 256), Cuda.blocks(c, Kernel.CENTROID_TILE), 256,
-                    Kernel.CENTROID_TILE * width * Sizeof.FLOAT, centroids.atFloat((long) j * c * width), c, width,
+            partialScores.launch(stream, Cuda.blocks(n, 256), Cuda.blocks(c, PtxFunction.CENTROID_TILE), 256,
+                    PtxFunction.CENTROID_TILE * width * Sizeof.FLOAT, centroids.atFloat((long) j * c * width), c, width,
                     keys, n, d, j * width, scores);
             buildLists.launch(stream, c, 1, LIST_THREADS, 0, scores, n, listLength, padded, j * c, missingMode,
                     scratchIds, scratchScores, listIds, listScores, floors, missing);
@@ -122,8 +122,8 @@ final class CudaIndexBuilder implements AutoCloseable {
                 "cuMemsetD32Async(k-means assignment)");
         int updateThreads = width <= 256 ? (256 / width) * width : width;
         Check.that(updateThreads <= 1024, "subspace width must be <= 1024 on the GPU", "width", width);
-        CudaKernel assign = device.kernel(Kernel.KMEANS_ASSIGN);
-        CudaKernel update = device.kernel(Kernel.KMEANS_UPDATE);
+        CudaFunction assign = device.kernel(PtxFunction.KMEANS_ASSIGN);
+        CudaFunction update = device.kernel(PtxFunction.KMEANS_UPDATE);
         int[] hostCounts = new int[k];
         int[] flag = new int[1];
         for (int iteration = 0; iteration < iterations; iteration++) {

@@ -86,7 +86,7 @@ public final class GpuBench {
                     copyBandwidth / 1e9);
             warmUp(config, gpu);
         } else {
-            String reason = config.mode() == Backends.Mode.CPU ? "not requested (--backend cpu)"
+            String reason = config.mode() == Backends.Mode.CPU ? "not requested (--device cpu)"
                     : Backends.gpuUnavailableReason(config.gpuOrdinal());
             out.println("gpu: unavailable (" + reason + "); timing the CPU rows only");
         }
@@ -186,7 +186,7 @@ public final class GpuBench {
 
     /** Queries that share one K/V read in the tiled full attention: bytes per query divide by this. */
     private static long tileShare(Config config) {
-        return Math.min(config.queries(), Kernel.QUERY_TILE);
+        return Math.min(config.queries(), PtxFunction.QUERY_TILE);
     }
 
     private static void row(PrintWriter out, int n, String on, String method, double buildMs, double decodeUs,

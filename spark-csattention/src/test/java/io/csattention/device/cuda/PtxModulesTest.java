@@ -14,7 +14,7 @@ class PtxModulesTest {
     void everyKernelIsAnEntryOfItsModule() {
         PtxModules ptx = PtxModules.load();
         assertEquals(java.util.List.of("attention", "decode", "prefill"), ptx.modules());
-        for (Kernel kernel : Kernel.values()) {
+        for (PtxFunction kernel : PtxFunction.values()) {
             String text = new String(ptx.ptx(kernel.module()), StandardCharsets.US_ASCII);
             assertTrue(text.contains(".entry " + kernel.function() + "("),
                     kernel.function() + " must be an entry of " + kernel.module() + ".ptx");

@@ -3,8 +3,8 @@ package io.csattention.device.cuda;
 import java.util.Arrays;
 import java.util.List;
 
-/** Every kernel of {@code kernels/src}, with the PTX module (the .cu file) that holds it. */
-enum Kernel {
+/** Every CUDA entry point (PTX function) of {@code kernels/src}, with the PTX module (the .cu file) that holds it. */
+enum PtxFunction {
     KMEANS_ASSIGN("prefill", "kmeans_assign"),
     KMEANS_UPDATE("prefill", "kmeans_update"),
     CENTROID_KEY_SCORES("prefill", "centroid_key_scores"),
@@ -27,7 +27,7 @@ enum Kernel {
     private final String module;
     private final String function;
 
-    Kernel(String module, String function) {
+    PtxFunction(String module, String function) {
         this.module = module;
         this.function = function;
     }
@@ -41,6 +41,6 @@ enum Kernel {
     }
 
     static List<String> functionsOf(String module) {
-        return Arrays.stream(values()).filter(k -> k.module.equals(module)).map(Kernel::function).toList();
+        return Arrays.stream(values()).filter(k -> k.module.equals(module)).map(PtxFunction::function).toList();
     }
 }

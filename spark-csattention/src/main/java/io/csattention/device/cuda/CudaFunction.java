@@ -6,12 +6,12 @@ import jcuda.driver.CUfunction;
 import jcuda.driver.JCudaDriver;
 
 /** A kernel function looked up once; launches check the result with the kernel's name. */
-final class CudaKernel {
+final class CudaFunction {
 
     private final String name;
     private final CUfunction function;
 
-    CudaKernel(String name, CUfunction function) {
+    CudaFunction(String name, CUfunction function) {
         this.name = name;
         this.function = function;
     }
