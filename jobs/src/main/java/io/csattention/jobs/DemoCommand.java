@@ -146,94 +146,9 @@ final class DemoCommand implements Callable<Integer> {
         java.nio.file.Path dir = out != null ? Files.createDirectories(out)
                 : Files.createTempDirectory("csattention-demo");
         PrintWriter stdout = spec.commandLine().getOut();
-        DemoContexts data = new DemoContexts(tokens, dim, seed);
         SparkSession spark = SparkJob.session("csattention demo");
         try {
-            String contextsPath = dir.resolve("contexts.parquet").toString();
-            String queriesPath = dir.resolve("queries.parquet").toString();
-            String indexPath = dir.resolve("index").toString();
-            String decodedPath = dir.resolve("decoded.parquet").toString();
-            Map<String, DemoContexts.Head> heads = new HashMap<>();
-            for (int c = 0; c < contexts; c++) {
-                for (int l = 0; l < layers; l++) {
-                    for (int h = 0; h < kvHeads; h++) {
-                        heads.put(c + "/" + l + "/" + h, data.head(c, l, h, queries));
-                    }
-                }
-            }
-            int headCount = contexts * layers * kvHeads;
-            int perHead = queries;
-            int layerCount = layers;
-            int kvHeadCount = kvHeads;
-            int headDim = dim;
-            var ids = spark.range(0, headCount, 1, Math.min(headCount, spark.sparkContext().defaultParallelism()));
-            ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
-                int h = (int) (i % kvHeadCount);
-                int l = (int) (i / kvHeadCount % layerCount);
-                int c = (int) (i / kvHeadCount / layerCount);
-                DemoContexts.Head head = data.head(c, l, h, perHead);
-                return List.of(RowFactory.create("context-" + c, l, h, headDim, bytes(head.keys()),
-                        bytes(head.values()), bytes(head.prefillQueries()))).iterator();
-            }, org.apache.spark.sql.Encoders.row(CONTEXTS)).write().parquet(contextsPath);
-            ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
-                int h = (int) (i % kvHeadCount);
-                int l = (int) (i / kvHeadCount % layerCount);
-                int c = (int) (i / kvHeadCount / layerCount);
-                DemoContexts.Head head = data.head(c, l, h, perHead);
-                List<Row> rows = new ArrayList<>(perHead);
-                for (int q = 0; q < perHead; q++) {
-                    rows.add(RowFactory.create(i * perHead + q, "context-" + c, l, h, head.queries().row(q)));
-                }
-                return rows.iterator();
-            }, org.apache.spark.sql.Encoders.row(QUERIES)).write().parquet(queriesPath);
-
-            long start = System.nanoTime();
-            IndexSet.Manifest manifest = CSAttention.buildIndexes(spark.read().parquet(contextsPath), indexPath,
-                    options);
-            double buildSeconds = (System.nanoTime() - start) / 1e9;
-
-            CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
-            start = System.nanoTime();
-            CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options, metrics).write()
-                    .parquet(decodedPath);
-            double decodeSeconds = (System.nanoTime() - start) / 1e9;
-            start = System.nanoTime();
-            CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options).write()
-                    .parquet(dir.resolve("decoded-again.parquet").toString());
-            double warmSeconds = (System.nanoTime() - start) / 1e9;
-
-            List<Row> decoded = spark.read().parquet(decodedPath).collectAsList();
-            Quality quality = quality(decoded, heads, parsed);
-            double directSeconds = directDecodeSeconds(spark, indexPath, manifest, heads, parsed);
-
-            long indexBytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
-            long kvBytes = manifest.heads().stream().mapToLong(e -> 8L * e.keys() * e.dim()).sum();
-            int total = decoded.size();
-            stdout.printf("csattention demo: synthetic tensor-level sample, %d contexts x %d layers x %d KV heads, "
-                    + "N=%d, d=%d, sparsity %.2f (budget %d keys)%n", contexts, layers, kvHeads, tokens, dim,
-                    sparsity, parsed.settings().plan(tokens).budget());
-            stdout.printf("  build-index : %d heads of %d contexts in %.2f s; index files %d bytes (KV inside: %d); "
-                    + "counters %s%n", manifest.heads().size(), contexts, buildSeconds, indexBytes, kvBytes,
-                    manifest.counters());
-            double inTask = decoded.stream().mapToLong(r -> r.<Long>getAs("decode_nanos")).sum() / 1e9;
-            double inTaskWarm = spark.read().parquet(dir.resolve("decoded-again.parquet").toString())
-                    .selectExpr("sum(decode_nanos)").first().getLong(0) / 1e9;
-            stdout.printf("  decode      : %d rows in %.2f s = %.0f queries/s (Spark job: Parquet in, Parquet out; "
-                    + "in-task decode time %.3f s summed over rows); run again with the cache warm: %.2f s = %.0f "
-                    + "queries/s (in-task %.3f s)%n", total, decodeSeconds, total / decodeSeconds, inTask, warmSeconds,
-                    total / warmSeconds, inTaskWarm);
-            stdout.printf("  library     : same queries decoded directly in %.3f s = %.0f queries/s; Spark/library "
-                    + "time ratio %.1f (warm run)%n", directSeconds, total / directSeconds,
-                    warmSeconds / directSeconds);
-            stdout.printf("  recall      : mean %.3f, p10 %.3f of the oracle top-budget set%n", quality.meanRecall,
-                    quality.p10Recall);
-            stdout.printf("  error       : output relative L2 error vs full attention mean %.4f, p90 %.4f%n",
-                    quality.meanError, quality.p90Error);
-            Map<String, Long> decodeCounters = new java.util.LinkedHashMap<>(metrics.values());
-            decodeCounters.remove("contextsPrefilled");
-            decodeCounters.remove("headsBuilt");
-            stdout.printf("  counters    : %s%n", decodeCounters);
-            stdout.printf("  output      : %s (rows %d), index set %s%n", decodedPath, total, indexPath);
+            tensorLevel(spark, dir, stdout, options, parsed);
             modelLevel(spark, dir, stdout);
             return 0;
         } catch (Exception e) {
@@ -241,6 +156,105 @@ final class DemoCommand implements Callable<Integer> {
         } finally {
             spark.stop();
         }
+    }
+
+    /**
+     * The tensor-level part: a synthetic sample written as contexts and queries tables, built and decoded through
+     * Spark, its recall and error against the oracle and full attention, and the library's direct decode time.
+     */
+    private void tensorLevel(SparkSession spark, java.nio.file.Path dir, PrintWriter stdout,
+                             Map<String, String> options, CSAttentionOptions parsed) throws Exception {
+        DemoContexts data = new DemoContexts(tokens, dim, seed);
+        String contextsPath = dir.resolve("contexts.parquet").toString();
+        String queriesPath = dir.resolve("queries.parquet").toString();
+        String indexPath = dir.resolve("index").toString();
+        String decodedPath = dir.resolve("decoded.parquet").toString();
+        Map<String, DemoContexts.Head> heads = new HashMap<>();
+        for (int c = 0; c < contexts; c++) {
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    heads.put(c + "/" + l + "/" + h, data.head(c, l, h, queries));
+                }
+            }
+        }
+        writeSample(spark, data, contextsPath, queriesPath);
+
+        long start = System.nanoTime();
+        IndexSet.Manifest manifest = CSAttention.buildIndexes(spark.read().parquet(contextsPath), indexPath,
+                options);
+        double buildSeconds = (System.nanoTime() - start) / 1e9;
+
+        CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
+        start = System.nanoTime();
+        CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options, metrics).write()
+                .parquet(decodedPath);
+        double decodeSeconds = (System.nanoTime() - start) / 1e9;
+        start = System.nanoTime();
+        CSAttention.decode(spark.read().parquet(queriesPath), indexPath, options).write()
+                .parquet(dir.resolve("decoded-again.parquet").toString());
+        double warmSeconds = (System.nanoTime() - start) / 1e9;
+
+        List<Row> decoded = spark.read().parquet(decodedPath).collectAsList();
+        Quality quality = quality(decoded, heads, parsed);
+        double directSeconds = directDecodeSeconds(spark, indexPath, manifest, heads, parsed);
+
+        long indexBytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
+        long kvBytes = manifest.heads().stream().mapToLong(e -> 8L * e.keys() * e.dim()).sum();
+        int total = decoded.size();
+        stdout.printf("csattention demo: synthetic tensor-level sample, %d contexts x %d layers x %d KV heads, "
+                + "N=%d, d=%d, sparsity %.2f (budget %d keys)%n", contexts, layers, kvHeads, tokens, dim,
+                sparsity, parsed.settings().plan(tokens).budget());
+        stdout.printf("  build-index : %d heads of %d contexts in %.2f s; index files %d bytes (KV inside: %d); "
+                + "counters %s%n", manifest.heads().size(), contexts, buildSeconds, indexBytes, kvBytes,
+                manifest.counters());
+        double inTask = decoded.stream().mapToLong(r -> r.<Long>getAs("decode_nanos")).sum() / 1e9;
+        double inTaskWarm = spark.read().parquet(dir.resolve("decoded-again.parquet").toString())
+                .selectExpr("sum(decode_nanos)").first().getLong(0) / 1e9;
+        stdout.printf("  decode      : %d rows in %.2f s = %.0f queries/s (Spark job: Parquet in, Parquet out; "
+                + "in-task decode time %.3f s summed over rows); run again with the cache warm: %.2f s = %.0f "
+                + "queries/s (in-task %.3f s)%n", total, decodeSeconds, total / decodeSeconds, inTask, warmSeconds,
+                total / warmSeconds, inTaskWarm);
+        stdout.printf("  library     : same queries decoded directly in %.3f s = %.0f queries/s; Spark/library "
+                + "time ratio %.1f (warm run)%n", directSeconds, total / directSeconds,
+                warmSeconds / directSeconds);
+        stdout.printf("  recall      : mean %.3f, p10 %.3f of the oracle top-budget set%n", quality.meanRecall,
+                quality.p10Recall);
+        stdout.printf("  error       : output relative L2 error vs full attention mean %.4f, p90 %.4f%n",
+                quality.meanError, quality.p90Error);
+        Map<String, Long> decodeCounters = new java.util.LinkedHashMap<>(metrics.values());
+        decodeCounters.remove("contextsPrefilled");
+        decodeCounters.remove("headsBuilt");
+        stdout.printf("  counters    : %s%n", decodeCounters);
+        stdout.printf("  output      : %s (rows %d), index set %s%n", decodedPath, total, indexPath);
+    }
+
+    /** Writes the sample's contexts and queries tables, generated on the executors (one task per head). */
+    private void writeSample(SparkSession spark, DemoContexts data, String contextsPath, String queriesPath) {
+        int headCount = contexts * layers * kvHeads;
+        int perHead = queries;
+        int layerCount = layers;
+        int kvHeadCount = kvHeads;
+        int headDim = dim;
+        var ids = spark.range(0, headCount, 1, Math.min(headCount, spark.sparkContext().defaultParallelism()));
+        ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
+            int h = (int) (i % kvHeadCount);
+            int l = (int) (i / kvHeadCount % layerCount);
+            int c = (int) (i / kvHeadCount / layerCount);
+            DemoContexts.Head head = data.head(c, l, h, perHead);
+            return List.of(RowFactory.create("context-" + c, l, h, headDim, bytes(head.keys()),
+                    bytes(head.values()), bytes(head.prefillQueries()))).iterator();
+        }, org.apache.spark.sql.Encoders.row(CONTEXTS)).write().parquet(contextsPath);
+        ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
+            int h = (int) (i % kvHeadCount);
+            int l = (int) (i / kvHeadCount % layerCount);
+            int c = (int) (i / kvHeadCount / layerCount);
+            DemoContexts.Head head = data.head(c, l, h, perHead);
+            List<Row> rows = new ArrayList<>(perHead);
+            for (int q = 0; q < perHead; q++) {
+                rows.add(RowFactory.create(i * perHead + q, "context-" + c, l, h, head.queries().row(q)));
+            }
+            return rows.iterator();
+        }, org.apache.spark.sql.Encoders.row(QUERIES)).write().parquet(queriesPath);
     }
 
     /**
