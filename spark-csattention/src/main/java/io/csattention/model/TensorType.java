@@ -11,6 +11,15 @@ public enum TensorType {
     F16(1, 1, 2),
     /** Blocks of 32: fp16 scale d, then 16 bytes of nibbles; element j = (nibble - 8) * d, low nibbles first. */
     Q4_0(2, 32, 18),
+    /** Blocks of 32: fp16 scale d, fp16 minimum m, 16 bytes of nibbles; element = nibble * d + m. */
+    Q4_1(3, 32, 20),
+    /**
+     * Blocks of 32: fp16 scale d, 4 bytes of fifth bits (bit j of element j), 16 bytes of nibbles; element =
+     * (5-bit code - 16) * d.
+     */
+    Q5_0(6, 32, 22),
+    /** Blocks of 32: fp16 d, fp16 m, 4 bytes of fifth bits, 16 bytes of nibbles; element = 5-bit code * d + m. */
+    Q5_1(7, 32, 24),
     /** Blocks of 32: fp16 scale d, then 32 signed bytes q; element j = q[j] * d. */
     Q8_0(8, 32, 34),
     /**
@@ -18,6 +27,11 @@ public enum TensorType {
      * nibbles; element = d * scale_j * nibble - dmin * min_j (ggml's {@code dequantize_row_q4_K}).
      */
     Q4_K(12, 256, 144),
+    /**
+     * Blocks of 256: fp16 d, fp16 dmin, 12 bytes of 6-bit scales and mins (as Q4_K), 32 bytes of fifth bits, 128
+     * bytes of nibbles; element = d * scale_j * 5-bit code - dmin * min_j (ggml's {@code dequantize_row_q5_K}).
+     */
+    Q5_K(13, 256, 176),
     /**
      * Blocks of 256: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales (one per 16 elements),
      * fp16 d; element = d * scale * (6-bit code - 32) (ggml's {@code dequantize_row_q6_K}).
@@ -61,6 +75,11 @@ public enum TensorType {
         return elements / blockSize * blockBytes;
     }
 
+    /** The names of the types this runtime reads, in GGUF id order. */
+    static String supported() {
+        return String.join(", ", java.util.Arrays.stream(values()).map(Enum::name).toList());
+    }
+
     /** The type of a GGUF type id, or an error naming the unsupported type and the tensor. */
     public static TensorType ofGgmlId(int id, String tensor) {
         for (TensorType type : values()) {
@@ -69,7 +88,7 @@ public enum TensorType {
             }
         }
         String name = id >= 0 && id < GGML_NAMES.length ? GGML_NAMES[id] : "unknown type id " + id;
-        throw new IllegalArgumentException("tensor type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; " + tensor
+        throw new IllegalArgumentException("tensor type must be one of " + supported() + "; " + tensor
                 + ".type=" + name);
     }
 }

@@ -112,6 +112,18 @@ public final class WeightMatrix {
                     }
                 }
             }
+            case Q4_1, Q5_0, Q5_1 -> {
+                int blocks = cols / 32;
+                for (int b = 0; b < blocks; b++) {
+                    decodeSmall((r * blocks + b) * type.blockBytes(), dst, off + b * 32);
+                }
+            }
+            case Q5_K -> {
+                int blocks = cols / 256;
+                for (int b = 0; b < blocks; b++) {
+                    decodeQ5K((r * blocks + b) * 176, dst, off + b * 256);
+                }
+            }
             case Q4_K -> {
                 int blocks = cols / 256;
                 for (int b = 0; b < blocks; b++) {
@@ -144,6 +156,52 @@ public final class WeightMatrix {
                 int packed = bytes.get(q + l) & 0xFF;
                 dst[y + l] = d1 * (packed & 0x0F) - m1;
                 dst[y + 32 + l] = d2 * (packed >>> 4) - m2;
+            }
+        }
+    }
+
+    /**
+     * One block of 32 of Q4_1, Q5_0 or Q5_1 (ggml's {@code dequantize_row_q4_1/q5_0/q5_1}): element j takes the low
+     * nibble of byte j, element j + 16 the high one; the 5-bit types add bit j (j + 16) of their 32-bit {@code qh}.
+     */
+    private void decodeSmall(int at, float[] dst, int off) {
+        float d = Half.toFloat(bytes.getShort(at));
+        boolean withMin = type != TensorType.Q5_0;
+        float m = withMin ? Half.toFloat(bytes.getShort(at + 2)) : 0f;
+        boolean fifthBit = type != TensorType.Q4_1;
+        int qh = fifthBit ? bytes.getInt(at + (withMin ? 4 : 2)) : 0;
+        int qs = at + (withMin ? 4 : 2) + (fifthBit ? 4 : 0);
+        int bias = type == TensorType.Q5_0 ? 16 : 0;
+        for (int j = 0; j < 16; j++) {
+            int packed = u8(qs + j);
+            int low = (packed & 0x0F) | (fifthBit ? ((qh >>> j) << 4) & 0x10 : 0);
+            int high = (packed >>> 4) | (fifthBit ? (qh >>> (j + 12)) & 0x10 : 0);
+            dst[off + j] = (low - bias) * d + m;
+            dst[off + j + 16] = (high - bias) * d + m;
+        }
+    }
+
+    private void decodeQ5K(int at, float[] dst, int off) {
+        float d = Half.toFloat(bytes.getShort(at));
+        float dmin = Half.toFloat(bytes.getShort(at + 2));
+        int scales = at + 4;
+        int qh = at + 16;
+        int qs = at + 48;
+        for (int chunk = 0; chunk < 4; chunk++) {
+            int sub = 2 * chunk;
+            float d1 = d * scaleK4(scales, sub);
+            float m1 = dmin * minK4(scales, sub);
+            float d2 = d * scaleK4(scales, sub + 1);
+            float m2 = dmin * minK4(scales, sub + 1);
+            int low = 1 << (2 * chunk);
+            int high = 2 << (2 * chunk);
+            int q = qs + 32 * chunk;
+            int y = off + 64 * chunk;
+            for (int l = 0; l < 32; l++) {
+                int packed = u8(q + l);
+                int h = u8(qh + l);
+                dst[y + l] = d1 * ((packed & 0x0F) + ((h & low) != 0 ? 16 : 0)) - m1;
+                dst[y + 32 + l] = d2 * ((packed >>> 4) + ((h & high) != 0 ? 16 : 0)) - m2;
             }
         }
     }

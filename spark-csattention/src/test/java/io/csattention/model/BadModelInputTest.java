@@ -71,18 +71,18 @@ class BadModelInputTest {
         assertEquals("architecture must be llama; general.architecture=qwen2",
                 assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(qwen)).getMessage());
 
-        Path q5k = dir.resolve("q5k.gguf");
+        Path q2k = dir.resolve("q2k.gguf");
         GgufWriter writer = new GgufWriter().put("general.architecture", "llama")
                 .put("llama.context_length", 512).put("llama.embedding_length", 256)
                 .put("llama.feed_forward_length", 256).put("llama.block_count", 1)
                 .put("llama.attention.head_count", 8)
                 .tensor("token_embd.weight", TensorType.F32, new float[256 * 4], 4, 256)
                 .tensor("blk.0.attn_norm.weight", TensorType.F32, new float[256], 1, 256)
-                .raw("blk.0.attn_q.weight", 13, new long[] {256, 256}, new byte[176 * 256]);
-        writer.write(q5k);
-        assertEquals("tensor type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; "
-                        + "blk.0.attn_q.weight.type=Q5_K",
-                assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(q5k)).getMessage());
+                .raw("blk.0.attn_q.weight", 10, new long[] {256, 256}, new byte[84 * 256]);
+        writer.write(q2k);
+        assertEquals("tensor type must be one of F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, BF16; "
+                        + "blk.0.attn_q.weight.type=Q2_K",
+                assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(q2k)).getMessage());
     }
 
     @Test
