@@ -1,6 +1,7 @@
 package io.csattention.jobs;
 
 import io.csattention.baseline.AttentionMethod;
+import io.csattention.model.Generation;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.Sampler;
 import io.csattention.model.Session;
@@ -62,6 +63,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default 42)")
     long seed;
 
+    @Option(names = "--ignore-eos", description = "generate --max-new-tokens even past the model's end-of-sequence "
+            + "and end-of-turn ids (by default generation stops there, the stop token not printed)")
+    boolean ignoreEos;
+
     @Override
     public Integer call() throws Exception {
         AttentionMethod method = AttentionMethod.parse(attentionMethod);
@@ -83,20 +88,20 @@ final class GenerateCommand implements Callable<Integer> {
         started = System.nanoTime();
         session.useAttention(method, attention.settings());
         long indexNanos = System.nanoTime() - started;
-        int[] generated = new int[maxNewTokens];
         started = System.nanoTime();
-        for (int i = 0; i < maxNewTokens; i++) {
-            generated[i] = sampler.sample(logits);
-            if (i + 1 < maxNewTokens) {
-                logits = session.decode(generated[i]);
-            }
-        }
+        Generation.Result result = Generation.run(session, logits, sampler, maxNewTokens,
+                ignoreEos ? new int[0] : loaded.stopTokens());
+        int[] generated = result.tokens();
         long decodeNanos = System.nanoTime() - started;
 
         PrintWriter err = spec.commandLine().getErr();
         err.printf(Locale.ROOT, "prefill: %d tokens, %.1f tokens/s; index (%s): %.1f ms; decode: %d tokens, %.1f "
                         + "tokens/s%n", promptTokens.length, promptTokens.length / (prefillNanos / 1e9), method.id(),
-                indexNanos / 1e6, maxNewTokens - 1, (maxNewTokens - 1) / Math.max(decodeNanos / 1e9, 1e-9));
+                indexNanos / 1e6, Math.max(0, generated.length - 1),
+                Math.max(0, generated.length - 1) / Math.max(decodeNanos / 1e9, 1e-9));
+        if (result.stopped()) {
+            err.printf(Locale.ROOT, "stopped at an end-of-sequence id after %d tokens%n", generated.length);
+        }
         err.flush();
         PrintWriter out = spec.commandLine().getOut();
         loaded.tokenizer().ifPresent(t -> out.println(t.decode(generated)));

@@ -66,8 +66,35 @@ public final class GgufModel {
             WeightMatrix classifier = gguf.tensors().containsKey("output.weight")
                     ? shaped(gguf, channel, "output.weight", config.vocabSize(), dim) : tokenEmbedding;
             return new LlamaModel(config, new LlamaWeights(tokenEmbedding, layers, finalNorm, classifier,
-                    ropeDivisors(gguf, channel, config)), tokenizer(gguf));
+                    ropeDivisors(gguf, channel, config)), tokenizer(gguf), stopTokens(gguf, config.vocabSize()));
         }
+    }
+
+    /** Control pieces that end a turn in the families this runtime reads, stopped at when the vocabulary has them. */
+    private static final java.util.Set<String> END_OF_TURN_PIECES = java.util.Set.of("<|eot_id|>", "<|eom_id|>",
+            "<|end_of_text|>", "<|im_end|>", "<|endoftext|>", "<|end|>", "</s>");
+
+    /**
+     * The ids generation stops at: {@code tokenizer.ggml.eos_token_id}, {@code eot_token_id} and
+     * {@code eom_token_id} when the file gives them, and the vocabulary's end-of-turn control pieces (as llama.cpp's
+     * end-of-generation set), each inside the vocabulary.
+     */
+    static int[] stopTokens(GgufFile gguf, int vocabSize) throws IOException {
+        java.util.TreeSet<Integer> stops = new java.util.TreeSet<>();
+        for (String key : new String[] {"eos_token_id", "eot_token_id", "eom_token_id"}) {
+            long id = gguf.integer("tokenizer.ggml." + key, -1);
+            if (id >= 0 && id < vocabSize) {
+                stops.add((int) id);
+            }
+        }
+        if (gguf.metadata().get("tokenizer.ggml.tokens") instanceof List<?> list) {
+            for (int i = 0; i < Math.min(list.size(), vocabSize); i++) {
+                if (END_OF_TURN_PIECES.contains(String.valueOf(list.get(i)))) {
+                    stops.add(i);
+                }
+            }
+        }
+        return stops.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** Per-pair RoPE frequency divisors, or null when the file asks for plain RoPE. */

@@ -29,16 +29,24 @@ public final class LlamaModel {
     private final VectorKernels kernels;
     /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2]. */
     private final float[] ropeFrequencies;
+    /** Token ids generation stops at (end of sequence, end of turn), ascending. */
+    private final int[] stopTokens;
 
     /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2] (a copy). */
     public float[] ropeFrequencies() {
         return ropeFrequencies.clone();
     }
 
+    /** A model that stops generation at no token (llama2.c checkpoints carry no vocabulary ids). */
     public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer) {
+        this(config, weights, tokenizer, new int[0]);
+    }
+
+    public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer, int[] stopTokens) {
         this.config = config;
         this.weights = weights;
         this.tokenizer = tokenizer;
+        this.stopTokens = stopTokens.clone();
         this.kernels = Kernels.preferred();
         this.ropeFrequencies = new float[config.ropeDim() / 2];
         float[] divisors = weights.ropeDivisors();
@@ -61,7 +69,12 @@ public final class LlamaModel {
     }
 
     public LlamaModel withTokenizer(Tokenizer t) {
-        return new LlamaModel(config, weights, t);
+        return new LlamaModel(config, weights, t, stopTokens);
+    }
+
+    /** The token ids generation stops at by default (end of sequence and end of turn), ascending; a copy. */
+    public int[] stopTokens() {
+        return stopTokens.clone();
     }
 
     public VectorKernels kernels() {

@@ -105,7 +105,7 @@ public final class CSAttention {
      * string, tokens array&lt;int&gt;; {@code questions}: question_id (int or long), context_id, tokens array&lt;int&gt;.
      * Per context, on the executors, the context is prefilled and its index built once, and every question continues
      * a fork of that session ({@link ModelGeneration}). Options: {@code attention} (default csattention),
-     * {@code maxNewTokens} (16), {@code temperature} (0: greedy), {@code topP} (0.9), {@code samplingSeed} (42), and
+     * {@code maxNewTokens} (16), {@code temperature} (0: greedy), {@code topP} (0.9), {@code samplingSeed} (42), {@code ignoreEos} (false: stop at the model's end-of-sequence and end-of-turn ids), and
      * the index settings of {@link CSAttentionOptions}. The result (lazy) has one row per question: context_id,
      * question_id, attention, generated ids, text (null without a tokenizer), prefill_nanos and index_nanos (of the
      * context, shared by its questions) and decode_nanos (the question's own steps).

@@ -2,6 +2,7 @@ package io.csattention.spark;
 
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.CSAttentionSettings;
+import io.csattention.model.Generation;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.Sampler;
 import io.csattention.model.Session;
@@ -30,6 +31,8 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
 
     static final String ATTENTION = "attention";
     static final String MAX_NEW_TOKENS = "maxNewTokens";
+    /** Generate maxNewTokens even past the model's end-of-sequence and end-of-turn ids (default false). */
+    static final String IGNORE_EOS = "ignoreEos";
     static final String TEMPERATURE = "temperature";
     static final String TOP_P = "topP";
     static final String SAMPLING_SEED = "samplingSeed";
@@ -47,7 +50,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
 
     /** The generation options (the rest of the map are index settings). */
     record Settings(AttentionMethod attention, int maxNewTokens, float temperature, float topP, long seed,
-                    CSAttentionSettings index) implements Serializable {
+                    boolean ignoreEos, CSAttentionSettings index) implements Serializable {
 
         /** Removes the generation keys from {@code options} and parses them. */
         static Settings take(Map<String, String> options, java.util.function.Function<Map<String, String>,
@@ -64,10 +67,15 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
             float topP = Float.parseFloat(o.getOrDefault(TOP_P, "0.9").trim());
             long seed = Long.parseLong(o.getOrDefault(SAMPLING_SEED, "42").trim());
             new Sampler(temperature, topP, seed);
-            for (String key : List.of(ATTENTION, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, SAMPLING_SEED)) {
+            String ignore = o.getOrDefault(IGNORE_EOS, "false").trim();
+            if (!ignore.equalsIgnoreCase("true") && !ignore.equalsIgnoreCase("false")) {
+                throw new IllegalArgumentException("ignoreEos must be true or false; ignoreEos=" + ignore);
+            }
+            for (String key : List.of(ATTENTION, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, SAMPLING_SEED, IGNORE_EOS)) {
                 o.remove(key);
             }
-            return new Settings(attention, maxNew, temperature, topP, seed, rest.apply(o));
+            return new Settings(attention, maxNew, temperature, topP, seed, Boolean.parseBoolean(ignore),
+                    rest.apply(o));
         }
 
         Sampler sampler(long questionId) {
@@ -113,13 +121,8 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
                 logits = fork.decode(token);
             }
             Sampler sampler = settings.sampler(questionId);
-            int[] generated = new int[settings.maxNewTokens()];
-            for (int i = 0; i < generated.length; i++) {
-                generated[i] = sampler.sample(logits);
-                if (i + 1 < generated.length) {
-                    logits = fork.decode(generated[i]);
-                }
-            }
+            int[] generated = Generation.run(fork, logits, sampler, settings.maxNewTokens(),
+                    settings.ignoreEos() ? new int[0] : model.stopTokens()).tokens();
             long decodeNanos = System.nanoTime() - started;
             String text = model.tokenizer().map(t -> t.decode(generated)).orElse(null);
             answers.add(RowFactory.create(contextId, questionId, settings.attention().id(), generated, text,

@@ -35,6 +35,36 @@ class GgufModelTest {
         assertArrayEquals(Stories260K.greedy(llama2c, PROMPT, 16), Stories260K.greedy(gguf, PROMPT, 16));
     }
 
+    /**
+     * Greedy generation stops at the file's end-of-sequence id, without emitting it: the id is the fourth token the
+     * model generates greedily (found with no stop set), so the run with it set ends after three.
+     */
+    @Test
+    void greedyGenerationStopsAtTheEndOfSequenceId() throws IOException {
+        Session reference = llama2c.newSession();
+        int[] free = Generation.run(reference, reference.prefill(PROMPT), new Sampler(0, 0.9f, 1), 8, new int[0])
+                .tokens();
+        assertArrayEquals(Stories260K.greedy(llama2c, PROMPT, 8), free, "the loop is greedy decoding");
+        int eos = free[3];
+        int first = 0;
+        while (free[first] != eos) {
+            first++;
+        }
+        Path file = dir.resolve("with-eos.gguf");
+        GgufWriter.of(llama2c, TensorType.F32).put("tokenizer.ggml.eos_token_id", eos).write(file);
+        LlamaModel model = ModelFiles.load(file);
+        assertArrayEquals(new int[] {eos}, model.stopTokens());
+        Session session = model.newSession();
+        Generation.Result stopped = Generation.run(session, session.prefill(PROMPT), new Sampler(0, 0.9f, 1), 8,
+                model.stopTokens());
+        assertTrue(stopped.stopped());
+        assertArrayEquals(Arrays.copyOf(free, first), stopped.tokens());
+        Session again = model.newSession();
+        Generation.Result ignored = Generation.run(again, again.prefill(PROMPT), new Sampler(0, 0.9f, 1), 8,
+                new int[0]);
+        assertArrayEquals(free, ignored.tokens(), "ignoring the stop set generates every token");
+    }
+
     @Test
     void ropeFrequencyDivisorsAndLinearScalingChangeTheRotation() throws IOException {
         float[] ones = new float[llama2c.config().ropeDim() / 2];
