@@ -48,12 +48,13 @@ class PackedBlocksDecodeTest {
         System.out.println("100,003 keys, second block: " + secondBlock.describe());
         System.out.println("100,003 keys, past the first re-scoring chunk: " + pastFirstChunk.describe());
         String seed = " (data seed " + DATA_SEED + ")";
-        assertTrue(secondBlock.meanRecall() >= 0.95, "mean recall " + secondBlock.meanRecall() + seed); // 0.9781
-        assertTrue(secondBlock.minRecall() >= 0.80, "min recall " + secondBlock.minRecall() + seed); // 0.8788
+        // measured values in the comments
         assertTrue(secondBlock.meanPartRecall() >= 0.90,
                 "mean recall of the top keys in the second block " + secondBlock.meanPartRecall() + seed); // 0.9423
         assertTrue(pastFirstChunk.meanPartRecall() >= 0.95,
                 "mean recall of the top keys past the first chunk " + pastFirstChunk.meanPartRecall() + seed); // 0.9792
+        assertTrue(secondBlock.meanRecall() >= 0.95, "mean recall " + secondBlock.meanRecall() + seed); // 0.9781
+        assertTrue(secondBlock.minRecall() >= 0.80, "min recall " + secondBlock.minRecall() + seed); // 0.8788
         assertTrue(secondBlock.meanError() <= 0.001, "mean error " + secondBlock.meanError() + seed); // 0.0001
         assertTrue(secondBlock.maxError() <= 0.005, "max error " + secondBlock.maxError() + seed); // 0.0017
     }
