@@ -8,6 +8,7 @@ import io.csattention.core.CSAttentionIndex;
 import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.CentroidDistance;
+import io.csattention.core.ExactReference;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
 import io.csattention.core.MissingScore;
@@ -25,11 +26,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The same cases against every backend, compared with {@code io.csattention.core} run directly (the reference):
- * the selected sets agree (recall of the reference set >= {@value #MIN_RECALL}; ties go to the lowest key id on every
- * backend), outputs agree within {@value #MAX_RELATIVE_ERROR} relative L2 error, and an index built by the backend
- * decodes like the CPU-built one. GPU cases are skipped where no usable CUDA device exists. Sizes are odd or prime to
- * hit loop and block tails.
+ * The same cases against every backend. The CPU backend, the reference the others are held to, is held to what the
+ * method should compute, in float64 here: its selections hold the sink and window keys and find the exact top keys
+ * of the middle range (mean and least recall per case, measured values next to each floor), each output is exact
+ * softmax attention over the keys it selected, and it stays within a measured bound of exact attention over all keys.
+ * A GPU backend must agree with {@code io.csattention.core} run directly: the selected sets agree (recall of the
+ * reference set >= {@value #MIN_RECALL}; ties go to the lowest key id on every backend), outputs agree within
+ * {@value #MAX_RELATIVE_ERROR} relative L2 error, and an index built by the backend decodes like the CPU-built one.
+ * GPU cases are skipped where no usable CUDA device exists. Sizes are odd or prime to hit loop and block tails.
  */
 class DecodeBackendContractTest {
 
@@ -103,6 +107,71 @@ class DecodeBackendContractTest {
         return new DecodedBlock(plan, selected, new FloatMatrix(m, d, outputs));
     }
 
+    /**
+     * A floor on the recall of the exact top keys (mean over the queries and least query) and a bound on the relative
+     * L2 error against exact attention over all keys (mean and worst query), for the CPU backend.
+     */
+    record Floors(double meanRecall, double minRecall, double meanError, double maxError) {
+    }
+
+    /**
+     * The CPU backend's decode of {@code context} against float64 computed here: each query's selection is ascending,
+     * holds the sink and window keys and {@code chosen} distinct keys in between; its output is exact attention over
+     * that selection (within {@value #MAX_RELATIVE_ERROR}); the selection's recall of the exact top keys and the
+     * output's error against exact attention over all keys meet {@code floors}.
+     */
+    static void assertNearExact(Context context, DecodedBlock block, Floors floors, String what) {
+        KeyValueCache cache = context.cache();
+        BudgetPlan plan = block.plan();
+        int n = cache.size();
+        int d = cache.dim();
+        int m = block.queries();
+        float[] keys = java.util.Arrays.copyOf(cache.keys(), n * d);
+        float[] values = java.util.Arrays.copyOf(cache.values(), n * d);
+        double[] recall = new double[m];
+        double[] error = new double[m];
+        double oracleError = 0;
+        for (int q = 0; q < m; q++) {
+            int[] got = block.selected(q);
+            assertTrue(isAscendingWithPadding(got), what + ": query " + q + " selection must be ascending");
+            int[] forced = IntStream.concat(IntStream.range(0, plan.sink()), IntStream.range(plan.middleEnd(), n))
+                    .toArray();
+            assertEquals(1.0, ExactReference.recall(forced, got), what + ": query " + q + " sink and window keys");
+            assertEquals(plan.budget(), Arrays.stream(got).filter(id -> id >= 0).count(),
+                    what + ": query " + q + " keys attended");
+            double[] scores = ExactReference.scores(context.queries().data(), q * d, keys, n, d);
+            double[] overSelection = ExactReference.attend(scores, got, values, d);
+            double attendError = ExactReference.relativeError(block.outputs().data(), q * d, overSelection);
+            assertTrue(attendError <= MAX_RELATIVE_ERROR, what + ": query " + q
+                    + " output against exact attention over its own selection " + attendError);
+            double[] exact = ExactReference.attendAll(scores, values, d);
+            recall[q] = ExactReference.recall(ExactReference.oracleChosen(scores, plan), got);
+            error[q] = ExactReference.relativeError(block.outputs().data(), q * d, exact);
+            oracleError = Math.max(oracleError, ExactReference.relativeError(
+                    ExactReference.attend(scores, ExactReference.oracleSet(scores, plan), values, d), exact));
+        }
+        double meanRecall = Arrays.stream(recall).average().orElse(1);
+        double minRecall = Arrays.stream(recall).min().orElse(1);
+        double meanError = Arrays.stream(error).average().orElse(0);
+        double maxError = Arrays.stream(error).max().orElse(0);
+        String measured = String.format("%s: recall of the exact top keys mean %.4f min %.4f, error against exact "
+                        + "attention mean %.5f max %.5f (oracle set max %.5f)", what, meanRecall, minRecall, meanError,
+                maxError, oracleError);
+        System.out.println(measured);
+        assertTrue(meanRecall >= floors.meanRecall() && minRecall >= floors.minRecall()
+                && meanError <= floors.meanError() && maxError <= floors.maxError(), measured + " against " + floors);
+    }
+
+    /** The CPU backend meets {@code floors}; a GPU backend agrees with core run directly on {@code index}. */
+    static void assertDecodes(DecodeBackend backend, Context context, CSAttentionIndex index,
+                              CSAttentionSettings settings, DecodedBlock block, Floors floors, String what) {
+        if (backend.isGpu()) {
+            assertAgrees(reference(context, index, settings), block, what);
+        } else {
+            assertNearExact(context, block, floors, what);
+        }
+    }
+
     static void assertAgrees(DecodedBlock expected, DecodedBlock actual, String what) {
         assertEquals(expected.plan(), actual.plan(), what + ": plan");
         for (int q = 0; q < expected.queries(); q++) {
@@ -169,7 +238,9 @@ class DecodeBackendContractTest {
         CSAttentionIndex index = CSAttentionIndex.build(REFERENCE_KERNELS, context.cache().keyMatrix(),
                 context.prefillQueries(), settings);
         try (ContextDecoder decoder = backend.open(context.cache(), index, settings)) {
-            assertAgrees(reference(context, index, settings), decoder.decode(context.queries()), backend.name());
+            // measured on the CPU: recall 0.9472 / 0.8588, error 0.0938 / 0.7245 (oracle set worst 0.5762)
+            assertDecodes(backend, context, index, settings, decoder.decode(context.queries()),
+                    new Floors(0.92, 0.80, 0.12, 0.85), backend.name());
         }
     }
 
@@ -185,11 +256,20 @@ class DecodeBackendContractTest {
                 settings().withSparsity(0.97).withSink(3).withWindow(59).withSubspaces(2),
                 settings().withListFraction(0.01),
         };
-        for (CSAttentionSettings settings : variants) {
+        // for the CPU: measured mean / least recall, mean / worst error against exact attention over all keys
+        Floors[] floors = {
+                new Floors(0.25, 0.18, 0.45, 1.60), // 0.2828 / 0.2260, 0.3759 / 1.4655
+                new Floors(0.70, 0.58, 0.11, 0.45), // 0.7288 / 0.6328, 0.0888 / 0.3864
+                new Floors(0.74, 0.61, 0.10, 0.42), // 0.7693 / 0.6650, 0.0806 / 0.3480
+                new Floors(1.00, 1.00, 1.20, 1.75), // no chosen keys: 1 / 1, 1.1520 / 1.6699 (= the oracle set's)
+                new Floors(0.44, 0.35, 0.60, 1.70), // 0.4746 / 0.4068, 0.5001 / 1.5331
+        };
+        for (int v = 0; v < variants.length; v++) {
+            CSAttentionSettings settings = variants[v];
             CSAttentionIndex index = CSAttentionIndex.build(REFERENCE_KERNELS, context.cache().keyMatrix(),
                     context.prefillQueries(), settings);
             try (ContextDecoder decoder = backend.open(context.cache(), index, settings)) {
-                assertAgrees(reference(context, index, settings), decoder.decode(context.queries()),
+                assertDecodes(backend, context, index, settings, decoder.decode(context.queries()), floors[v],
                         backend.name() + " " + settings);
             }
         }
@@ -210,7 +290,8 @@ class DecodeBackendContractTest {
             for (int q = 0; q < block.queries(); q++) {
                 assertEquals(Arrays.toString(expected), Arrays.toString(block.selected(q)));
             }
-            assertAgrees(reference(context, index, settings), block, backend.name());
+            // no chosen keys: recall 1 / 1, error 1.5132 / 1.7415 on the CPU, the oracle set's
+            assertDecodes(backend, context, index, settings, block, new Floors(1, 1, 1.55, 1.80), backend.name());
         }
     }
 
@@ -220,15 +301,30 @@ class DecodeBackendContractTest {
         DecodeBackend backend = backend(name);
         Context context = Context.random(1543, 40, 7, 13, SEED + 3);
         int d = 40;
-        int[] all = IntStream.range(0, 1543).toArray();
-        float[] expected = new float[13 * d];
-        for (int q = 0; q < 13; q++) {
-            Attention.attend(REFERENCE_KERNELS, context.queries().data(), q * d, context.cache(), all, expected,
-                    q * d);
-        }
         try (ContextDecoder decoder = backend.open(context.cache(), null, settings())) {
-            double error = relativeError(new FloatMatrix(13, d, expected), decoder.attendAll(context.queries()));
-            assertTrue(error <= MAX_RELATIVE_ERROR, backend.name() + ": relative output error " + error);
+            FloatMatrix outputs = decoder.attendAll(context.queries());
+            if (backend.isGpu()) {
+                int[] all = IntStream.range(0, 1543).toArray();
+                float[] expected = new float[13 * d];
+                for (int q = 0; q < 13; q++) {
+                    Attention.attend(REFERENCE_KERNELS, context.queries().data(), q * d, context.cache(), all,
+                            expected, q * d);
+                }
+                double error = relativeError(new FloatMatrix(13, d, expected), outputs);
+                assertTrue(error <= MAX_RELATIVE_ERROR, backend.name() + ": relative output error " + error);
+            } else {
+                double worst = 0;
+                for (int q = 0; q < 13; q++) {
+                    double[] scores = ExactReference.scores(context.queries().data(), q * d,
+                            context.cache().keys(), 1543, d);
+                    double[] exact = ExactReference.attendAll(scores, context.cache().values(), d);
+                    worst = Math.max(worst, ExactReference.relativeError(outputs.data(), q * d, exact));
+                }
+                System.out.println(backend.name() + ": full attention, worst relative error against float64 "
+                        + worst);
+                // float32 scores, softmax and sums over 1,543 keys: measured 1.6e-6 (simd), 2.5e-6 (scalar)
+                assertTrue(worst <= 1e-5, backend.name() + ": relative error against float64 " + worst);
+            }
         }
     }
 
@@ -237,8 +333,15 @@ class DecodeBackendContractTest {
     void indexBuiltByTheBackendDecodesLikeTheCpuIndex(String name) {
         DecodeBackend backend = backend(name);
         Context context = Context.random(3001, 32, 509, 23, SEED + 4);
-        for (CSAttentionSettings settings : new CSAttentionSettings[] {
-                settings(), settings().withCentroids(600).withMissingScore(MissingScore.MEAN_BELOW_FLOOR)}) {
+        CSAttentionSettings[] variants = {
+                settings(), settings().withCentroids(600).withMissingScore(MissingScore.MEAN_BELOW_FLOOR)};
+        // for the CPU: measured mean / least recall, mean / worst error against exact attention over all keys
+        Floors[] floors = {
+                new Floors(0.72, 0.57, 0.35, 1.00), // 0.7517 / 0.6269, 0.2932 / 0.9184
+                new Floors(0.81, 0.68, 0.21, 0.95), // 0.8391 / 0.7423, 0.1736 / 0.8455
+        };
+        for (int v = 0; v < variants.length; v++) {
+            CSAttentionSettings settings = variants[v];
             CSAttentionIndex cpuIndex = CSAttentionIndex.build(REFERENCE_KERNELS, context.cache().keyMatrix(),
                     context.prefillQueries(), settings);
             CSAttentionIndex built = backend.buildIndex(context.cache().keyMatrix(), context.prefillQueries(),
@@ -248,8 +351,15 @@ class DecodeBackendContractTest {
             assertEquals(cpuIndex.listLength(), built.listLength());
             assertTrue(maxAbsDifference(cpuIndex.centroids(), built.centroids()) < 1e-3,
                     backend.name() + ": centroids differ");
-            assertAgrees(reference(context, cpuIndex, settings), reference(context, built, settings),
-                    backend.name() + " built index " + settings);
+            if (backend.isGpu()) {
+                assertAgrees(reference(context, cpuIndex, settings), reference(context, built, settings),
+                        backend.name() + " built index " + settings);
+            } else {
+                try (ContextDecoder decoder = backend.open(context.cache(), built, settings)) {
+                    assertNearExact(context, decoder.decode(context.queries()), floors[v],
+                            backend.name() + " built index " + settings);
+                }
+            }
         }
     }
 
