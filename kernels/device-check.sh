@@ -49,8 +49,10 @@ prepare() {
   (cd "$unpacked" && jar xf "$natives" && find lib -name '*.so' ! -name 'libJCudaDriver-*' -delete \
     && rm "$natives" && jar --create --file "$natives" --manifest META-INF/MANIFEST.MF lib)
   rm -rf "$unpacked"
+  # the two packages under test, and the core's test helpers they use (ExactReference); only the first two run
   jar cf "$STAGE/csattention-kernel-tests.jar" -C spark-csattention/target/test-classes io/csattention/kernel \
-    -C spark-csattention/target/test-classes io/csattention/device
+    -C spark-csattention/target/test-classes io/csattention/device \
+    -C spark-csattention/target/test-classes io/csattention/core
   local console="org.junit.platform:junit-platform-console-standalone:$JUNIT_CONSOLE_VERSION"
   mvn -o -q "$DEPENDENCY_PLUGIN:copy" -Dartifact="$console" -DoutputDirectory="$PWD/$STAGE" 2>/dev/null \
     || mvn -q "$DEPENDENCY_PLUGIN:copy" -Dartifact="$console" -DoutputDirectory="$PWD/$STAGE"
