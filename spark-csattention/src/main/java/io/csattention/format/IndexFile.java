@@ -275,7 +275,7 @@ public final class IndexFile {
         }
         String format = r.string();
         if (!FORMAT_NAME.equals(format)) {
-            throw r.corrupt("format name is '" + format + "', expected '" + FORMAT_NAME + "'");
+            throw r.corrupt("format name is '" + Printable.of(format, 64) + "', expected '" + FORMAT_NAME + "'");
         }
         int version = r.int32();
         if (version < minVersion) {

@@ -108,9 +108,10 @@ public final class GgufFile {
             Map<String, TensorInfo> tensors = new LinkedHashMap<>();
             for (long i = 0; i < tensorCount; i++) {
                 String name = in.string("tensor name");
+                String shown = show(name);
                 int rank = in.int32();
                 if (rank < 1 || rank > 4) {
-                    throw new IOException("GGUF tensor rank must be in [1, 4]; " + name + ".rank=" + rank + " (model="
+                    throw new IOException("GGUF tensor rank must be in [1, 4]; " + shown + ".rank=" + rank + " (model="
                             + file + ")");
                 }
                 long[] dims = new long[rank];
@@ -118,11 +119,11 @@ public final class GgufFile {
                 for (int d = 0; d < rank; d++) {
                     dims[d] = in.int64();
                     if (dims[d] <= 0) {
-                        throw new IOException("GGUF tensor dimensions must be > 0; " + name + ".dims[" + d + "]="
+                        throw new IOException("GGUF tensor dimensions must be > 0; " + shown + ".dims[" + d + "]="
                                 + dims[d] + " (model=" + file + ")");
                     }
                     if (dims[d] > MAX_ELEMENTS / elements) {
-                        throw new IOException("GGUF tensor must have at most 2^48 elements; " + name + ".dims="
+                        throw new IOException("GGUF tensor must have at most 2^48 elements; " + shown + ".dims="
                                 + java.util.Arrays.toString(dims) + " (model=" + file + ")");
                     }
                     elements *= dims[d];
@@ -130,11 +131,11 @@ public final class GgufFile {
                 int type = in.int32();
                 long offset = in.int64();
                 if (offset < 0) {
-                    throw new IOException("GGUF tensor offset must be >= 0; " + name + ".offset=" + offset
+                    throw new IOException("GGUF tensor offset must be >= 0; " + shown + ".offset=" + offset
                             + " (model=" + file + ")");
                 }
                 if (tensors.put(name, new TensorInfo(name, dims, type, offset)) != null) {
-                    throw new IOException("GGUF tensor names must be unique; name=" + name + " (model=" + file + ")");
+                    throw new IOException("GGUF tensor names must be unique; name=" + shown + " (model=" + file + ")");
                 }
             }
             long alignment = alignment(metadata, file);
@@ -153,7 +154,7 @@ public final class GgufFile {
         Object value = metadata.getOrDefault("general.alignment", (long) DEFAULT_ALIGNMENT);
         if (!(value instanceof Long a) || a <= 0 || a > 1 << 30 || (a & (a - 1)) != 0) {
             throw new IOException("GGUF metadata general.alignment must be a power of two in [1, 2^30]; "
-                    + "general.alignment=" + value + " (model=" + file + ")");
+                    + "general.alignment=" + show(value) + " (model=" + file + ")");
         }
         return a;
     }
@@ -163,14 +164,20 @@ public final class GgufFile {
             throws IOException {
         if (t.offset() % alignment != 0) {
             throw new IOException("GGUF tensor offset must be a multiple of general.alignment=" + alignment + "; "
-                    + t.name() + ".offset=" + t.offset() + " (model=" + file + ")");
+                    + show(t.name()) + ".offset=" + t.offset() + " (model=" + file + ")");
         }
         TensorType type = knownType(t.typeId());
         long bytes = type == null ? 0 : type.bytes(t.elements());
         if (t.offset() > size || bytes > size || dataOffset + t.offset() + bytes > size) {
-            throw new IOException("model file is truncated: tensor " + t.name() + " ends at byte "
+            throw new IOException("model file is truncated: tensor " + show(t.name()) + " ends at byte "
                     + (dataOffset + t.offset() + bytes) + "; size=" + size + " (model=" + file + ")");
         }
+    }
+
+    /** A name or metadata value read from the file, as one short line for an error message. */
+    static String show(Object value) {
+        return value instanceof List<?> list ? "an array of " + list.size() + " values"
+                : io.csattention.format.Printable.of(String.valueOf(value), 100);
     }
 
     private static TensorType knownType(int id) {
@@ -201,7 +208,7 @@ public final class GgufFile {
     public String string(String key) throws IOException {
         Object value = metadata.get(key);
         if (!(value instanceof String s)) {
-            throw new IOException("GGUF metadata must hold the string " + key + "; " + key + "=" + value + " (model="
+            throw new IOException("GGUF metadata must hold the string " + key + "; " + key + "=" + show(value) + " (model="
                     + file + ")");
         }
         return s;
@@ -228,7 +235,7 @@ public final class GgufFile {
             return fallback;
         }
         if (!(value instanceof Double d)) {
-            throw new IOException("GGUF metadata " + key + " must be a float; " + key + "=" + value + " (model=" + file
+            throw new IOException("GGUF metadata " + key + " must be a float; " + key + "=" + show(value) + " (model=" + file
                     + ")");
         }
         return d;
@@ -375,7 +382,7 @@ public final class GgufFile {
                 if (top.elementType == ARRAY) {
                     if (open.size() >= MAX_ARRAY_DEPTH) {
                         throw new IOException("GGUF metadata arrays must nest at most " + MAX_ARRAY_DEPTH + " deep; "
-                                + key + ".depth=" + (open.size() + 1) + " (model=" + file + ")");
+                                + show(key) + ".depth=" + (open.size() + 1) + " (model=" + file + ")");
                     }
                     OpenArray inner = openArray(key);
                     top.elements.add(inner.elements);
@@ -397,11 +404,11 @@ public final class GgufFile {
                 case ARRAY -> 12;
                 default -> throw badType(key, elementType);
             };
-            return new OpenArray(elementType, count("metadata array " + key + " length", minBytes));
+            return new OpenArray(elementType, count("metadata array " + show(key) + " length", minBytes));
         }
 
         private IOException badType(String key, int type) {
-            return new IOException("GGUF metadata value type must be in [0, 12]; " + key + ".type=" + type
+            return new IOException("GGUF metadata value type must be in [0, 12]; " + show(key) + ".type=" + type
                     + " (model=" + file + ")");
         }
 
@@ -433,7 +440,7 @@ public final class GgufFile {
                     return Double.longBitsToDouble(int64());
                 }
                 case STRING -> {
-                    return string("metadata string " + key);
+                    return string("metadata string " + show(key));
                 }
                 default -> throw badType(key, type);
             }

@@ -27,7 +27,7 @@ public final class GgufModel {
         String architecture = gguf.string("general.architecture");
         if (!ARCHITECTURE.equals(architecture)) {
             throw new IllegalArgumentException("architecture must be " + ARCHITECTURE
-                    + "; general.architecture=" + architecture);
+                    + "; general.architecture=" + GgufFile.show(architecture));
         }
         String p = ARCHITECTURE + ".";
         int dim = positive(gguf, p + "embedding_length", Long.MIN_VALUE);
@@ -113,7 +113,7 @@ public final class GgufModel {
             }
             linear = (float) factor;
         } else if (!"none".equals(type)) {
-            throw new IllegalArgumentException("rope scaling must be none or linear; " + p + "type=" + type);
+            throw new IllegalArgumentException("rope scaling must be none or linear; " + p + "type=" + GgufFile.show(type));
         }
         int pairs = config.ropeDim() / 2;
         float[] divisors = gguf.tensors().containsKey("rope_freqs.weight")
