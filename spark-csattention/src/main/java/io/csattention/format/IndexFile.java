@@ -76,6 +76,9 @@ public final class IndexFile {
     /** Bytes of the footer: footer magic, algorithm id, checksum. */
     public static final int FOOTER_BYTES = 16;
 
+    /** The length argument of a reader that does not know the file's length. */
+    public static final long UNKNOWN_LENGTH = -1;
+
     private static final int MAX_STRING_BYTES = 1 << 16;
     private static final int CHUNK = 1 << 16;
 
@@ -168,7 +171,15 @@ public final class IndexFile {
 
     /** Reads a whole file of the current version range and checks its checksum; {@code name} is used in errors. */
     public static IndexedHead read(InputStream in, String name) throws IOException {
-        return read(in, name, VERSION_START, VERSION_CURRENT);
+        return read(in, name, VERSION_START, VERSION_CURRENT, UNKNOWN_LENGTH);
+    }
+
+    /**
+     * Reads a whole file of {@code length} bytes: every size in the file is checked against the bytes that remain
+     * before anything is allocated.
+     */
+    public static IndexedHead read(InputStream in, String name, long length) throws IOException {
+        return read(in, name, VERSION_START, VERSION_CURRENT, length);
     }
 
     /**
@@ -176,17 +187,28 @@ public final class IndexFile {
      * nothing follows the footer.
      */
     public static IndexedHead read(InputStream in, String name, int minVersion, int maxVersion) throws IOException {
-        Reader r = new Reader(in, name);
+        return read(in, name, minVersion, maxVersion, UNKNOWN_LENGTH);
+    }
+
+    /**
+     * Reads a whole file whose version is in [{@code minVersion}, {@code maxVersion}], checks its checksum and that
+     * nothing follows the footer. With a known {@code length} (else {@link #UNKNOWN_LENGTH}) the shapes must imply
+     * exactly that many bytes; without, arrays grow with the bytes actually read, so a damaged size ends in a
+     * truncation error, not in a large allocation.
+     */
+    private static IndexedHead read(InputStream in, String name, int minVersion, int maxVersion, long length)
+            throws IOException {
+        Reader r = new Reader(in, name, length);
         try {
             IndexFileSummary s = readSummary(r, minVersion, maxVersion);
             int lists = s.subspaces() * s.centroidCount();
-            float[] floors = r.floats(lists);
-            float[] missing = r.floats(lists);
-            int[] listIds = r.ints(r.count((long) lists * s.listLength(), "m*C*L"));
-            float[] listScores = r.floats(listIds.length);
+            float[] floors = r.floats(lists, "floors [m, C]");
+            float[] missing = r.floats(lists, "missing [m, C]");
+            int[] listIds = r.ints(r.count((long) lists * s.listLength(), "m*C*L"), "list ids [m, C, L]");
+            float[] listScores = r.floats(listIds.length, "list scores [m, C, L]");
             int kvFloats = r.count((long) s.keys() * s.dim(), "N*d");
-            float[] keys = r.floats(kvFloats);
-            float[] values = r.floats(kvFloats);
+            float[] keys = r.floats(kvFloats, "keys [N, d]");
+            float[] values = r.floats(kvFloats, "values [N, d]");
             long expected = r.crc.getValue();
             int footerMagic = r.int32();
             if (footerMagic != FOOTER_MAGIC) {
@@ -229,7 +251,15 @@ public final class IndexFile {
      * verified (it covers the whole file); the shapes are.
      */
     public static IndexFileSummary readSummary(InputStream in, String name) throws IOException {
-        Reader r = new Reader(in, name);
+        return readSummary(in, name, UNKNOWN_LENGTH);
+    }
+
+    /**
+     * {@link #readSummary(InputStream, String)} of a file of {@code length} bytes ({@link #UNKNOWN_LENGTH}: not
+     * known): the shapes must imply exactly that many bytes.
+     */
+    public static IndexFileSummary readSummary(InputStream in, String name, long length) throws IOException {
+        Reader r = new Reader(in, name, length);
         try {
             return readSummary(r, VERSION_START, VERSION_CURRENT);
         } catch (EOFException e) {
@@ -245,7 +275,7 @@ public final class IndexFile {
         }
         String format = r.string();
         if (!FORMAT_NAME.equals(format)) {
-            throw r.corrupt("format name is '" + format + "', expected '" + FORMAT_NAME + "'");
+            throw r.corrupt("format name is '" + Printable.of(format, 64) + "', expected '" + FORMAT_NAME + "'");
         }
         int version = r.int32();
         if (version < minVersion) {
@@ -285,7 +315,7 @@ public final class IndexFile {
                 if (pairs < -1 || pairs > dim / 2) {
                     throw r.corrupt("pair frequencies must be -1 or in [0, " + dim / 2 + "]; F=" + pairs);
                 }
-                float[] frequencies = pairs < 0 ? null : r.floats(pairs);
+                float[] frequencies = pairs < 0 ? null : r.floats(pairs, "pair frequencies [F]");
                 if (!(base > 1) || reference < 0 || (dim / subspaces) % 2 != 0) {
                     throw r.corrupt("inconsistent rope section base=" + base + " reference=" + reference + " d/m="
                             + dim / subspaces);
@@ -300,9 +330,17 @@ public final class IndexFile {
                 rope = new RopeInfo(base, style, new long[0], reference, span, frequencies);
             }
         }
+        if (r.length != UNKNOWN_LENGTH) {
+            long implied = fileBytes(version, contextId, keys, dim, subspaces, centroidCount, listLength, rope);
+            if (implied != r.length) {
+                throw r.corrupt("the shapes N=" + keys + " d=" + dim + " m=" + subspaces + " C=" + centroidCount
+                        + " L=" + listLength + " must describe the file's " + r.length + " bytes; they imply "
+                        + implied);
+            }
+        }
         int tableFloats = r.count((long) subspaces * centroidCount * (dim / subspaces), "m*C*d/m");
-        float[] centroids = r.floats(tableFloats);
-        float[] scoringCentroids = rope == null ? centroids : r.floats(tableFloats);
+        float[] centroids = r.floats(tableFloats, "centroids [m, C, d/m]");
+        float[] scoringCentroids = rope == null ? centroids : r.floats(tableFloats, "scoring centroids [m, C, d/m]");
         return new IndexFileSummary(version, contextId, layer, kvHead, keys, dim, subspaces, centroidCount,
                 listLength, listFraction, seed, distance, missingScore, centroids, rope, positionFree,
                 scoringCentroids);
@@ -419,12 +457,31 @@ public final class IndexFile {
         final CRC32 crc = new CRC32();
         final InputStream in;
         final String name;
+        /** The file's bytes, or UNKNOWN_LENGTH. */
+        final long length;
         final ByteBuffer buffer = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
         long position;
 
-        Reader(InputStream in, String name) {
+        Reader(InputStream in, String name, long length) {
             this.in = in instanceof BufferedInputStream ? in : new BufferedInputStream(in, CHUNK);
             this.name = name;
+            this.length = length;
+        }
+
+        /**
+         * The array length to allocate for {@code count} 4-byte elements of {@code field}: all of them when the
+         * file's length is known (and they fit before the footer), else at most a chunk more than was read so far.
+         */
+        int firstAllocation(int count, String field) throws IOException {
+            if (length != UNKNOWN_LENGTH) {
+                long left = length - FOOTER_BYTES - position;
+                if (4L * count > left) {
+                    throw corrupt(field + " must fit in the " + Math.max(left, 0) + " bytes left before the footer "
+                            + "at offset " + position + "; elements=" + count);
+                }
+                return count;
+            }
+            return (int) Math.min(count, Math.max(CHUNK / 4, position / 4));
         }
 
         IndexFileException.Corrupt corrupt(String problem) {
@@ -501,22 +558,28 @@ public final class IndexFile {
             return new String(bytes, StandardCharsets.UTF_8);
         }
 
-        float[] floats(int count) throws IOException {
-            float[] out = new float[count];
+        float[] floats(int count, String field) throws IOException {
+            float[] out = new float[firstAllocation(count, field)];
             int done = 0;
             while (done < count) {
-                int n = Math.min(count - done, CHUNK / 4);
+                if (done == out.length) {
+                    out = java.util.Arrays.copyOf(out, (int) Math.min(count, 2L * out.length));
+                }
+                int n = Math.min(out.length - done, CHUNK / 4);
                 fill(n * 4).asFloatBuffer().get(out, done, n);
                 done += n;
             }
             return out;
         }
 
-        int[] ints(int count) throws IOException {
-            int[] out = new int[count];
+        int[] ints(int count, String field) throws IOException {
+            int[] out = new int[firstAllocation(count, field)];
             int done = 0;
             while (done < count) {
-                int n = Math.min(count - done, CHUNK / 4);
+                if (done == out.length) {
+                    out = java.util.Arrays.copyOf(out, (int) Math.min(count, 2L * out.length));
+                }
+                int n = Math.min(out.length - done, CHUNK / 4);
                 fill(n * 4).asIntBuffer().get(out, done, n);
                 done += n;
             }

@@ -25,6 +25,8 @@ import java.util.regex.Pattern;
 public final class Npy {
 
     private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
+    /** numpy writes headers of a few hundred bytes; version 2 and 3 lengths are int32. */
+    private static final int MAX_HEADER_BYTES = 1 << 20;
     private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([^']*)'");
     private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
     private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
@@ -84,6 +86,10 @@ public final class Npy {
         ByteBuffer lengthBuffer = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
         lengthBuffer.put(lengthBytes).position(0);
         int headerLength = major == 1 ? (lengthBuffer.getShort() & 0xffff) : lengthBuffer.getInt();
+        if (headerLength < 0 || headerLength > MAX_HEADER_BYTES) {
+            throw new NpyFormatException(name + ": header length must be in [0, " + MAX_HEADER_BYTES + "]; length="
+                    + (headerLength & 0xFFFFFFFFL));
+        }
         byte[] headerBytes = in.readNBytes(headerLength);
         if (headerBytes.length < headerLength) {
             throw new NpyFormatException(name + ": truncated header (" + headerBytes.length + " of " + headerLength
@@ -99,7 +105,7 @@ public final class Npy {
         long[] shape = parseShape(group(SHAPE, header, name, "shape"), name);
         long count = 1;
         for (long dim : shape) {
-            count *= dim;
+            count = dim != 0 && count > Long.MAX_VALUE / dim ? Long.MAX_VALUE : count * dim;
         }
         if (count > Integer.MAX_VALUE - 8) {
             throw new NpyFormatException(name + ": too many elements " + count + "; expected at most "
@@ -108,18 +114,23 @@ public final class Npy {
         int elements = (int) count;
         String type = descr.length() > 1 && "<|=".indexOf(descr.charAt(0)) >= 0 ? descr.substring(1) : descr;
         if (descr.startsWith(">") && !type.equals("u1") && !type.equals("i1")) {
-            throw new NpyFormatException(name + ": big-endian dtype '" + descr + "' is not supported; expected "
+            throw new NpyFormatException(name + ": big-endian dtype '" + Printable.of(descr, 64) + "' is not supported; expected "
                     + "little-endian (<f4, <f2, <f8, <i4, <i8)");
         }
         int width = switch (type) {
             case "f4", "i4" -> 4;
             case "f2" -> 2;
             case "f8", "i8" -> 8;
-            default -> throw new NpyFormatException(name + ": unsupported dtype '" + descr
+            default -> throw new NpyFormatException(name + ": unsupported dtype '" + Printable.of(descr, 64)
                     + "'; expected <f4, <f2, <f8, <i4 or <i8");
         };
-        byte[] data = in.readNBytes(elements * width);
-        if (data.length < (long) elements * width) {
+        long bytes = (long) elements * width;
+        if (bytes > Integer.MAX_VALUE - 8) {
+            throw new NpyFormatException(name + ": too many bytes " + bytes + " for shape " + shapeText(shape)
+                    + "; expected at most " + (Integer.MAX_VALUE - 8));
+        }
+        byte[] data = in.readNBytes((int) bytes);
+        if (data.length < bytes) {
             throw new NpyFormatException(name + ": truncated data (" + data.length + " of " + ((long) elements * width)
                     + " bytes for shape " + shapeText(shape) + ")");
         }
@@ -145,7 +156,7 @@ public final class Npy {
     private static String group(Pattern pattern, String header, String name, String key) throws NpyFormatException {
         Matcher matcher = pattern.matcher(header);
         if (!matcher.find()) {
-            throw new NpyFormatException(name + ": malformed header, no '" + key + "' entry: " + header.trim());
+            throw new NpyFormatException(name + ": malformed header, no '" + key + "' entry: " + Printable.of(header.trim(), 200));
         }
         return matcher.group(1);
     }
@@ -165,7 +176,7 @@ public final class Npy {
                 }
                 dims.add(dim);
             } catch (NumberFormatException e) {
-                throw new NpyFormatException(name + ": malformed shape (" + text + ")");
+                throw new NpyFormatException(name + ": malformed shape (" + Printable.of(text, 100) + ")");
             }
         }
         return dims.stream().mapToLong(Long::longValue).toArray();

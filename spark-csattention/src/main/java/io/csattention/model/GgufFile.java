@@ -27,6 +27,10 @@ public final class GgufFile {
 
     public static final int MAGIC = 0x46554747;
     public static final int DEFAULT_ALIGNMENT = 32;
+    /** Metadata arrays of arrays deeper than this are refused (llama.cpp writes none deeper than 1). */
+    public static final int MAX_ARRAY_DEPTH = 8;
+    /** Elements of one tensor at most (2^48): far above any model, far below overflow. */
+    static final long MAX_ELEMENTS = 1L << 48;
 
     /** Value types of metadata entries. */
     static final int UINT8 = 0;
@@ -75,9 +79,16 @@ public final class GgufFile {
         return head.remaining() >= 4 && head.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(0) == MAGIC;
     }
 
+    /**
+     * Reads the header of {@code file}. Every count, length, dimension, offset and the alignment is checked against
+     * the file's size and the format before anything is allocated; nested metadata arrays are read without
+     * recursion, at most {@value #MAX_ARRAY_DEPTH} deep. Failures are one line naming the file, the field, its value
+     * and what was expected.
+     */
     public static GgufFile read(Path file) throws IOException {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
-            Reader in = new Reader(channel);
+            long size = channel.size();
+            Reader in = new Reader(channel, file, size);
             if (in.int32() != MAGIC) {
                 throw new IOException("model file must be GGUF or a llama2.c checkpoint; model=" + file);
             }
@@ -85,33 +96,97 @@ public final class GgufFile {
             if (version < 2 || version > 3) {
                 throw new IOException("GGUF version must be 2 or 3; version=" + version + " (model=" + file + ")");
             }
-            long tensorCount = in.count("tensor count");
-            long metadataCount = in.count("metadata count");
+            // the smallest tensor info: empty name, rank, one dim, type, offset; the smallest entry: empty key, type,
+            // one byte
+            long tensorCount = in.count("tensor count", 8 + 4 + 8 + 4 + 8);
+            long metadataCount = in.count("metadata count", 8 + 4 + 1);
             Map<String, Object> metadata = new LinkedHashMap<>();
             for (long i = 0; i < metadataCount; i++) {
-                String key = in.string();
-                metadata.put(key, in.value(in.int32()));
+                String key = in.string("metadata key");
+                metadata.put(key, in.value(in.int32(), key));
             }
             Map<String, TensorInfo> tensors = new LinkedHashMap<>();
             for (long i = 0; i < tensorCount; i++) {
-                String name = in.string();
+                String name = in.string("tensor name");
+                String shown = show(name);
                 int rank = in.int32();
                 if (rank < 1 || rank > 4) {
-                    throw new IOException("GGUF tensor rank must be in [1, 4]; " + name + ".rank=" + rank);
+                    throw new IOException("GGUF tensor rank must be in [1, 4]; " + shown + ".rank=" + rank + " (model="
+                            + file + ")");
                 }
                 long[] dims = new long[rank];
+                long elements = 1;
                 for (int d = 0; d < rank; d++) {
                     dims[d] = in.int64();
+                    if (dims[d] <= 0) {
+                        throw new IOException("GGUF tensor dimensions must be > 0; " + shown + ".dims[" + d + "]="
+                                + dims[d] + " (model=" + file + ")");
+                    }
+                    if (dims[d] > MAX_ELEMENTS / elements) {
+                        throw new IOException("GGUF tensor must have at most 2^48 elements; " + shown + ".dims="
+                                + java.util.Arrays.toString(dims) + " (model=" + file + ")");
+                    }
+                    elements *= dims[d];
                 }
-                tensors.put(name, new TensorInfo(name, dims, in.int32(), in.int64()));
+                int type = in.int32();
+                long offset = in.int64();
+                if (offset < 0) {
+                    throw new IOException("GGUF tensor offset must be >= 0; " + shown + ".offset=" + offset
+                            + " (model=" + file + ")");
+                }
+                if (tensors.put(name, new TensorInfo(name, dims, type, offset)) != null) {
+                    throw new IOException("GGUF tensor names must be unique; name=" + shown + " (model=" + file + ")");
+                }
             }
-            Object alignmentValue = metadata.getOrDefault("general.alignment", (long) DEFAULT_ALIGNMENT);
-            long alignment = alignmentValue instanceof Long l ? l : DEFAULT_ALIGNMENT;
+            long alignment = alignment(metadata, file);
             long dataOffset = (in.position() + alignment - 1) / alignment * alignment;
-            return new GgufFile(file, version, metadata, tensors, dataOffset, channel.size());
+            for (TensorInfo t : tensors.values()) {
+                checkPlacement(t, alignment, dataOffset, size, file);
+            }
+            return new GgufFile(file, version, metadata, tensors, dataOffset, size);
         } catch (EOFException e) {
             throw new IOException("model file is truncated: the GGUF header ends early; model=" + file);
         }
+    }
+
+    /** {@code general.alignment}: a power of two in [1, 2^30], 32 when absent. */
+    private static long alignment(Map<String, Object> metadata, Path file) throws IOException {
+        Object value = metadata.getOrDefault("general.alignment", (long) DEFAULT_ALIGNMENT);
+        if (!(value instanceof Long a) || a <= 0 || a > 1 << 30 || (a & (a - 1)) != 0) {
+            throw new IOException("GGUF metadata general.alignment must be a power of two in [1, 2^30]; "
+                    + "general.alignment=" + show(value) + " (model=" + file + ")");
+        }
+        return a;
+    }
+
+    /** A tensor starts at a multiple of the alignment and, when its type is one this runtime reads, ends in the file. */
+    private static void checkPlacement(TensorInfo t, long alignment, long dataOffset, long size, Path file)
+            throws IOException {
+        if (t.offset() % alignment != 0) {
+            throw new IOException("GGUF tensor offset must be a multiple of general.alignment=" + alignment + "; "
+                    + show(t.name()) + ".offset=" + t.offset() + " (model=" + file + ")");
+        }
+        TensorType type = knownType(t.typeId());
+        long bytes = type == null ? 0 : type.bytes(t.elements());
+        if (t.offset() > size || bytes > size || dataOffset + t.offset() + bytes > size) {
+            throw new IOException("model file is truncated: tensor " + show(t.name()) + " ends at byte "
+                    + (dataOffset + t.offset() + bytes) + "; size=" + size + " (model=" + file + ")");
+        }
+    }
+
+    /** A name or metadata value read from the file, as one short line for an error message. */
+    static String show(Object value) {
+        return value instanceof List<?> list ? "an array of " + list.size() + " values"
+                : io.csattention.format.Printable.of(String.valueOf(value), 100);
+    }
+
+    private static TensorType knownType(int id) {
+        for (TensorType type : TensorType.values()) {
+            if (type.ggmlId() == id) {
+                return type;
+            }
+        }
+        return null;
     }
 
     public int version() {
@@ -133,7 +208,8 @@ public final class GgufFile {
     public String string(String key) throws IOException {
         Object value = metadata.get(key);
         if (!(value instanceof String s)) {
-            throw new IOException("GGUF metadata must hold the string " + key + "; " + key + "=" + value);
+            throw new IOException("GGUF metadata must hold the string " + key + "; " + key + "=" + show(value) + " (model="
+                    + file + ")");
         }
         return s;
     }
@@ -147,7 +223,8 @@ public final class GgufFile {
             return fallback;
         }
         if (!(value instanceof Long l)) {
-            throw new IOException("GGUF metadata " + key + " must be an integer; " + key + "=" + value);
+            throw new IOException("GGUF metadata " + key + " must be an integer; " + key + "=" + value + " (model="
+                    + file + ")");
         }
         return l;
     }
@@ -158,7 +235,8 @@ public final class GgufFile {
             return fallback;
         }
         if (!(value instanceof Double d)) {
-            throw new IOException("GGUF metadata " + key + " must be a float; " + key + "=" + value);
+            throw new IOException("GGUF metadata " + key + " must be a float; " + key + "=" + show(value) + " (model=" + file
+                    + ")");
         }
         return d;
     }
@@ -174,7 +252,7 @@ public final class GgufFile {
         long rows = info.elements() / cols;
         if (cols % type.blockSize() != 0) {
             throw new IOException("tensor " + name + " row length must be a multiple of " + type.blockSize() + "; cols="
-                    + cols);
+                    + cols + " (model=" + file + ")");
         }
         long bytes = rows * type.bytes(cols);
         long start = dataOffset + info.offset();
@@ -189,19 +267,27 @@ public final class GgufFile {
         return WeightMatrix.of(name, type, (int) rows, (int) cols, mapped);
     }
 
-    /** Buffered little-endian reads from the start of a channel. */
+    /** Buffered little-endian reads from the start of a channel, checked against the file's size. */
     private static final class Reader {
         private final FileChannel channel;
+        private final Path file;
+        private final long size;
         private final ByteBuffer buffer = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
         private long consumed;
 
-        Reader(FileChannel channel) {
+        Reader(FileChannel channel, Path file, long size) {
             this.channel = channel;
+            this.file = file;
+            this.size = size;
             buffer.limit(0);
         }
 
         long position() {
             return consumed;
+        }
+
+        long remaining() {
+            return size - consumed;
         }
 
         private void need(int bytes) throws IOException {
@@ -229,18 +315,29 @@ public final class GgufFile {
             return buffer.getLong();
         }
 
-        long count(String what) throws IOException {
+        /**
+         * A count of items of at least {@code minBytes} each, in [0, 2^32]; more than the bytes left can hold is a
+         * truncated file (EOFException), found before anything is allocated for them.
+         */
+        long count(String what, int minBytes) throws IOException {
             long n = int64();
             if (n < 0 || n > 1L << 32) {
-                throw new IOException("GGUF " + what + " must be in [0, 2^32]; count=" + n);
+                throw new IOException("GGUF " + what + " must be in [0, 2^32]; count=" + n + " (model=" + file + ")");
+            }
+            if (n > remaining() / minBytes) {
+                throw new EOFException();
             }
             return n;
         }
 
-        String string() throws IOException {
+        String string(String what) throws IOException {
             long length = int64();
             if (length < 0 || length > 1 << 24) {
-                throw new IOException("GGUF string length must be in [0, 2^24]; length=" + length);
+                throw new IOException("GGUF " + what + " length must be in [0, 2^24]; length=" + length + " (model="
+                        + file + ")");
+            }
+            if (length > remaining()) {
+                throw new EOFException();
             }
             byte[] bytes = new byte[(int) length];
             int at = 0;
@@ -254,7 +351,68 @@ public final class GgufFile {
             return new String(bytes, StandardCharsets.UTF_8);
         }
 
-        Object value(int type) throws IOException {
+        /** An array being read: its elements so far, their type, how many are left. */
+        private static final class OpenArray {
+            final List<Object> elements;
+            final int elementType;
+            long left;
+
+            OpenArray(int elementType, long count) {
+                this.elements = new ArrayList<>((int) Math.min(count, 1024));
+                this.elementType = elementType;
+                this.left = count;
+            }
+        }
+
+        /** The value of metadata {@code key} of {@code type}; arrays of arrays are read with a stack, not recursion. */
+        Object value(int type, String key) throws IOException {
+            if (type != ARRAY) {
+                return scalar(type, key);
+            }
+            OpenArray outer = openArray(key);
+            java.util.ArrayDeque<OpenArray> open = new java.util.ArrayDeque<>();
+            open.push(outer);
+            while (!open.isEmpty()) {
+                OpenArray top = open.peek();
+                if (top.left == 0) {
+                    open.pop();
+                    continue;
+                }
+                top.left--;
+                if (top.elementType == ARRAY) {
+                    if (open.size() >= MAX_ARRAY_DEPTH) {
+                        throw new IOException("GGUF metadata arrays must nest at most " + MAX_ARRAY_DEPTH + " deep; "
+                                + show(key) + ".depth=" + (open.size() + 1) + " (model=" + file + ")");
+                    }
+                    OpenArray inner = openArray(key);
+                    top.elements.add(inner.elements);
+                    open.push(inner);
+                } else {
+                    top.elements.add(scalar(top.elementType, key));
+                }
+            }
+            return outer.elements;
+        }
+
+        private OpenArray openArray(String key) throws IOException {
+            int elementType = int32();
+            int minBytes = switch (elementType) {
+                case UINT8, INT8, BOOL -> 1;
+                case UINT16, INT16 -> 2;
+                case UINT32, INT32, FLOAT32 -> 4;
+                case UINT64, INT64, FLOAT64, STRING -> 8;
+                case ARRAY -> 12;
+                default -> throw badType(key, elementType);
+            };
+            return new OpenArray(elementType, count("metadata array " + show(key) + " length", minBytes));
+        }
+
+        private IOException badType(String key, int type) {
+            return new IOException("GGUF metadata value type must be in [0, 12]; " + show(key) + ".type=" + type
+                    + " (model=" + file + ")");
+        }
+
+        private Object scalar(int type, String key) throws IOException {
             switch (type) {
                 case UINT8, INT8, BOOL -> {
                     need(1);
@@ -282,18 +440,9 @@ public final class GgufFile {
                     return Double.longBitsToDouble(int64());
                 }
                 case STRING -> {
-                    return string();
+                    return string("metadata string " + show(key));
                 }
-                case ARRAY -> {
-                    int elementType = int32();
-                    long n = count("array length");
-                    List<Object> list = new ArrayList<>((int) Math.min(n, 1 << 20));
-                    for (long i = 0; i < n; i++) {
-                        list.add(value(elementType));
-                    }
-                    return list;
-                }
-                default -> throw new IOException("GGUF metadata value type must be in [0, 12]; type=" + type);
+                default -> throw badType(key, type);
             }
         }
     }

@@ -27,25 +27,55 @@ public final class GgufModel {
         String architecture = gguf.string("general.architecture");
         if (!ARCHITECTURE.equals(architecture)) {
             throw new IllegalArgumentException("architecture must be " + ARCHITECTURE
-                    + "; general.architecture=" + architecture);
+                    + "; general.architecture=" + GgufFile.show(architecture));
         }
         String p = ARCHITECTURE + ".";
-        int dim = (int) gguf.integer(p + "embedding_length", Long.MIN_VALUE);
-        int heads = (int) gguf.integer(p + "attention.head_count", Long.MIN_VALUE);
+        int dim = positive(gguf, p + "embedding_length", Long.MIN_VALUE);
+        int heads = positive(gguf, p + "attention.head_count", Long.MIN_VALUE);
+        int kvHeads = positive(gguf, p + "attention.head_count_kv", heads);
+        if (dim % heads != 0) {
+            throw new IOException("GGUF metadata " + p + "embedding_length must be a multiple of " + p
+                    + "attention.head_count=" + heads + "; " + p + "embedding_length=" + dim + " (model=" + file + ")");
+        }
+        if (heads % kvHeads != 0) {
+            throw new IOException("GGUF metadata " + p + "attention.head_count must be a multiple of " + p
+                    + "attention.head_count_kv=" + kvHeads + "; " + p + "attention.head_count=" + heads + " (model="
+                    + file + ")");
+        }
+        int ropeDim = positive(gguf, p + "rope.dimension_count", dim / heads);
+        if (ropeDim % 2 != 0 || ropeDim > dim / heads) {
+            throw new IOException("GGUF metadata " + p + "rope.dimension_count must be even and at most the head size "
+                    + dim / heads + "; " + p + "rope.dimension_count=" + ropeDim + " (model=" + file + ")");
+        }
+        double ropeBase = gguf.real(p + "rope.freq_base", 10000.0);
+        if (!(ropeBase > 1) || Double.isInfinite(ropeBase)) {
+            throw new IOException("GGUF metadata " + p + "rope.freq_base must be finite and > 1; " + p
+                    + "rope.freq_base=" + ropeBase + " (model=" + file + ")");
+        }
+        double eps = gguf.real(p + "attention.layer_norm_rms_epsilon", 1e-5);
+        if (!(eps > 0) || Double.isInfinite(eps)) {
+            throw new IOException("GGUF metadata " + p + "attention.layer_norm_rms_epsilon must be finite and > 0; "
+                    + p + "attention.layer_norm_rms_epsilon=" + eps + " (model=" + file + ")");
+        }
         GgufFile.TensorInfo embedding = gguf.tensors().get("token_embd.weight");
         if (embedding == null) {
             throw new IOException("GGUF file must contain tensor token_embd.weight; model=" + file);
         }
+        long vocab = embedding.elements() / embedding.dims()[0];
+        if (vocab > Integer.MAX_VALUE) {
+            throw new IOException("GGUF tensor token_embd.weight must have at most 2^31-1 rows (the vocabulary); "
+                    + "rows=" + vocab + " (model=" + file + ")");
+        }
         LlamaConfig config = new LlamaConfig(dim,
-                (int) gguf.integer(p + "feed_forward_length", Long.MIN_VALUE),
-                (int) gguf.integer(p + "block_count", Long.MIN_VALUE),
+                positive(gguf, p + "feed_forward_length", Long.MIN_VALUE),
+                positive(gguf, p + "block_count", Long.MIN_VALUE),
                 heads,
-                (int) gguf.integer(p + "attention.head_count_kv", heads),
-                (int) (embedding.elements() / embedding.dims()[0]),
-                (int) gguf.integer(p + "context_length", Long.MIN_VALUE),
-                (float) gguf.real(p + "rope.freq_base", 10000.0),
-                (int) gguf.integer(p + "rope.dimension_count", dim / heads),
-                (float) gguf.real(p + "attention.layer_norm_rms_epsilon", 1e-5));
+                kvHeads,
+                (int) vocab,
+                positive(gguf, p + "context_length", Long.MIN_VALUE),
+                (float) ropeBase,
+                ropeDim,
+                (float) eps);
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             WeightMatrix tokenEmbedding = gguf.matrix(channel, "token_embd.weight");
             List<LlamaWeights.Layer> layers = new ArrayList<>();
@@ -103,9 +133,14 @@ public final class GgufModel {
         Object type = gguf.metadata().getOrDefault(p + "type", "none");
         float linear = 1;
         if ("linear".equals(type)) {
-            linear = (float) gguf.real(p + "factor", 1.0);
+            double factor = gguf.real(p + "factor", 1.0);
+            if (!(factor > 0) || Double.isInfinite(factor)) {
+                throw new IOException("GGUF metadata " + p + "factor must be finite and > 0; " + p + "factor="
+                        + factor + " (model=" + gguf.file() + ")");
+            }
+            linear = (float) factor;
         } else if (!"none".equals(type)) {
-            throw new IllegalArgumentException("rope scaling must be none or linear; " + p + "type=" + type);
+            throw new IllegalArgumentException("rope scaling must be none or linear; " + p + "type=" + GgufFile.show(type));
         }
         int pairs = config.ropeDim() / 2;
         float[] divisors = gguf.tensors().containsKey("rope_freqs.weight")
@@ -118,6 +153,16 @@ public final class GgufModel {
             out[i] = (divisors == null ? 1 : divisors[i]) * linear;
         }
         return out;
+    }
+
+    /** Integer metadata {@code key} in [1, 2^31-1] ({@code fallback} when absent; Long.MIN_VALUE: required). */
+    private static int positive(GgufFile gguf, String key, long fallback) throws IOException {
+        long value = gguf.integer(key, fallback);
+        if (value <= 0 || value > Integer.MAX_VALUE) {
+            throw new IOException("GGUF metadata " + key + " must be an integer in [1, 2147483647]; " + key + "="
+                    + value + " (model=" + gguf.file() + ")");
+        }
+        return (int) value;
     }
 
     private static WeightMatrix shaped(GgufFile gguf, FileChannel channel, String name, int rows, int cols)

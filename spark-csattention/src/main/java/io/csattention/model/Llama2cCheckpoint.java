@@ -71,6 +71,10 @@ public final class Llama2cCheckpoint {
                 throw new IOException("model file is truncated: a llama2.c checkpoint of this header needs "
                         + expected + " bytes; size=" + size + " (model=" + file + ")");
             }
+            if (size > expected) {
+                throw new IOException("llama2.c checkpoint must be exactly the " + expected + " bytes its header "
+                        + "implies (a wrong header, or not a legacy export); size=" + size + " (model=" + file + ")");
+            }
             return new LlamaModel(config, map(channel, config, tied), null);
         }
     }

@@ -1,8 +1,6 @@
 package io.csattention.spark;
 
-import io.csattention.format.IndexFile;
 import io.csattention.format.IndexFileSummary;
-import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkContext;
@@ -68,9 +66,11 @@ public final class CSAttention {
         HadoopConf conf = new HadoopConf(spark.sparkContext().hadoopConfiguration());
         Path root = new Path(indexPath);
         FileSystem fs = root.getFileSystem(conf.get());
+        // read now in every mode: a manifest this build must not follow fails before any work is done
+        boolean exists = IndexSet.latest(fs, root).isPresent();
         String saveMode = switch (mode) {
             case "errorifexists", "error" -> {
-                if (IndexSet.latest(fs, root).isPresent()) {
+                if (exists) {
                     throw new IllegalArgumentException("index path already holds an index set (use mode overwrite "
                             + "or append); path=" + indexPath);
                 }
@@ -83,7 +83,13 @@ public final class CSAttention {
         SparkContext sc = spark.sparkContext();
         sc.setJobGroup("csattention-build", "csattention: build indexes into " + indexPath, false);
         try {
-            contexts.write().format(CSAttentionDataSource.NAME).options(settings).mode(saveMode).save(indexPath);
+            contexts.write().format(CSAttentionDataSource.NAME).options(settings).option(MODE, mode).mode(saveMode)
+                    .save(indexPath);
+        } catch (java.io.UncheckedIOException e) {
+            if (e.getCause() instanceof IndexSet.CommitConflict || e.getCause() instanceof IndexSet.ManifestException) {
+                throw e.getCause();
+            }
+            throw e;
         } finally {
             sc.clearJobGroup();
         }
@@ -177,10 +183,7 @@ public final class CSAttention {
                 continue;
             }
             entries.put(e.key(), e);
-            Path file = new Path(new Path(indexPath), e.file());
-            try (FSDataInputStream in = fs.open(file)) {
-                summaries.put(e.key(), IndexFile.readSummary(in, file.toString()));
-            }
+            summaries.put(e.key(), IndexSet.readSummary(fs, indexPath, e));
             totalBytes += e.bytes();
         }
         Map<HeadKey, byte[]> files = null;

@@ -1,8 +1,6 @@
 package io.csattention.spark;
 
-import io.csattention.format.IndexFile;
 import io.csattention.format.IndexFileSummary;
-import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
@@ -138,10 +136,9 @@ final class IndexSetScan implements ScanBuilder, Scan, Batch {
         @Override
         public InternalRow get() {
             IndexSet.Entry e = entries.get(next);
-            Path file = new Path(new Path(root), e.file());
             IndexFileSummary s;
-            try (FSDataInputStream in = file.getFileSystem(conf.get()).open(file)) {
-                s = IndexFile.readSummary(in, file.toString());
+            try {
+                s = IndexSet.readSummary(new Path(root).getFileSystem(conf.get()), root, e);
             } catch (IOException ex) {
                 throw new UncheckedIOException(ex);
             }

@@ -30,7 +30,9 @@ import java.util.Map;
  * {@code df.write.format("csattention")}: builds one index file per context, layer and KV head of a contexts table
  * ({@link ContextsSchema}). Spark clusters the rows by context and sorts them by head and chunk before the writers
  * see them; the job commit ({@link IndexSet#commit}) makes the new set visible atomically. Mode {@code append} adds
- * heads to the set at the path, {@code overwrite} replaces it.
+ * heads to the set at the path, {@code overwrite} replaces it; the option {@code mode=errorifexists} (what
+ * {@link CSAttention#buildIndexes} passes for its default mode) makes the commit fail when another build committed a
+ * set at the path while this one ran.
  */
 final class IndexSetWrite implements WriteBuilder, SupportsTruncate, Write, RequiresDistributionAndOrdering {
 
@@ -39,6 +41,7 @@ final class IndexSetWrite implements WriteBuilder, SupportsTruncate, Write, Requ
     private final String root;
     private final CSAttentionOptions options;
     private final ContextsSchema contexts;
+    private final boolean requireEmpty;
     private boolean replace;
 
     IndexSetWrite(LogicalWriteInfo info, String root) {
@@ -47,6 +50,8 @@ final class IndexSetWrite implements WriteBuilder, SupportsTruncate, Write, Requ
         this.root = root;
         this.options = CSAttentionOptions.from(SparkSession.active(), info.options().asCaseSensitiveMap());
         this.contexts = ContextsSchema.of(schema, options.binaryFloat16());
+        String mode = info.options().get(CSAttention.MODE);
+        this.requireEmpty = mode != null && (mode.equalsIgnoreCase("errorifexists") || mode.equalsIgnoreCase("error"));
     }
 
     @Override
@@ -112,7 +117,8 @@ final class IndexSetWrite implements WriteBuilder, SupportsTruncate, Write, Requ
                     Map<String, Long> counters = new java.util.LinkedHashMap<>();
                     counters.put("contextsPrefilled", metrics.contextsPrefilled.value());
                     counters.put("headsBuilt", metrics.headsBuilt.value());
-                    IndexSet.commit(fs, path, jobId, tasks, replace, options.describe(), counters);
+                    IndexSet.commit(fs, path, jobId, tasks, replace, requireEmpty, options.describe(), counters,
+                            IndexSet.graceMillis(conf.get()));
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }

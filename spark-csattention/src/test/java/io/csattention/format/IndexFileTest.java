@@ -147,6 +147,46 @@ class IndexFileTest {
         assertEquals(CentroidDistance.L2, summary.distance());
     }
 
+    /**
+     * One bit flip that made decode allocate gigabytes: the key count of a 16-dimensional head of context "ctx-0"
+     * (offset 46) set to 67,108,863. Known the length, the shapes must imply it; unknown, arrays grow with the bytes
+     * read: either way one Corrupt line before the checksum, and no OutOfMemoryError (the old reader asked for two
+     * 4 GiB arrays).
+     */
+    @Test
+    void aHugeKeyCountIsCorruptBeforeAnythingIsAllocated() throws IOException {
+        long seed = 46L;
+        System.out.println("IndexFileTest seed=" + seed);
+        SplittableRandom random = new SplittableRandom(seed);
+        FloatMatrix keys = randomMatrix(random, 64, 16);
+        CSAttentionIndex index = CSAttentionIndex.build(Kernels.preferred(), keys, randomMatrix(random, 32, 16),
+                CSAttentionSettings.defaults().withCentroids(8).withSubspaces(4));
+        byte[] bytes = bytes(new IndexedHead("ctx-0", 0, 0, index, keys, randomMatrix(random, 64, 16)));
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(64, b.getInt(46));
+        b.putInt(46, 67_108_863);
+        String shapes = "k.csai: corrupt index file: the shapes N=67108863 d=16 m=4 C=8 L=" + index.listLength()
+                + " must describe the file's " + bytes.length + " bytes; they imply "
+                + IndexFile.fileBytes(2, "ctx-0", 67_108_863, 16, 4, 8, index.listLength(), null);
+        assertEquals(shapes, assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "k.csai", bytes.length)).getMessage());
+        assertEquals(shapes, assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.readSummary(new ByteArrayInputStream(bytes), "k.csai", bytes.length)).getMessage());
+        IndexFileException.Corrupt unknown = assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "k.csai"));
+        assertTrue(unknown.getMessage().matches("k\\.csai: corrupt index file: truncated \\(\\d+ bytes read\\)"),
+                unknown.getMessage());
+    }
+
+    @Test
+    void aLengthOtherThanTheShapesImplyIsCorrupt() throws IOException {
+        byte[] bytes = golden();
+        IndexFileException.Corrupt e = assertThrows(IndexFileException.Corrupt.class,
+                () -> IndexFile.read(new ByteArrayInputStream(bytes), "g.csai", bytes.length - 4));
+        assertTrue(e.getMessage().startsWith("g.csai: corrupt index file: the shapes N=6 d=4 m=2 C=2 L=3 must "
+                + "describe the file's " + (bytes.length - 4) + " bytes; they imply " + bytes.length), e.getMessage());
+    }
+
     @Test
     void flippedByteIsCorrupt() throws IOException {
         byte[] bytes = golden();

@@ -15,10 +15,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A small GGUF v3 writer for tests (the layout is documented on {@link GgufFile}): string, uint32, float32 and
- * array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's reference quantizers do), Q4_K
- * and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized ones), or raw bytes of any type
- * id.
+ * A small GGUF v3 writer for tests (the layout is documented on {@link GgufFile}): string, uint32 (Integer), int64
+ * (Long), float32 and array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's reference
+ * quantizers do), Q4_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized ones), or
+ * raw bytes of any type id.
  */
 final class GgufWriter {
 
@@ -27,7 +27,14 @@ final class GgufWriter {
 
     private final Map<String, Object> metadata = new LinkedHashMap<>();
     private final List<Tensor> tensors = new ArrayList<>();
+    private final Map<String, Long> offsets = new LinkedHashMap<>();
     private int version = 3;
+
+    /** Writes {@code offset} as tensor {@code name}'s offset instead of the one its data has (for bad files). */
+    GgufWriter offset(String name, long offset) {
+        offsets.put(name, offset);
+        return this;
+    }
 
     GgufWriter version(int v) {
         this.version = v;
@@ -229,7 +236,7 @@ final class GgufWriter {
                 out.int64(d);
             }
             out.int32(t.typeId());
-            out.int64(offset);
+            out.int64(this.offsets.getOrDefault(t.name(), offset));
             offsets.add(offset);
             offset = align(offset + t.data().length);
         }
@@ -319,6 +326,11 @@ final class GgufWriter {
                     int32(GgufFile.UINT32);
                 }
                 int32(i);
+            } else if (v instanceof Long l) {
+                if (typed) {
+                    int32(GgufFile.INT64);
+                }
+                int64(l);
             } else if (v instanceof Float f) {
                 if (typed) {
                     int32(GgufFile.FLOAT32);
