@@ -2,6 +2,7 @@ package io.csattention.jobs;
 
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.Attention;
+import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.Check;
@@ -435,7 +436,7 @@ final class DemoCommand implements Callable<Integer> {
             Path file = new Path(new Path(indexPath), e.file());
             IndexedHead head;
             try (FSDataInputStream in = file.getFileSystem(conf).open(file)) {
-                head = IndexFile.read(in, file.toString());
+                head = IndexFile.read(in, file.toString(), file.getFileSystem(conf).getFileStatus(file).getLen());
             }
             KeyValueCache cache = head.cache();
             caches.add(cache);
@@ -444,15 +445,12 @@ final class DemoCommand implements Callable<Integer> {
                     + e.kvHead()).queries());
         }
         long start = System.nanoTime();
-        IntStream.range(0, selectors.size()).parallel().forEach(h -> {
-            FloatMatrix q = queries.get(h);
-            BudgetPlan plan = options.settings().plan(caches.get(h).size());
-            IntStream.range(0, q.rows()).parallel().forEach(i -> {
-                int[] selected = selectors.get(h).select(q.data(), i * q.cols(), plan);
-                float[] out = new float[q.cols()];
-                Attention.attend(kernels, q.data(), i * q.cols(), caches.get(h), selected, out, 0);
-            });
-        });
+        try (BlockDecoder decoder = BlockDecoder.withThreads(kernels, Runtime.getRuntime().availableProcessors())) {
+            for (int h = 0; h < selectors.size(); h++) {
+                decoder.decode(caches.get(h), selectors.get(h), options.settings().plan(caches.get(h).size()),
+                        queries.get(h));
+            }
+        }
         return (System.nanoTime() - start) / 1e9;
     }
 }
