@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Builds a {@link LlamaModel} from a GGUF file of architecture {@code llama}: dimensions from the
@@ -179,26 +180,50 @@ public final class GgufModel {
         return shaped(gguf, channel, name, 1, length).toFloats();
     }
 
-    /** The vocabulary of {@code tokenizer.ggml.*}, or null when the file has none. */
+    /**
+     * The vocabulary of {@code tokenizer.ggml.*}, or null when the file has none. SentencePiece ({@code llama}):
+     * tokens and scores. Byte-level BPE ({@code gpt2}): tokens, {@code token_type}, {@code merges}, {@code pre},
+     * {@code bos_token_id} and {@code add_bos_token}.
+     */
     static Tokenizer tokenizer(GgufFile gguf) throws IOException {
-        Object model = gguf.metadata().get("tokenizer.ggml.model");
-        Object tokens = gguf.metadata().get("tokenizer.ggml.tokens");
+        Map<String, Object> meta = gguf.metadata();
+        Object model = meta.get("tokenizer.ggml.model");
+        Object tokens = meta.get("tokenizer.ggml.tokens");
         if (!(model instanceof String kind) || !(tokens instanceof List<?> list)) {
             return null;
         }
         String[] pieces = new String[list.size()];
-        float[] scores = new float[list.size()];
-        Object scoreList = gguf.metadata().get("tokenizer.ggml.scores");
         for (int i = 0; i < pieces.length; i++) {
             pieces[i] = String.valueOf(list.get(i));
-            if (scoreList instanceof List<?> s && i < s.size() && s.get(i) instanceof Double d) {
-                scores[i] = d.floatValue();
-            }
         }
-        int bos = (int) gguf.integer("tokenizer.ggml.bos_token_id", 1);
         return switch (kind) {
-            case "llama" -> new Tokenizer(Tokenizer.Kind.SENTENCEPIECE, pieces, scores, true, bos);
-            case "gpt2" -> new Tokenizer(Tokenizer.Kind.BYTE_LEVEL_BPE, pieces, scores, false, bos);
+            case "llama" -> {
+                float[] scores = new float[pieces.length];
+                if (meta.get("tokenizer.ggml.scores") instanceof List<?> s) {
+                    for (int i = 0; i < Math.min(s.size(), scores.length); i++) {
+                        if (s.get(i) instanceof Double d) {
+                            scores[i] = d.floatValue();
+                        }
+                    }
+                }
+                yield new Tokenizer(Tokenizer.Kind.SENTENCEPIECE, pieces, scores, true,
+                        (int) gguf.integer("tokenizer.ggml.bos_token_id", 1));
+            }
+            case "gpt2" -> {
+                int[] types = null;
+                if (meta.get("tokenizer.ggml.token_type") instanceof List<?> t) {
+                    types = new int[t.size()];
+                    for (int i = 0; i < types.length; i++) {
+                        types[i] = t.get(i) instanceof Long v ? v.intValue() : Tokenizer.NORMAL;
+                    }
+                }
+                List<String> merges = meta.get("tokenizer.ggml.merges") instanceof List<?> m
+                        ? m.stream().map(String::valueOf).toList() : null;
+                Object pre = meta.get("tokenizer.ggml.pre");
+                yield Tokenizer.byteLevelBpe(pieces, types, merges, pre == null ? null : String.valueOf(pre),
+                        (int) gguf.integer("tokenizer.ggml.bos_token_id", -1),
+                        meta.get("tokenizer.ggml.add_bos_token") instanceof Boolean b ? b : null);
+            }
             default -> null;
         };
     }

@@ -16,9 +16,9 @@ import java.util.Map;
 
 /**
  * A small GGUF v3 writer for tests (the layout is documented on {@link GgufFile}): string, uint32 (Integer), int64
- * (Long), float32 and array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's reference
- * quantizers do), Q4_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized ones), or
- * raw bytes of any type id.
+ * (Long), float32, bool and array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's
+ * reference quantizers do), Q4_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized
+ * ones), or raw bytes of any type id.
  */
 final class GgufWriter {
 
@@ -336,6 +336,11 @@ final class GgufWriter {
                     int32(GgufFile.FLOAT32);
                 }
                 int32(Float.floatToRawIntBits(f));
+            } else if (v instanceof Boolean b) {
+                if (typed) {
+                    int32(GgufFile.BOOL);
+                }
+                bytes.write(b ? 1 : 0);
             } else if (v instanceof List<?> list) {
                 int32(GgufFile.ARRAY);
                 Object first = list.isEmpty() ? "" : list.get(0);
