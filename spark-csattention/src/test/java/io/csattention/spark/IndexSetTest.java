@@ -162,14 +162,14 @@ class IndexSetTest {
     }
 
     /**
-     * Two writers that read the same (empty) path race for commit 1 in errorifexists mode, 150 times (system property
+     * Two writers that read the same (empty) path race for commit 1 in errorifexists mode, 100 times (system property
      * csattention.raceTrials for more): exactly one commits each time, the other fails with one line. Hadoop's local
      * create(overwrite=false) checks, then creates, and its rename replaces: with those, both commit in a few percent
      * of trials; the hard link the commit uses is exclusive.
      */
     @Test
     void ofTwoConcurrentWritersExactlyOneCommits() throws Exception {
-        int trials = Integer.getInteger("csattention.raceTrials", 150);
+        int trials = Integer.getInteger("csattention.raceTrials", 100);
         System.out.println("IndexSetTest race trials=" + trials);
         ExecutorService pool = Executors.newFixedThreadPool(2);
         try {
@@ -207,12 +207,12 @@ class IndexSetTest {
         }
     }
 
-    /** Four overwrite writers racing, 50 times: every commit number is claimed once and no manifest is lost. */
+    /** Four overwrite writers racing, 25 times: every commit number is claimed once and no manifest is lost. */
     @Test
     void racingOverwritesNeverShareACommitNumber() throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(4);
         try {
-            for (int trial = 0; trial < 50; trial++) {
+            for (int trial = 0; trial < 25; trial++) {
                 Path root = dir.resolve("overwrite-" + trial);
                 CyclicBarrier start = new CyclicBarrier(4);
                 List<Future<IndexSet.Manifest>> runs = new ArrayList<>();
