@@ -85,7 +85,14 @@ record ContextsSchema(int contextId, int layer, int kvHead, int keys, int values
                 ? TensorColumn.typed(schema, TABLE, name, types) : -1;
     }
 
+    /** The head a row belongs to; a null id is a one-line error naming what the row has. */
     HeadKey key(InternalRow row) {
+        if (row.isNullAt(contextId) || row.isNullAt(layer) || row.isNullAt(kvHead)) {
+            throw new IllegalArgumentException("context_id, layer and kv_head must not be null; context_id="
+                    + (row.isNullAt(contextId) ? "null" : row.getUTF8String(contextId)) + ", layer="
+                    + (row.isNullAt(layer) ? "null" : row.getInt(layer)) + ", kv_head="
+                    + (row.isNullAt(kvHead) ? "null" : row.getInt(kvHead)));
+        }
         return new HeadKey(row.getUTF8String(contextId).toString(), row.getInt(layer), row.getInt(kvHead));
     }
 

@@ -230,6 +230,13 @@ class GqaRopeSparkTest {
         Exception position = assertThrows(Exception.class, () -> CSAttention.decode(
                 spark.createDataFrame(negative, QUERIES), gqaIndex, Map.of()).collectAsList());
         assertEquals("position must be >= 0 (query_id=98); position=-3", rootMessage(position));
+        List<Row> nullContext = List.of(RowFactory.create(null, 0, 0, 0, DIM, TestTensors.floats(keys[0]),
+                TestTensors.floats(values[0]), TestTensors.floats(prefill[0]), null));
+        Exception nullId = assertThrows(Exception.class, () -> spark.createDataFrame(nullContext, CONTEXTS)
+                .drop("prefill_positions").write().format(CSAttentionDataSource.NAME).mode("overwrite")
+                .save(dir.resolve("null-context").toString()));
+        assertEquals("context_id, layer and kv_head must not be null; context_id=null, layer=0, kv_head=0",
+                rootMessage(nullId));
         IllegalArgumentException rescore = assertThrows(IllegalArgumentException.class,
                 () -> CSAttention.decode(gqaQueriesTable(), gqaIndex, Map.of("rescoreFactor", "0.5")));
         assertEquals("rescoreFactor must be 0 (no re-scoring) or >= 1; rescoreFactor=0.5", rescore.getMessage());
