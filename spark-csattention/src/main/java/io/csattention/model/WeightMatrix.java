@@ -140,22 +140,36 @@ public final class WeightMatrix {
     }
 
     private void decodeQ4K(int at, float[] dst, int off) {
+        decodeK(at, -1, at + 16, dst, off);
+    }
+
+    private void decodeQ5K(int at, float[] dst, int off) {
+        decodeK(at, at + 16, at + 48, dst, off);
+    }
+
+    /**
+     * One block of 256 of Q4_K ({@code qh < 0}) or Q5_K (fifth bits at {@code qh}): fp16 d and dmin, the 6-bit scales
+     * and mins of 8 sub-blocks of 32, the nibbles at {@code qs} (ggml's {@code dequantize_row_q4_K/q5_K}).
+     */
+    private void decodeK(int at, int qh, int qs, float[] dst, int off) {
         float d = Half.toFloat(bytes.getShort(at));
         float dmin = Half.toFloat(bytes.getShort(at + 2));
         int scales = at + 4;
-        int qs = at + 16;
         for (int chunk = 0; chunk < 4; chunk++) {
             int sub = 2 * chunk;
             float d1 = d * scaleK4(scales, sub);
             float m1 = dmin * minK4(scales, sub);
             float d2 = d * scaleK4(scales, sub + 1);
             float m2 = dmin * minK4(scales, sub + 1);
+            int low = 1 << (2 * chunk);
+            int high = 2 << (2 * chunk);
             int q = qs + 32 * chunk;
             int y = off + 64 * chunk;
             for (int l = 0; l < 32; l++) {
-                int packed = bytes.get(q + l) & 0xFF;
-                dst[y + l] = d1 * (packed & 0x0F) - m1;
-                dst[y + 32 + l] = d2 * (packed >>> 4) - m2;
+                int packed = u8(q + l);
+                int h = qh < 0 ? 0 : u8(qh + l);
+                dst[y + l] = d1 * ((packed & 0x0F) + ((h & low) != 0 ? 16 : 0)) - m1;
+                dst[y + 32 + l] = d2 * ((packed >>> 4) + ((h & high) != 0 ? 16 : 0)) - m2;
             }
         }
     }
@@ -178,31 +192,6 @@ public final class WeightMatrix {
             int high = (packed >>> 4) | (fifthBit ? (qh >>> (j + 12)) & 0x10 : 0);
             dst[off + j] = (low - bias) * d + m;
             dst[off + j + 16] = (high - bias) * d + m;
-        }
-    }
-
-    private void decodeQ5K(int at, float[] dst, int off) {
-        float d = Half.toFloat(bytes.getShort(at));
-        float dmin = Half.toFloat(bytes.getShort(at + 2));
-        int scales = at + 4;
-        int qh = at + 16;
-        int qs = at + 48;
-        for (int chunk = 0; chunk < 4; chunk++) {
-            int sub = 2 * chunk;
-            float d1 = d * scaleK4(scales, sub);
-            float m1 = dmin * minK4(scales, sub);
-            float d2 = d * scaleK4(scales, sub + 1);
-            float m2 = dmin * minK4(scales, sub + 1);
-            int low = 1 << (2 * chunk);
-            int high = 2 << (2 * chunk);
-            int q = qs + 32 * chunk;
-            int y = off + 64 * chunk;
-            for (int l = 0; l < 32; l++) {
-                int packed = u8(q + l);
-                int h = u8(qh + l);
-                dst[y + l] = d1 * ((packed & 0x0F) + ((h & low) != 0 ? 16 : 0)) - m1;
-                dst[y + 32 + l] = d2 * ((packed >>> 4) + ((h & high) != 0 ? 16 : 0)) - m2;
-            }
         }
     }
 
