@@ -163,6 +163,18 @@ public final class CSAttention {
         SparkSession spark = queries.sparkSession();
         CSAttentionOptions parsed = CSAttentionOptions.from(spark, options);
         QueriesSchema schema = QueriesSchema.of(queries.schema(), parsed);
+        Broadcast<DecodePlan> plan = plan(queries, schema, indexPath, parsed);
+        return queries.mapPartitions(new DecodePartition(plan, schema, metrics), Encoders.row(schema.output()));
+    }
+
+    /**
+     * The broadcast metadata of a decode: runs one small job (the distinct contexts of the queries) and reads the
+     * summaries of their heads; the index files themselves travel in the broadcast when they are at most
+     * {@code broadcastThreshold} bytes together, else each executor reads the heads it needs.
+     */
+    static Broadcast<DecodePlan> plan(Dataset<Row> queries, QueriesSchema schema, String indexPath,
+                                      CSAttentionOptions parsed) throws IOException {
+        SparkSession spark = queries.sparkSession();
         HadoopConf conf = new HadoopConf(spark.sparkContext().hadoopConfiguration());
         IndexSet.Manifest manifest = IndexSet.require(conf, indexPath);
         SparkContext sc = spark.sparkContext();
@@ -194,8 +206,7 @@ public final class CSAttention {
             }
         }
         DecodePlan plan = new DecodePlan(indexPath, parsed, conf, entries, summaries, files);
-        Broadcast<DecodePlan> broadcast = JavaSparkContext.fromSparkContext(sc).broadcast(plan);
-        return queries.mapPartitions(new DecodePartition(broadcast, schema, metrics), Encoders.row(schema.output()));
+        return JavaSparkContext.fromSparkContext(sc).broadcast(plan);
     }
 
     /** The heads of the index set at {@code indexPath}, one row each (the DataSource's read). */

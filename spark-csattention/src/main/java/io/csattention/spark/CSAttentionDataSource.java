@@ -21,7 +21,8 @@ import java.util.Set;
 /**
  * The DataSource V2 format {@value #NAME}: {@code df.write.format("csattention").mode("overwrite").save(path)} builds
  * an index set from a contexts table ({@link IndexSetWrite}); {@code spark.read.format("csattention").load(path)}
- * lists it ({@link IndexSetScan}). The path is any Hadoop FileSystem path.
+ * lists it ({@link IndexSetScan}); with {@code .option("queries", queriesParquetPath)} the read decodes that queries
+ * table against it ({@link QueriesDecodeScan}: the decode job's output). The paths are any Hadoop FileSystem paths.
  */
 public final class CSAttentionDataSource implements TableProvider, DataSourceRegister {
 
@@ -34,7 +35,8 @@ public final class CSAttentionDataSource implements TableProvider, DataSourceReg
 
     @Override
     public StructType inferSchema(CaseInsensitiveStringMap options) {
-        return IndexSetScan.SCHEMA;
+        return options.containsKey(QueriesDecodeScan.QUERIES)
+                ? QueriesDecodeScan.outputSchema(options.asCaseSensitiveMap()) : IndexSetScan.SCHEMA;
     }
 
     @Override
@@ -66,6 +68,9 @@ public final class CSAttentionDataSource implements TableProvider, DataSourceReg
 
         @Override
         public ScanBuilder newScanBuilder(CaseInsensitiveStringMap options) {
+            if (options.containsKey(QueriesDecodeScan.QUERIES)) {
+                return new QueriesDecodeScan(path, options.asCaseSensitiveMap());
+            }
             return new IndexSetScan(path, new HadoopConf(SparkSession.active().sparkContext().hadoopConfiguration()));
         }
 

@@ -165,8 +165,29 @@ class GqaRopeSparkTest {
         spark.read().parquet(queries).createOrReplaceTempView("gqa_queries");
         List<Row> sql = spark.sql("SELECT query_id, head, csattention_decode('" + gqaIndex
                 + "', context_id, layer, head, query) AS output FROM gqa_queries").collectAsList();
+        // the DataSource read over the same table written as several files (its rows come in file-name order)
+        String split = dir.resolve("gqa-queries-split.parquet").toString();
+        gqaQueriesTable().repartition(3).sortWithinPartitions("query_id").write().parquet(split);
+        List<Row> splitRows = new ArrayList<>();
+        String[] splitFiles = spark.read().parquet(split).inputFiles();
+        java.util.Arrays.sort(splitFiles);
+        assertTrue(splitFiles.length >= 2, "the queries are in several files: " + splitFiles.length);
+        for (String f : splitFiles) {
+            splitRows.addAll(spark.read().parquet(f).collectAsList());
+        }
+        List<Row> source = spark.read().format(CSAttentionDataSource.NAME).option("queries", split)
+                .option("withSelected", "true").load(gqaIndex).collectAsList();
         assertEquals(gqaQueries.size(), job.size());
         assertEquals(gqaQueries.size(), sql.size());
+        assertEquals(gqaQueries.size(), source.size());
+        Map<Long, float[]> byId = new HashMap<>();
+        for (int i = 0; i < source.size(); i++) {
+            Row r = source.get(i);
+            // row order of the DataSource read: the queries files' rows, file by file, without orderBy
+            assertEquals((Long) splitRows.get(i).getAs("query_id"), r.getAs("query_id"), "DataSource row " + i);
+            assertEquals((int) splitRows.get(i).getAs("head") / GROUP, (int) r.getAs("kv_head"));
+            byId.put(r.getAs("query_id"), floats(r.getList(r.fieldIndex("output"))));
+        }
         double worstLibrary = 0;
         double errorRight = 0;
         double errorWrong = 0;
@@ -184,6 +205,7 @@ class GqaRopeSparkTest {
             float[] expected = library(head / GROUP, vector);
             worstLibrary = Math.max(worstLibrary, maxAbsDiff(expected, floats(j.getList(j.fieldIndex("output")))));
             worstLibrary = Math.max(worstLibrary, maxAbsDiff(expected, floats(s.getList(s.fieldIndex("output")))));
+            worstLibrary = Math.max(worstLibrary, maxAbsDiff(expected, byId.get((Long) q[0])));
             double[] exact = exactAttention(keys[head / GROUP], values[head / GROUP], vector);
             errorRight += relativeError(floats(j.getList(j.fieldIndex("output"))), exact);
             errorLibrary += relativeError(expected, exact);
@@ -226,6 +248,17 @@ class GqaRopeSparkTest {
                 () -> CSAttention.decode(table, gqaIndex, Map.of()).collectAsList());
         assertTrue(rootMessage(failed).equals("head must be a query head of context_id=doc layer=0, in [0, 8) "
                 + "(2 KV heads x 4 query heads per KV head); head=8 (query_id=99)"), rootMessage(failed));
+        String badFile = dir.resolve("bad-head.parquet").toString();
+        table.write().parquet(badFile);
+        Exception throughSource = assertThrows(Exception.class, () -> spark.read().format(CSAttentionDataSource.NAME)
+                .option("queries", badFile).load(gqaIndex).collectAsList());
+        assertEquals("head must be a query head of context_id=doc layer=0, in [0, 8) (2 KV heads x 4 query heads "
+                + "per KV head); head=8 (query_id=99)", rootMessage(throughSource));
+        IllegalArgumentException groupThroughSource = assertThrows(IllegalArgumentException.class,
+                () -> spark.read().format(CSAttentionDataSource.NAME).option("queries", badFile)
+                        .option("queryHeadsPerKvHead", "2").load(gqaIndex).collectAsList());
+        assertEquals("queryHeadsPerKvHead must be the group size the index set " + gqaIndex + " recorded, 4 "
+                + "(context_id=doc, layer=0); queryHeadsPerKvHead=2", groupThroughSource.getMessage());
         List<Row> negative = List.of(RowFactory.create(98L, "doc", 0, 1, new float[DIM], -3L));
         Exception position = assertThrows(Exception.class, () -> CSAttention.decode(
                 spark.createDataFrame(negative, QUERIES), gqaIndex, Map.of()).collectAsList());
