@@ -236,6 +236,35 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
+    @Override
+    public float dotCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                               float[] mins, float[] x, int xOff, int blocks) {
+        if (blockSize % LANES != 0) {
+            return VectorKernels.super.dotCodeBlocks(codes, codesOff, blockStride, blockSize, scales, mins, x, xOff,
+                    blocks);
+        }
+        FloatVector acc = FloatVector.zero(WIDE);
+        FloatVector offsets = FloatVector.zero(WIDE);
+        for (int b = 0; b < blocks; b++) {
+            int c = codesOff + b * blockStride;
+            int xb = xOff + b * blockSize;
+            FloatVector dot = FloatVector.zero(WIDE);
+            FloatVector sum = FloatVector.zero(WIDE);
+            for (int i = 0; i < blockSize; i += LANES) {
+                FloatVector xv = FloatVector.fromArray(WIDE, x, xb + i);
+                dot = widen(codes, c + i).fma(xv, dot);
+                if (mins != null) {
+                    sum = sum.add(xv);
+                }
+            }
+            acc = dot.fma(FloatVector.broadcast(WIDE, scales[b]), acc);
+            if (mins != null) {
+                offsets = sum.fma(FloatVector.broadcast(WIDE, mins[b]), offsets);
+            }
+        }
+        return sum(acc) - sum(offsets);
+    }
+
     /** {@code LANES} int8 codes at {@code off} as floats. */
     private static FloatVector widen(byte[] codes, int off) {
         return (FloatVector) ByteVector.fromArray(CODES, codes, off).convertShape(VectorOperators.B2F, WIDE, 0);

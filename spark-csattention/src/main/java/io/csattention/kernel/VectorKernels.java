@@ -66,6 +66,31 @@ public interface VectorKernels {
         }
     }
 
+    /**
+     * The dot product of a quantized weight row with {@code x}, dequantized in registers: the row is {@code blocks}
+     * blocks of {@code blockSize} int8 codes, block b's at {@code codes[codesOff + b * blockStride ..)}, standing for
+     * {@code scales[b] * code - mins[b]} ({@code mins} null: no offset). Returns
+     * {@code sum_b (scales[b] * sum_i codes[..i] * x[xOff + b * blockSize + i] - mins[b] * sum_i x[xOff + b * blockSize + i])},
+     * each block's sums first, then the blocks in order (the scalar reference's order; a faster implementation may
+     * reassociate within the block and across its vector lanes, the same way on every call).
+     */
+    default float dotCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                                float[] mins, float[] x, int xOff, int blocks) {
+        float total = 0f;
+        for (int b = 0; b < blocks; b++) {
+            int c = codesOff + b * blockStride;
+            int xb = xOff + b * blockSize;
+            float dot = 0f;
+            float sum = 0f;
+            for (int i = 0; i < blockSize; i++) {
+                dot += codes[c + i] * x[xb + i];
+                sum += x[xb + i];
+            }
+            total += scales[b] * dot - (mins == null ? 0f : mins[b] * sum);
+        }
+        return total;
+    }
+
     /** {@code y[yOff+i] += alpha * x[xOff+i]} for i in [0, length). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int length);
 

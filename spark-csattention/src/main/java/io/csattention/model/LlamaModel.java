@@ -130,7 +130,8 @@ public final class LlamaModel {
      * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Rows are decoded {@value #ROW_TILE} at a time into
      * a tile, and every token of the block is dotted with the whole tile while its row of x is in cache, so a weight
      * row is decoded once per block and x is read once per tile; row ranges are split across threads when the
-     * product is large.
+     * product is large. A single token takes the fused path ({@link WeightMatrix#dot}): no float row is written.
+     * Each output element is computed by one thread in a fixed order, so the bits do not depend on the thread count.
      */
     void matmul(WeightMatrix w, float[] x, int tokens, float[] out) {
         int rows = w.rows();
@@ -139,6 +140,17 @@ public final class LlamaModel {
         int chunks = work < PARALLEL_WORK ? 1
                 : Math.min((rows + ROW_TILE - 1) / ROW_TILE, 4 * Runtime.getRuntime().availableProcessors());
         IntStream range = IntStream.range(0, chunks);
+        if (tokens == 1) {
+            // one token (decode): each row is dotted straight from its quantized bytes, read once
+            (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
+                WeightMatrix.Scratch scratch = new WeightMatrix.Scratch();
+                int to = (int) ((long) rows * (chunk + 1) / chunks);
+                for (int r = (int) ((long) rows * chunk / chunks); r < to; r++) {
+                    out[r] = w.dot(r, x, 0, kernels, scratch);
+                }
+            });
+            return;
+        }
         (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
             float[] tile = new float[ROW_TILE * cols];
             int from = (int) ((long) rows * chunk / chunks);

@@ -230,6 +230,161 @@ public final class WeightMatrix {
         return bytes.get(index) & 0xFF;
     }
 
+    /** Per-thread buffers of {@link #dot}: one row's bytes, its codes, block scales and offsets. */
+    public static final class Scratch {
+        private byte[] raw = new byte[0];
+        private byte[] codes = new byte[0];
+        private float[] scales = new float[0];
+        private float[] mins = new float[0];
+        private float[] floats = new float[0];
+
+        private void fit(int rawBytes, int cols, int blocks) {
+            if (raw.length < rawBytes) {
+                raw = new byte[rawBytes];
+            }
+            if (codes.length < cols) {
+                codes = new byte[cols];
+                floats = new float[cols];
+            }
+            if (scales.length < blocks) {
+                scales = new float[blocks];
+                mins = new float[blocks];
+            }
+        }
+    }
+
+    /**
+     * {@code dot(row r, x[xOff .. xOff + cols))} without writing the row out as floats: the row's bytes are copied
+     * once, integer types are unpacked to int8 codes with a scale (and offset) per block of 16 or 32 and dotted in
+     * registers ({@link VectorKernels#dotCodeBlocks}); float types are widened and dotted. The same bits on every
+     * call and thread for the same inputs.
+     */
+    public float dot(int r, float[] x, int xOff, io.csattention.kernel.VectorKernels kernels, Scratch s) {
+        int rowBytes = (int) type.bytes(cols);
+        int blocks = type.blockSize() > 1 ? cols / type.blockSize() : 0;
+        s.fit(rowBytes, cols, Math.max(blocks * 16, 1));
+        switch (type) {
+            case F32, F16, BF16 -> {
+                row(r, s.floats, 0);
+                return kernels.dot(s.floats, 0, x, xOff, cols);
+            }
+            default -> {
+            }
+        }
+        byte[] raw = s.raw;
+        bytes.get((int) ((long) r * rowBytes), raw, 0, rowBytes);
+        switch (type) {
+            case Q8_0 -> {
+                for (int b = 0; b < blocks; b++) {
+                    s.scales[b] = Half.toFloat(shortAt(raw, b * 34));
+                }
+                return kernels.dotCodeBlocks(raw, 2, 34, 32, s.scales, null, x, xOff, blocks);
+            }
+            case Q4_0, Q4_1, Q5_0, Q5_1 -> {
+                boolean offsets = unpackSmall(raw, blocks, s);
+                return kernels.dotCodeBlocks(s.codes, 0, 32, 32, s.scales, offsets ? s.mins : null, x, xOff,
+                        blocks);
+            }
+            case Q4_K, Q5_K -> {
+                for (int b = 0; b < blocks; b++) {
+                    unpackK(raw, b * type.blockBytes(), type == TensorType.Q5_K, s, b);
+                }
+                return kernels.dotCodeBlocks(s.codes, 0, 32, 32, s.scales, s.mins, x, xOff, 8 * blocks);
+            }
+            case Q6_K -> {
+                for (int b = 0; b < blocks; b++) {
+                    unpackQ6K(raw, b * 210, s, b);
+                }
+                return kernels.dotCodeBlocks(s.codes, 0, 16, 16, s.scales, null, x, xOff, 16 * blocks);
+            }
+            default -> throw new IllegalStateException("no dot for " + type);
+        }
+    }
+
+    private static short shortAt(byte[] raw, int at) {
+        return (short) ((raw[at] & 0xFF) | (raw[at + 1] << 8));
+    }
+
+    private static int intAt(byte[] raw, int at) {
+        return (raw[at] & 0xFF) | (raw[at + 1] & 0xFF) << 8 | (raw[at + 2] & 0xFF) << 16 | (raw[at + 3] & 0xFF) << 24;
+    }
+
+    /** Q4_0/Q4_1/Q5_0/Q5_1 blocks as codes {@code q - bias} and scale d (offset {@code -m}); false: no offsets. */
+    private boolean unpackSmall(byte[] raw, int blocks, Scratch s) {
+        boolean withMin = type == TensorType.Q4_1 || type == TensorType.Q5_1;
+        boolean fifthBit = type == TensorType.Q5_0 || type == TensorType.Q5_1;
+        int bias = type == TensorType.Q4_0 ? 8 : type == TensorType.Q5_0 ? 16 : 0;
+        int blockBytes = type.blockBytes();
+        for (int b = 0; b < blocks; b++) {
+            int at = b * blockBytes;
+            s.scales[b] = Half.toFloat(shortAt(raw, at));
+            s.mins[b] = withMin ? -Half.toFloat(shortAt(raw, at + 2)) : 0f;
+            int qh = fifthBit ? intAt(raw, at + (withMin ? 4 : 2)) : 0;
+            int qs = at + (withMin ? 4 : 2) + (fifthBit ? 4 : 0);
+            int out = b * 32;
+            for (int j = 0; j < 16; j++) {
+                int packed = raw[qs + j] & 0xFF;
+                int low = (packed & 0x0F) | (fifthBit ? ((qh >>> j) << 4) & 0x10 : 0);
+                int high = (packed >>> 4) | (fifthBit ? (qh >>> (j + 12)) & 0x10 : 0);
+                s.codes[out + j] = (byte) (low - bias);
+                s.codes[out + j + 16] = (byte) (high - bias);
+            }
+        }
+        return withMin;
+    }
+
+    /** One Q4_K/Q5_K block of 256 as 8 sub-blocks of 32 codes with scale {@code d * sc} and offset {@code dmin * m}. */
+    private static void unpackK(byte[] raw, int at, boolean fifthBit, Scratch s, int block) {
+        float d = Half.toFloat(shortAt(raw, at));
+        float dmin = Half.toFloat(shortAt(raw, at + 2));
+        int scales = at + 4;
+        int qh = at + 16;
+        int qs = fifthBit ? at + 48 : at + 16;
+        for (int chunk = 0; chunk < 4; chunk++) {
+            for (int half = 0; half < 2; half++) {
+                int sub = 2 * chunk + half;
+                int sc = sub < 4 ? raw[scales + sub] & 63
+                        : (raw[scales + sub + 4] & 0x0F) | (((raw[scales + sub - 4] & 0xFF) >>> 6) << 4);
+                int m = sub < 4 ? raw[scales + sub + 4] & 63
+                        : ((raw[scales + sub + 4] & 0xFF) >>> 4) | (((raw[scales + sub] & 0xFF) >>> 6) << 4);
+                s.scales[8 * block + sub] = d * sc;
+                s.mins[8 * block + sub] = dmin * m;
+            }
+            int low = 1 << (2 * chunk);
+            int high = 2 << (2 * chunk);
+            int q = qs + 32 * chunk;
+            int y = 256 * block + 64 * chunk;
+            for (int l = 0; l < 32; l++) {
+                int packed = raw[q + l] & 0xFF;
+                int h = fifthBit ? raw[qh + l] & 0xFF : 0;
+                s.codes[y + l] = (byte) ((packed & 0x0F) + ((h & low) != 0 ? 16 : 0));
+                s.codes[y + 32 + l] = (byte) ((packed >>> 4) + ((h & high) != 0 ? 16 : 0));
+            }
+        }
+    }
+
+    /** One Q6_K block of 256 as 16 sub-blocks of 16 codes {@code q - 32} with scale {@code d * sc}. */
+    private static void unpackQ6K(byte[] raw, int at, Scratch s, int block) {
+        float d = Half.toFloat(shortAt(raw, at + 208));
+        for (int half = 0; half < 2; half++) {
+            int ql = at + 64 * half;
+            int qh = at + 128 + 32 * half;
+            int sc = at + 192 + 8 * half;
+            int y = 256 * block + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int high = raw[qh + l] & 0xFF;
+                s.codes[y + l] = (byte) (((raw[ql + l] & 0x0F) | ((high & 3) << 4)) - 32);
+                s.codes[y + l + 32] = (byte) (((raw[ql + l + 32] & 0x0F) | (((high >>> 2) & 3) << 4)) - 32);
+                s.codes[y + l + 64] = (byte) (((raw[ql + l] & 0xFF) >>> 4 | (((high >>> 4) & 3) << 4)) - 32);
+                s.codes[y + l + 96] = (byte) (((raw[ql + l + 32] & 0xFF) >>> 4 | (((high >>> 6) & 3) << 4)) - 32);
+            }
+            // element 32 j + l of the half (l < 32) uses scale sc[2 j + l / 16]: sub-block k of 16 uses sc[k]
+            for (int k = 0; k < 8; k++) {
+                s.scales[16 * block + 8 * half + k] = d * raw[sc + k];
+            }
+        }
+    }
+
     /** Every element as float32 (small tensors: norms). */
     public float[] toFloats() {
         float[] out = new float[rows * cols];
