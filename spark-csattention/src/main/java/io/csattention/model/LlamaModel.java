@@ -20,7 +20,7 @@ public final class LlamaModel {
 
     /** Below this many multiply-adds a matrix product runs on the calling thread. */
     private static final long PARALLEL_WORK = 1 << 17;
-    /** Weight rows decoded together in a matrix product. */
+    /** The smallest number of weight rows a thread takes in a matrix product. */
     private static final int ROW_TILE = 8;
 
     private final LlamaConfig config;
@@ -127,11 +127,12 @@ public final class LlamaModel {
     }
 
     /**
-     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Rows are decoded {@value #ROW_TILE} at a time into
-     * a tile, and every token of the block is dotted with the whole tile while its row of x is in cache, so a weight
-     * row is decoded once per block and x is read once per tile; row ranges are split across threads when the
-     * product is large. A single token takes the fused path ({@link WeightMatrix#dot}): no float row is written.
-     * Each output element is computed by one thread in a fixed order, so the bits do not depend on the thread count.
+     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Each weight row is prepared once (its bytes read
+     * and unpacked to int8 codes and block scales, {@link WeightMatrix#prepare}) and dotted with every token of the
+     * block in registers ({@link WeightMatrix#dotPrepared}); row ranges are split across threads when the product is
+     * large. An output element is one dot product computed by one thread, the same whatever the number of tokens
+     * (prefill, one decode step, a batch of sequences) or of threads, so batched and single-sequence decoding give
+     * the same bits.
      */
     void matmul(WeightMatrix w, float[] x, int tokens, float[] out) {
         int rows = w.rows();
@@ -140,31 +141,13 @@ public final class LlamaModel {
         int chunks = work < PARALLEL_WORK ? 1
                 : Math.min((rows + ROW_TILE - 1) / ROW_TILE, 4 * Runtime.getRuntime().availableProcessors());
         IntStream range = IntStream.range(0, chunks);
-        if (tokens == 1) {
-            // one token (decode): each row is dotted straight from its quantized bytes, read once
-            (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
-                WeightMatrix.Scratch scratch = new WeightMatrix.Scratch();
-                int to = (int) ((long) rows * (chunk + 1) / chunks);
-                for (int r = (int) ((long) rows * chunk / chunks); r < to; r++) {
-                    out[r] = w.dot(r, x, 0, kernels, scratch);
-                }
-            });
-            return;
-        }
         (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
-            float[] tile = new float[ROW_TILE * cols];
-            int from = (int) ((long) rows * chunk / chunks);
+            WeightMatrix.Scratch scratch = new WeightMatrix.Scratch();
             int to = (int) ((long) rows * (chunk + 1) / chunks);
-            for (int r0 = from; r0 < to; r0 += ROW_TILE) {
-                int n = Math.min(ROW_TILE, to - r0);
-                for (int i = 0; i < n; i++) {
-                    w.row(r0 + i, tile, i * cols);
-                }
+            for (int r = (int) ((long) rows * chunk / chunks); r < to; r++) {
+                w.prepare(r, scratch);
                 for (int t = 0; t < tokens; t++) {
-                    int outBase = t * rows + r0;
-                    for (int i = 0; i < n; i++) {
-                        out[outBase + i] = kernels.dot(tile, i * cols, x, t * cols, cols);
-                    }
+                    out[t * rows + r] = w.dotPrepared(scratch, x, t * cols, kernels);
                 }
             }
         });

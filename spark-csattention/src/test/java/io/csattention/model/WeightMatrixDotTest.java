@@ -119,7 +119,7 @@ class WeightMatrixDotTest {
     }
 
     @Test
-    void aMatrixProductGivesTheSameBitsWhateverTheThreads() throws IOException {
+    void aMatrixProductGivesTheSameBitsWhateverTheThreadsAndTokens() throws IOException {
         byte[] raw = resource("Q4_K.bin");
         // 1024 elements as 4 rows of 256, repeated to 512 rows so that the product is split across threads
         int rows = 512;
@@ -142,6 +142,21 @@ class WeightMatrixDotTest {
         for (int r = 0; r < rows; r++) {
             assertEquals(Float.floatToIntBits(m.dot(r, x, 0, model.kernels(), scratch)),
                     Float.floatToIntBits(parallel[r]), "row " + r);
+        }
+        // three tokens in one product (prefill, a batch of sequences): each token's outputs as if alone
+        float[] three = new float[3 * cols];
+        for (int i = 0; i < three.length; i++) {
+            three[i] = (float) random.nextGaussian();
+        }
+        float[] together = new float[3 * rows];
+        model.matmul(m, three, 3, together);
+        for (int t = 0; t < 3; t++) {
+            float[] alone = new float[rows];
+            model.matmul(m, java.util.Arrays.copyOfRange(three, t * cols, (t + 1) * cols), 1, alone);
+            for (int r = 0; r < rows; r++) {
+                assertEquals(Float.floatToIntBits(alone[r]), Float.floatToIntBits(together[t * rows + r]),
+                        "token " + t + " row " + r);
+            }
         }
     }
 
