@@ -153,11 +153,14 @@ public final class LlamaModel {
         });
     }
 
-    /** Rotates every head of x [tokens, width] (width = dim for queries, kvDim for keys) by its position. */
-    void rope(float[] x, int width, int tokens, int firstPosition) {
+    /**
+     * Rotates every head of x [tokens, width] (width = dim for queries, kvDim for keys), row t by
+     * {@code positions[t]}.
+     */
+    void rope(float[] x, int width, int[] positions) {
         int headSize = config.headSize();
-        for (int t = 0; t < tokens; t++) {
-            int pos = firstPosition + t;
+        for (int t = 0; t < positions.length; t++) {
+            int pos = positions[t];
             for (int head = 0; head < width / headSize; head++) {
                 int base = t * width + head * headSize;
                 for (int pair = 0; pair < ropeFrequencies.length; pair++) {
@@ -182,11 +185,10 @@ public final class LlamaModel {
         }
     }
 
-    /** logits [vocab] of one normalized hidden state x [dim] at offset {@code off}. */
-    float[] classify(float[] x, int off) {
-        float[] row = java.util.Arrays.copyOfRange(x, off, off + config.dim());
-        float[] logits = new float[config.vocabSize()];
-        matmul(weights.classifier(), row, 1, logits);
+    /** logits [rows, vocab] of normalized hidden states x [rows, dim]. */
+    float[] classify(float[] x, int rows) {
+        float[] logits = new float[rows * config.vocabSize()];
+        matmul(weights.classifier(), x, rows, logits);
         return logits;
     }
 }

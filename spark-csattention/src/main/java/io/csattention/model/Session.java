@@ -236,6 +236,49 @@ public final class Session {
      * the last.
      */
     private float[] forward(int[] tokens, int from, int count, boolean isPrefill) {
+        Session[] owners = new Session[count];
+        Arrays.fill(owners, this);
+        int[] positions = new int[count];
+        for (int t = 0; t < count; t++) {
+            positions[t] = position + t;
+        }
+        return forward(model, owners, positions, tokens, from, count, isPrefill, false)[0];
+    }
+
+    /**
+     * One decode step of several sequences of one model together: row r feeds {@code tokens[r]} to
+     * {@code sessions[r]}. Every weight matrix is read once for all of them; each row attends its own sequence's keys
+     * with its own method. Returns each sequence's next-token logits [vocab], the same bits as
+     * {@code sessions[r].decode(tokens[r])} alone.
+     */
+    public static float[][] decodeBatch(Session[] sessions, int[] tokens) {
+        if (sessions.length != tokens.length || sessions.length == 0) {
+            throw new IllegalArgumentException("a batch needs one token per session; sessions=" + sessions.length
+                    + ", tokens=" + tokens.length);
+        }
+        java.util.Set<Session> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        int[] positions = new int[sessions.length];
+        for (int r = 0; r < sessions.length; r++) {
+            Session s = sessions[r];
+            if (s.model != sessions[0].model || !distinct.add(s)) {
+                throw new IllegalArgumentException("a batch's sessions must be distinct sequences of one model; "
+                        + "session " + r + " is " + (s.model != sessions[0].model ? "of another model" : "repeated"));
+            }
+            s.checkTokens(new int[] {tokens[r]});
+            positions[r] = s.position;
+        }
+        return forward(sessions[0].model, sessions, positions, tokens, 0, sessions.length, false, true);
+    }
+
+    /**
+     * The forward pass of rows [0, count): row r is token {@code tokens[from + r]} of {@code owners[r]} at
+     * {@code positions[r]}. In a prefill every row belongs to one sequence, at consecutive positions, with exact
+     * causal attention; otherwise each row is one decode step of its own sequence. Returns the logits of every row
+     * ({@code allLogits}) or of the last one.
+     */
+    private static float[][] forward(LlamaModel model, Session[] owners, int[] positions, int[] tokens, int from,
+                                     int count, boolean isPrefill, boolean allLogits) {
+        LlamaConfig config = model.config();
         int dim = config.dim();
         int kvDim = config.kvDim();
         int hidden = config.hiddenDim();
@@ -248,9 +291,10 @@ public final class Session {
         float[] proj = new float[count * dim];       // a sublayer's output projection [count, dim]
         float[] gate = new float[count * hidden];    // SwiGLU gate [count, hidden]
         float[] up = new float[count * hidden];      // SwiGLU up [count, hidden]
+        Session prefilling = isPrefill ? owners[0] : null;
         model.embed(tokens, from, count, x);
         if (isPrefill) {
-            growPrefillQueries(count);
+            prefilling.growPrefillQueries(count);
         }
         for (int l = 0; l < config.layers(); l++) {
             LlamaWeights.Layer w = model.weights().layers().get(l);
@@ -259,14 +303,16 @@ public final class Session {
             model.matmul(w.wq(), xb, count, q);
             model.matmul(w.wk(), xb, count, k);
             model.matmul(w.wv(), xb, count, v);
-            model.rope(q, dim, count, position);
-            model.rope(k, kvDim, count, position);
-            appendToCaches(l, k, v, count);
+            model.rope(q, dim, positions);
+            model.rope(k, kvDim, positions);
+            for (int r = 0; r < count; r++) {
+                owners[r].appendToCaches(l, k, v, r);
+            }
             if (isPrefill) {
-                System.arraycopy(q, 0, prefillQueries[l], prefillTokens * dim, count * dim);
-                attendCausal(l, q, count, att);
+                System.arraycopy(q, 0, prefilling.prefillQueries[l], prefilling.prefillTokens * dim, count * dim);
+                prefilling.attendCausal(l, q, count, att);
             } else {
-                attendDecode(l, q, att);
+                attendDecode(model, owners, positions, l, q, att);
             }
             model.matmul(w.wo(), att, count, proj);
             add(x, proj, count * dim);
@@ -278,14 +324,25 @@ public final class Session {
             model.matmul(w.down(), gate, count, proj);
             add(x, proj, count * dim);
         }
-        position += count;
         if (isPrefill) {
-            prefillTokens += count;
+            prefilling.position += count;
+            prefilling.prefillTokens += count;
+        } else {
+            for (Session owner : owners) {
+                owner.position++;
+            }
         }
-        // only the last token's logits are needed
-        float[] last = Arrays.copyOfRange(x, (count - 1) * dim, count * dim);
-        model.rmsNorm(last, model.weights().finalNorm(), 1, last);
-        return model.classify(last, 0);
+        // the logits of the rows asked for, through the classifier in one product
+        int first = allLogits ? 0 : count - 1;
+        int rows = count - first;
+        float[] last = Arrays.copyOfRange(x, first * dim, count * dim);
+        model.rmsNorm(last, model.weights().finalNorm(), rows, last);
+        float[] logits = model.classify(last, rows);
+        float[][] out = new float[rows][];
+        for (int r = 0; r < rows; r++) {
+            out[r] = Arrays.copyOfRange(logits, r * config.vocabSize(), (r + 1) * config.vocabSize());
+        }
+        return out;
     }
 
     private void growPrefillQueries(int count) {
@@ -298,15 +355,14 @@ public final class Session {
         queriesShared = false;
     }
 
-    private void appendToCaches(int layer, float[] k, float[] v, int count) {
+    /** Appends row {@code t} of k and v [rows, kvDim] to this sequence's caches of {@code layer}. */
+    private void appendToCaches(int layer, float[] k, float[] v, int t) {
         int headSize = config.headSize();
-        for (int t = 0; t < count; t++) {
-            for (int g = 0; g < config.kvHeads(); g++) {
-                int off = t * config.kvDim() + g * headSize;
-                caches[layer][g].append(k, off, v, off);
-                if (selectors != null) {
-                    selectors[layer][g].keysAppended();
-                }
+        for (int g = 0; g < config.kvHeads(); g++) {
+            int off = t * config.kvDim() + g * headSize;
+            caches[layer][g].append(k, off, v, off);
+            if (selectors != null) {
+                selectors[layer][g].keysAppended();
             }
         }
     }
@@ -373,27 +429,38 @@ public final class Session {
         }
     }
 
-    /** att [1, dim]: each query head attends the keys its selector picks (all of them without a method). */
-    private void attendDecode(int layer, float[] q, float[] att) {
+    /**
+     * att [rows, dim]: query head h of row r attends the keys of {@code owners[r]}'s KV head that its selector
+     * picks (all of them without a method), at {@code positions[r]}.
+     */
+    private static void attendDecode(LlamaModel model, Session[] owners, int[] positions, int layer, float[] q,
+                                     float[] att) {
+        LlamaConfig config = model.config();
         int heads = config.heads();
         int headSize = config.headSize();
-        long work = (long) heads * position * headSize;
-        IntStream range = IntStream.range(0, heads);
-        long[] positions = new long[heads];
-        java.util.Arrays.fill(positions, position);
-        (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(head -> {
+        int rows = owners.length;
+        long work = 0;
+        long[] rowPositions = new long[rows * heads];
+        for (int r = 0; r < rows; r++) {
+            work += (long) heads * owners[r].position * headSize;
+            Arrays.fill(rowPositions, r * heads, (r + 1) * heads, positions[r]);
+        }
+        IntStream range = IntStream.range(0, rows * heads);
+        (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(row -> {
+            Session owner = owners[row / heads];
+            int head = row % heads;
             int kvHead = head / config.groupSize();
-            KeyValueCache cache = caches[layer][kvHead];
-            int off = head * headSize;
-            if (selectors == null) {
-                attendPrefix(q, off, cache, cache.size(), att, off);
+            KeyValueCache cache = owner.caches[layer][kvHead];
+            int off = row * headSize;
+            if (owner.selectors == null) {
+                owner.attendPrefix(q, off, cache, cache.size(), att, off);
                 return;
             }
-            BudgetPlan plan = method.plan(settings, cache.size());
-            int[] selected = BlockDecoder.decodeBlock(model.kernels(), cache, selectors[layer][kvHead], plan, q,
-                    head, 1, positions, att)[0];
-            if (probe != null) {
-                probe.observe(layer, head, q, off, cache, plan, selected, att, off);
+            BudgetPlan plan = owner.method.plan(owner.settings, cache.size());
+            int[] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead], plan,
+                    q, row, 1, rowPositions, att)[0];
+            if (owner.probe != null) {
+                owner.probe.observe(layer, head, q, off, cache, plan, selected, att, off);
             }
         });
     }
