@@ -174,7 +174,7 @@ class SparkCommandsTest {
         Result r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
                 "--sparsity", "2");
         assertEquals(2, r.code());
-        assertEquals("error: --sparsity must be in (0, 1); --sparsity=2.0", r.err().strip());
+        assertEquals("error: --sparsity must be in (0, 1); --sparsity=2", r.err().strip());
         r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
                 "--option", "listFraction=1.5");
         assertEquals(2, r.code());
