@@ -20,7 +20,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -128,9 +127,7 @@ final class BenchCommand implements Callable<Integer> {
             rows.addAll(new ContextBench(kernels, data, base, sparsities, parsed, threadCounts, repeats,
                     fullQueryBlock, stdout).run());
         }
-        Files.createDirectories(out);
         BenchReport report = new BenchReport(rows, kernels.name(), sources);
-        report.writeCsv(out.resolve("bench.csv"));
         ObjectNode summary = report.summary(SUMMARY_SPARSITY);
         summary.put("full_query_block", fullQueryBlock);
         ObjectNode document = JSON.createObjectNode();
@@ -138,8 +135,11 @@ final class BenchCommand implements Callable<Integer> {
         document.set("summary", summary);
         ArrayNode array = document.putArray("rows");
         rows.forEach(r -> array.add(r.toJson(JSON)));
-        JSON.writerWithDefaultPrettyPrinter().writeValue(out.resolve("bench.json").toFile(), document);
-        BenchCharts.write(out, rows, SUMMARY_SPARSITY);
+        OutputDir.write(out, dir -> {
+            report.writeCsv(dir.resolve("bench.csv"));
+            JSON.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("bench.json").toFile(), document);
+            BenchCharts.write(dir, rows, SUMMARY_SPARSITY);
+        });
         stdout.println();
         stdout.print(report.table());
         stdout.println("wrote " + out.resolve("bench.csv") + ", bench.json, latency_vs_context.png, "
@@ -152,36 +152,18 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private void validate() {
+        OutputDir.check(out);
         boolean anyNpy = keys != null || values != null || prefillQueries != null || queries != null;
         if (anyNpy && (keys == null || values == null || prefillQueries == null || queries == null)) {
             throw new IllegalArgumentException("--keys, --values, --prefill-queries and --queries must be given "
                     + "together; missing=" + String.join(",", missingNpy()));
         }
-        for (int n : tokens) {
-            if (n < 16) {
-                throw new IllegalArgumentException("tokens must be >= 16; tokens=" + n);
-            }
-        }
-        for (double s : sparsities) {
-            if (!(s > 0 && s < 1)) {
-                throw new IllegalArgumentException("sparsity must be in (0, 1); sparsity=" + s);
-            }
-        }
-        if (queryCount < 1) {
-            throw new IllegalArgumentException("query-count must be >= 1; query-count=" + queryCount);
-        }
-        if (fullQueryBlock < 1) {
-            throw new IllegalArgumentException("full-query-block must be >= 1; full-query-block=" + fullQueryBlock);
-        }
-        if (repeats < 1) {
-            throw new IllegalArgumentException("repeats must be >= 1; repeats=" + repeats);
-        }
-        if (threads != null) {
-            for (int t : threads) {
-                if (t < 1) {
-                    throw new IllegalArgumentException("threads must be >= 1; threads=" + t);
-                }
-            }
+        if (!anyNpy) {
+            int longest = tokens.stream().mapToInt(Integer::intValue).max().orElse(0);
+            // keys, values and prefill queries of the longest context, its copy in the cache, the queries' outputs
+            long floats = (long) longest * headDim;
+            NumericOptions.requireHeap("bench", "--tokens x --head-dim", floats,
+                    4L * (5 * floats + 4L * queryCount * headDim));
         }
     }
 

@@ -3,7 +3,6 @@ package io.csattention.jobs;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.RopeInfo;
 import io.csattention.eval.SyntheticContext;
-import io.csattention.format.Npy;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -17,10 +16,10 @@ record BenchData(String source, FloatMatrix keys, FloatMatrix values, FloatMatri
                  FloatMatrix queries, RopeInfo rope) {
 
     static BenchData fromNpy(Path keys, Path values, Path prefillQueries, Path queries) throws IOException {
-        FloatMatrix k = Npy.readMatrix(keys);
-        FloatMatrix v = Npy.readMatrix(values);
-        FloatMatrix pq = Npy.readMatrix(prefillQueries);
-        FloatMatrix q = Npy.readMatrix(queries);
+        FloatMatrix k = EvalTensorsCommand.load(keys, "--keys");
+        FloatMatrix v = EvalTensorsCommand.load(values, "--values");
+        FloatMatrix pq = EvalTensorsCommand.load(prefillQueries, "--prefill-queries");
+        FloatMatrix q = EvalTensorsCommand.load(queries, "--queries");
         requireDim(k, v, values);
         requireDim(k, pq, prefillQueries);
         requireDim(k, q, queries);

@@ -84,9 +84,9 @@ final class BuildIndexCommand implements Callable<Integer> {
         SparkSession spark = SparkJob.session("csattention build-index");
         try {
             long start = System.nanoTime();
-            IndexSet.Manifest manifest = model == null
+            IndexSet.Manifest manifest = SparkJob.writing(spark, out, "--out", false, true, () -> model == null
                     ? CSAttention.buildIndexes(spark.read().parquet(contexts), out, options)
-                    : CSAttention.buildIndexes(spark.read().parquet(contexts), model.toString(), out, options);
+                    : CSAttention.buildIndexes(spark.read().parquet(contexts), model.toString(), out, options));
             double seconds = (System.nanoTime() - start) / 1e9;
             long bytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
             long contextCount = manifest.heads().stream().map(IndexSet.Entry::contextId).distinct().count();
@@ -94,8 +94,6 @@ final class BuildIndexCommand implements Callable<Integer> {
                     out, manifest.commit(), manifest.heads().size(), contextCount, bytes, seconds,
                     manifest.counters());
             return 0;
-        } catch (Exception e) {
-            throw SparkJob.unwrap(e);
         } finally {
             spark.stop();
         }

@@ -74,15 +74,17 @@ final class DecodeCommand implements Callable<Integer> {
             CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
             long start = System.nanoTime();
             spark.sparkContext().setJobGroup("csattention-decode", "csattention: decode " + queries, false);
-            CSAttention.decode(spark.read().parquet(queries), index, options, metrics).write().parquet(out);
+            SparkJob.writing(spark, out, "--out", true, false, () -> {
+                CSAttention.decode(spark.read().parquet(queries), index, options, metrics).write().parquet(out);
+                return null;
+            });
             double seconds = (System.nanoTime() - start) / 1e9;
             long rows = metrics.queriesDecoded.value() + metrics.queryErrors.value();
             stdout.printf("decoded %d query rows into %s in %.1f s (%.0f queries/s); counters %s%n", rows, out,
                     seconds, rows / seconds, metrics.values());
             return 0;
-        } catch (Exception e) {
-            Exception cause = SparkJob.unwrap(e);
-            throw cause instanceof IllegalArgumentException bad ? flags.named(bad) : cause;
+        } catch (IllegalArgumentException bad) {
+            throw flags.named(bad);
         } finally {
             spark.stop();
         }

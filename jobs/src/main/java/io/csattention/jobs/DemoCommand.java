@@ -5,7 +5,6 @@ import io.csattention.core.Attention;
 import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSelector;
-import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
@@ -129,17 +128,10 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Check.positive(contexts, "contexts");
-        Check.positive(layers, "layers");
-        Check.positive(kvHeads, "kv-heads");
-        Check.positive(tokens, "tokens");
-        Check.positive(dim, "head-dim");
-        Check.positive(queries, "queries");
-        Check.positive(modelContexts, "model-contexts");
-        Check.positive(modelTokens, "model-tokens");
-        Check.positive(questionsPerContext, "questions");
-        Check.positive(questionTokens, "question-tokens");
-        Check.positive(newTokens, "new-tokens");
+        // every head of the sample is generated on the driver: keys, values and prefill queries
+        long floats = (long) contexts * layers * kvHeads * tokens * dim;
+        NumericOptions.requireHeap("demo", "--contexts x --layers x --kv-heads x --tokens x --head-dim", floats,
+                4L * 4 * floats);
         Map<String, String> options = new HashMap<>();
         options.put(CSAttentionOptions.SPARSITY, Double.toString(sparsity));
         options.put(CSAttentionOptions.WITH_SELECTED, "true");

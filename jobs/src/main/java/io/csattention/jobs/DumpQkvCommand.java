@@ -62,15 +62,13 @@ final class DumpQkvCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        OutputDir.check(out);
         LlamaModel loaded = model.load();
         LlamaConfig config = loaded.config();
         int[] prompt = ModelOptions.parseTokens(promptTokens, loaded);
         if (contextTokens < prompt.length) {
             throw new IllegalArgumentException("context-tokens must be >= the prompt's " + prompt.length
                     + " tokens; context-tokens=" + contextTokens);
-        }
-        if (queries < 1) {
-            throw new IllegalArgumentException("queries must be > 0; queries=" + queries);
         }
         loaded.checkLength((long) contextTokens + queries);
         int[] context = extend(loaded, prompt, contextTokens);
@@ -100,26 +98,28 @@ final class DumpQkvCommand implements Callable<Integer> {
             logits = session.decode(Sampler.argmax(logits));
         }
 
-        Files.createDirectories(out);
         int[] prefillPositions = positions(0, contextTokens, group);
         int[] queryPositions = positions(contextTokens, queries, group);
-        for (int l = 0; l < config.layers(); l++) {
-            for (int g = 0; g < config.kvHeads(); g++) {
-                Path dir = out.resolve("layer" + l + "_kvhead" + g);
-                Files.createDirectories(dir);
-                Npy.write(dir.resolve("K.npy"), keys[l][g]);
-                Npy.write(dir.resolve("V.npy"), values[l][g]);
-                Npy.write(dir.resolve("PQ.npy"), session.prefillQueries(l, g));
-                Npy.write(dir.resolve("Q.npy"), new FloatMatrix(queries * group, headSize, decodeQueries[l][g]));
-                Npy.writeIntVector(dir.resolve("PP.npy"), prefillPositions);
-                Npy.writeIntVector(dir.resolve("QP.npy"), queryPositions);
+        OutputDir.write(out, dir -> {
+            for (int l = 0; l < config.layers(); l++) {
+                for (int g = 0; g < config.kvHeads(); g++) {
+                    Path head = dir.resolve("layer" + l + "_kvhead" + g);
+                    Files.createDirectories(head);
+                    Npy.write(head.resolve("K.npy"), keys[l][g]);
+                    Npy.write(head.resolve("V.npy"), values[l][g]);
+                    Npy.write(head.resolve("PQ.npy"), session.prefillQueries(l, g));
+                    Npy.write(head.resolve("Q.npy"),
+                            new FloatMatrix(queries * group, headSize, decodeQueries[l][g]));
+                    Npy.writeIntVector(head.resolve("PP.npy"), prefillPositions);
+                    Npy.writeIntVector(head.resolve("QP.npy"), queryPositions);
+                }
             }
-        }
-        Files.writeString(out.resolve("model.txt"), String.format(Locale.ROOT,
-                "model=%s%nlayers=%d%nkv_heads=%d%nheads=%d%nhead_size=%d%nrope_base=%s%nrope_style=interleaved%n"
-                        + "context_tokens=%d%nqueries=%d%ncontext=%s%n", model.model, config.layers(),
-                config.kvHeads(), config.heads(), headSize, config.ropeBase(), contextTokens, queries,
-                Arrays.toString(context)));
+            Files.writeString(dir.resolve("model.txt"), String.format(Locale.ROOT,
+                    "model=%s%nlayers=%d%nkv_heads=%d%nheads=%d%nhead_size=%d%nrope_base=%s%n"
+                            + "rope_style=interleaved%ncontext_tokens=%d%nqueries=%d%ncontext=%s%n", model.model,
+                    config.layers(), config.kvHeads(), config.heads(), headSize, config.ropeBase(), contextTokens,
+                    queries, Arrays.toString(context)));
+        });
         spec.commandLine().getOut().printf(Locale.ROOT, "wrote %d (layer, kv head) folders of K, V [%d, %d], PQ "
                         + "[%d, %d], Q [%d, %d] to %s%n", config.layers() * config.kvHeads(), contextTokens, headSize,
                 contextTokens * group, headSize, queries * group, headSize, out);

@@ -10,11 +10,8 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
-import java.util.stream.Stream;
 
 /**
  * The report of an evaluation: a table on stdout, and under an output directory {@code <method>/selected.npy},
@@ -26,20 +23,6 @@ final class EvalReport {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private EvalReport() {
-    }
-
-    /** Fails early when {@code out} exists and is not an empty directory. */
-    static void checkOutput(Path out) {
-        if (out == null || !Files.exists(out)) {
-            return;
-        }
-        try (Stream<Path> entries = Files.isDirectory(out) ? Files.list(out) : null) {
-            if (entries == null || entries.findAny().isPresent()) {
-                throw new IllegalArgumentException("--out must be a new or empty directory; --out=" + out);
-            }
-        } catch (IOException e) {
-            throw new IllegalArgumentException("--out is not readable; --out=" + out + " (" + e.getMessage() + ")");
-        }
     }
 
     static ObjectNode summary(List<MethodResult> results, ObjectNode context) {
@@ -75,34 +58,14 @@ final class EvalReport {
     /** Writes every method's arrays and the summary, atomically replacing an empty or missing {@code out}. */
     static void write(Path out, List<MethodResult> results, ObjectNode summary, int queries, int dim)
             throws IOException {
-        Path absolute = out.toAbsolutePath();
-        Path parent = absolute.getParent();
-        Files.createDirectories(parent);
-        Path staging = Files.createTempDirectory(parent, "." + absolute.getFileName() + ".partial-");
-        try {
+        OutputDir.write(out, staging -> {
             for (MethodResult r : results) {
                 Path dir = Files.createDirectories(staging.resolve(r.method().id()));
                 Npy.writeInts(dir.resolve("selected.npy"), queries, r.selectionWidth(), r.selected());
                 Npy.write(dir.resolve("output.npy"), new FloatMatrix(queries, dim, r.outputs()));
             }
             JSON.writerWithDefaultPrettyPrinter().writeValue(staging.resolve("summary.json").toFile(), summary);
-            if (Files.isDirectory(absolute)) {
-                Files.delete(absolute);
-            }
-            Files.move(staging, absolute, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            if (Files.exists(staging)) {
-                deleteTree(staging);
-            }
-        }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        try (Stream<Path> walk = Files.walk(root)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
+        });
     }
 
     /**

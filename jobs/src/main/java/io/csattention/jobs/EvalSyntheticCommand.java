@@ -68,12 +68,30 @@ public final class EvalSyntheticCommand implements Callable<Integer> {
     @Mixin
     EvalOptions options;
 
+    /**
+     * One line instead of an OutOfMemoryError: the head (keys, values, prefill queries and the cache's copy of keys
+     * and values), every method's outputs, and the selections (full attention's holds every key of every query).
+     */
+    private void requireHeap(double sparsity, List<io.csattention.baseline.AttentionMethod> methodList) {
+        long head = (long) tokens * headDim;
+        NumericOptions.requireHeap("eval-synthetic", "--tokens x --head-dim", head, 4L * 5 * head);
+        long budget = (long) Math.ceil((1 - sparsity) * tokens);
+        long selected = 0;
+        for (var method : methodList) {
+            selected += (long) queries * (method == io.csattention.baseline.AttentionMethod.FULL ? tokens : budget);
+        }
+        long outputs = (long) queries * headDim * (methodList.size() + 1);
+        NumericOptions.requireHeap("eval-synthetic", "--queries x --tokens", (long) queries * tokens,
+                4L * (5 * head + outputs + selected));
+    }
+
     @Override
     public Integer call() throws Exception {
         var settings = options.settings();
         var decodeBackend = options.backend();
         var methodList = options.methods();
-        EvalReport.checkOutput(out);
+        OutputDir.check(out);
+        requireHeap(settings.sparsity(), methodList);
         var head = SyntheticContext.generate(new SyntheticContext.Spec(tokens, headDim, queries, dataSeed, ropeBase,
                 ropeStyle, topics, needles));
         var kernels = Kernels.preferred();

@@ -69,7 +69,7 @@ public final class EvalTensorsCommand implements Callable<Integer> {
         var settings = options.settings();
         var decodeBackend = options.backend();
         List<AttentionMethod> methodList = options.methods();
-        EvalReport.checkOutput(out);
+        OutputDir.check(out);
         FloatMatrix k = load(keys, "--keys");
         FloatMatrix v = load(values, "--values");
         FloatMatrix pq = load(prefillQueries, "--prefill-queries");
@@ -116,7 +116,8 @@ public final class EvalTensorsCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static FloatMatrix load(Path file, String flag) throws IOException {
+    /** A matrix of at least one row and only finite values (else one line naming the flag, file and first bad value). */
+    static FloatMatrix load(Path file, String flag) throws IOException {
         FloatMatrix matrix = Npy.readMatrix(file);
         Check.that(matrix.rows() > 0, flag + " must have at least one row", flag + " rows", matrix.rows());
         Check.finite(matrix.data(), matrix.rows(), matrix.cols(), flag + " " + file);

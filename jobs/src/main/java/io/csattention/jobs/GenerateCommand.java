@@ -70,9 +70,6 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         AttentionMethod method = AttentionMethod.parse(attentionMethod);
-        if (maxNewTokens < 1) {
-            throw new IllegalArgumentException("max-new-tokens must be > 0; max-new-tokens=" + maxNewTokens);
-        }
         LlamaModel loaded = model.load();
         int[] promptTokens = prompt.tokens != null ? ModelOptions.parseTokens(prompt.tokens, loaded)
                 : loaded.tokenizer().orElseThrow(() -> new IllegalArgumentException(

@@ -1,6 +1,5 @@
 package io.csattention.jobs;
 
-import io.csattention.core.Check;
 import io.csattention.device.cuda.GpuBench;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -51,15 +50,6 @@ final class GpuBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        for (int n : tokens) {
-            Check.positive(n, "tokens");
-        }
-        Check.positive(dim, "head-dim");
-        Check.positive(queries, "queries");
-        Check.positive(repetitions, "repetitions");
-        Check.positive(prefillQueries, "prefill-queries");
-        Check.positive(centroids, "centroids");
-        Check.openUnit(sparsity, "sparsity");
         PrintWriter out = spec.commandLine().getOut();
         GpuBench.run(new GpuBench.Config(tokens, dim, queries, repetitions, sparsity, prefillQueries, centroids, seed,
                 device.mode(), device.gpuOrdinal()), out);

@@ -11,7 +11,8 @@ import java.io.PrintWriter;
  * given) or through {@code spark-submit --class io.csattention.jobs.Main}.
  *
  * <p>Every failure a user can cause ends with one line on stderr, {@code error: <what>; <name>=<value>}, and exit
- * code 2 for bad arguments or input, 1 for anything else; {@code --stacktrace} adds the stack trace.
+ * code 2 for bad arguments or input, 1 for anything else; {@code --stacktrace} adds the stack trace. Every numeric
+ * option is range-checked ({@link NumericOptions}) before the command runs.
  */
 @Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
@@ -42,10 +43,10 @@ public final class Main implements Runnable {
         commandLine.setOut(out);
         commandLine.setErr(err);
         commandLine.setParameterExceptionHandler((exception, arguments) -> {
-            err.println("error: " + exception.getMessage());
-            err.println("(run with --help for usage)");
+            err.println("error: " + exception.getMessage() + " (run with --help for usage)");
             return 2;
         });
+        commandLine.setExecutionStrategy(NumericOptions::checkThenRun);
         commandLine.setExecutionExceptionHandler((exception, command, parseResult) -> {
             err.println("error: " + UserErrors.message(exception));
             if (stackTrace) {

@@ -79,24 +79,98 @@ final class SparkJob {
         return spark;
     }
 
+    /** What a Spark command does once its output path is checked. */
+    interface Job<T> {
+        T run() throws Exception;
+    }
+
+    /**
+     * Runs {@code job}, which writes {@code path}; when {@code newPath}, the path must not exist yet (checked before
+     * any work, one line naming {@code flag}). When the job fails and the path did not exist before it, what the job
+     * left there is removed (an index set path only when no manifest and no file is in it), so that a rerun is not
+     * refused with "path already exists". The failure is then {@link #unwrap unwrapped} to its root cause.
+     */
+    static <T> T writing(SparkSession spark, String path, String flag, boolean newPath, boolean indexSet, Job<T> job)
+            throws Exception {
+        org.apache.hadoop.fs.Path target = new org.apache.hadoop.fs.Path(path);
+        org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(spark.sparkContext().hadoopConfiguration());
+        boolean existed = fs.exists(target);
+        if (existed && newPath) {
+            throw new IllegalArgumentException(flag + " must not exist yet; " + flag + "=" + path);
+        }
+        try {
+            return job.run();
+        } catch (Exception e) {
+            clearProgressBar(spark);
+            if (!existed) {
+                removeLeftovers(fs, target, indexSet);
+            }
+            throw unwrap(e);
+        }
+    }
+
+    /**
+     * Spark clears its console progress bar when a job succeeds, not when it fails: cleared here, the error line
+     * starts a line of its own.
+     */
+    private static void clearProgressBar(SparkSession spark) {
+        scala.Option<org.apache.spark.ui.ConsoleProgressBar> bar = spark.sparkContext().progressBar();
+        if (bar.isDefined()) {
+            bar.get().finishAll();
+        }
+    }
+
+    private static void removeLeftovers(org.apache.hadoop.fs.FileSystem fs, org.apache.hadoop.fs.Path target,
+                                        boolean indexSet) {
+        try {
+            if (!fs.exists(target)) {
+                return;
+            }
+            if (indexSet) {
+                // another writer may have committed here meanwhile, or still be writing its files: keep those
+                if (io.csattention.spark.IndexSet.latest(fs, target).isPresent()
+                        || fs.listFiles(target, true).hasNext()) {
+                    return;
+                }
+            }
+            fs.delete(target, true);
+        } catch (IOException | RuntimeException cleanup) {
+            org.slf4j.LoggerFactory.getLogger(SparkJob.class).warn("could not remove {} after the failed job: {}",
+                    target, cleanup.toString());
+        }
+    }
+
+    /** A task's exception as Spark prints it in a job failure's message, when the exception itself is not attached. */
+    private static final java.util.regex.Pattern TASK_FAILURE = java.util.regex.Pattern.compile(
+            "(?:java\\.lang\\.IllegalArgumentException|java\\.io\\.[A-Za-z]*Exception"
+                    + "|io\\.csattention\\.[\\w.$]+(?:Exception|Conflict)): ([^\\n]*)");
+
     /**
      * The user's problem inside a failed Spark job: the first IllegalArgumentException, IOException or
      * AnalysisException (a missing input path, an output path that exists) in the cause chain (a task's exception
-     * arrives wrapped in a SparkException), or the exception itself.
+     * arrives wrapped in a SparkException), else the task's exception as the job failure's message names it (an
+     * executor's exception that did not travel), or the exception itself. The original stays the cause, for
+     * {@code --stacktrace}.
      */
     static Exception unwrap(Exception e) {
         Throwable t = e;
         while (t != null) {
             if (t instanceof IllegalArgumentException iae) {
-                return new IllegalArgumentException(iae.getMessage());
+                return new IllegalArgumentException(iae.getMessage(), e);
             }
             if (t instanceof IOException io) {
-                return new IOException(io.getMessage());
+                return new IOException(io.getMessage(), e);
             }
             if (t instanceof org.apache.spark.sql.AnalysisException analysis) {
-                return new IllegalArgumentException(analysis.getMessage());
+                return new IllegalArgumentException(analysis.getMessage(), e);
             }
             t = t.getCause() == t ? null : t.getCause();
+        }
+        if (e instanceof org.apache.spark.SparkException && e.getMessage() != null) {
+            java.util.regex.Matcher task = TASK_FAILURE.matcher(e.getMessage());
+            if (task.find()) {
+                return new IllegalArgumentException(task.group(1).strip(), e);
+            }
         }
         return e;
     }

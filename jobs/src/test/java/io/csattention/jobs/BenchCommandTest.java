@@ -80,7 +80,7 @@ class BenchCommandTest {
     void badArgumentsExitTwoWithOneLine(@TempDir Path dir) {
         String[] result = run("bench", "--sparsity", "1.5", "--out", dir.toString());
         assertEquals("2", result[0]);
-        assertEquals("error: sparsity must be in (0, 1); sparsity=1.5", result[2].strip());
+        assertEquals("error: --sparsity must be in (0, 1); --sparsity=1.5", result[2].strip());
 
         result = run("bench", "--keys", "k.npy", "--out", dir.toString());
         assertEquals("2", result[0]);

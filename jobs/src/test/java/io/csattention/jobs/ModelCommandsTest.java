@@ -160,6 +160,23 @@ class ModelCommandsTest {
                 "eval-model", "--model", MODEL.toString(), "--context-tokens", "456", "--new-tokens", "64");
     }
 
+    /** A NaN in layer 0's attention norm of a copy of stories260K: refused with the tensor's name, nothing generated. */
+    @Test
+    void nonFiniteWeightsAreRefusedNamingTheTensor() throws Exception {
+        byte[] file = java.nio.file.Files.readAllBytes(MODEL);
+        java.nio.ByteBuffer bytes = java.nio.ByteBuffer.wrap(file).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int dim = bytes.getInt(0);
+        int vocab = Math.abs(bytes.getInt(20));
+        // llama2.c layout: a 7-int header, the token embedding [vocab, dim], then the attention norms [layers, dim]
+        bytes.putFloat(28 + 4 * vocab * dim + 4 * 5, Float.NaN);
+        Path corrupted = java.nio.file.Files.write(dir.resolve("nan.bin"), file);
+        Result result = run("generate", "--model", corrupted.toString(), "--prompt-tokens", "1 361",
+                "--max-new-tokens", "3");
+        assertEquals(2, result.code(), result.err());
+        assertEquals("error: model weights must be finite; blk.0.attn_norm.weight[5]=NaN", result.err().strip());
+        assertEquals("", result.out());
+    }
+
     private void assertError(String message, String... args) {
         Result result = run(args);
         assertEquals(2, result.code(), result.err());

@@ -174,7 +174,7 @@ class SparkCommandsTest {
         Result r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
                 "--sparsity", "2");
         assertEquals(2, r.code());
-        assertEquals("error: --sparsity must be in (0, 1); --sparsity=2.0", r.err().strip());
+        assertEquals("error: --sparsity must be in (0, 1); --sparsity=2", r.err().strip());
         r = run("build-index", "--contexts", "x.parquet", "--out", dir.resolve("i").toString(),
                 "--option", "listFraction=1.5");
         assertEquals(2, r.code());
@@ -187,5 +187,94 @@ class SparkCommandsTest {
         assertEquals(2, r.code());
         assertEquals("error: cacheBudget must be a size in bytes such as 512m or 2g; cacheBudget=many",
                 r.err().strip());
+    }
+
+    /**
+     * A failed decode or build leaves no output behind (a rerun is not refused with "path already exists"), an
+     * executor's error is the one line of its root cause, and an existing decode output is refused before any work.
+     */
+    @Test
+    void failedJobsLeaveNothingBehindAndSayTheRootCause() throws Exception {
+        long seed = 20260314L;
+        System.out.println("SparkCommandsTest seed=" + seed);
+        java.util.SplittableRandom random = new java.util.SplittableRandom(seed);
+        int n = 256;
+        int d = 16;
+        org.apache.spark.sql.SparkSession spark = SparkJob.session("failure-test");
+        org.apache.spark.sql.types.StructType contexts = new org.apache.spark.sql.types.StructType()
+                .add("context_id", "string").add("layer", "int").add("kv_head", "int").add("head_dim", "int")
+                .add("keys", "array<float>").add("values", "array<float>").add("prefill_queries", "array<float>");
+        String good = dir.resolve("good.parquet").toString();
+        spark.createDataFrame(java.util.List.of(org.apache.spark.sql.RowFactory.create("doc", 0, 0, d,
+                gaussian(random, n, d, 1).data(), gaussian(random, n, d, 1).data(),
+                gaussian(random, n, d, 2).data())), contexts).write().parquet(good);
+        // the values hold one row fewer than the keys: found on the executor that builds the head
+        String bad = dir.resolve("bad.parquet").toString();
+        spark.createDataFrame(java.util.List.of(org.apache.spark.sql.RowFactory.create("doc", 0, 0, d,
+                gaussian(random, n, d, 1).data(), gaussian(random, n - 1, d, 1).data(),
+                gaussian(random, n, d, 2).data())), contexts).write().parquet(bad);
+        org.apache.spark.sql.types.StructType queries = new org.apache.spark.sql.types.StructType()
+                .add("query_id", "long").add("context_id", "string").add("layer", "int").add("head", "int")
+                .add("query", "array<float>");
+        // query 7 has half the head's dimension
+        String badQueries = dir.resolve("bad-queries.parquet").toString();
+        spark.createDataFrame(java.util.List.of(
+                org.apache.spark.sql.RowFactory.create(6L, "doc", 0, 0, gaussian(random, 1, d, 2).data()),
+                org.apache.spark.sql.RowFactory.create(7L, "doc", 0, 0, gaussian(random, 1, d / 2, 2).data())),
+                queries).coalesce(1).write().parquet(badQueries);
+
+        Path failedIndex = dir.resolve("failed-index");
+        Result r = run("build-index", "--contexts", bad, "--out", failedIndex.toString());
+        System.out.println("build-index on the bad table: " + r.err());
+        assertEquals(2, r.code(), r.err());
+        assertEquals(1, r.err().strip().split("\n").length, r.err());
+        assertTrue(!Files.exists(failedIndex), "the failed build left " + failedIndex);
+
+        // the same failure in a JVM of its own, as under java -jar: Spark's task failure reports (with their stack
+        // traces) do not come before the error line on stderr
+        Path separate = dir.resolve("separate-index");
+        Process process = new ProcessBuilder(javaCommand("build-index", "--contexts", bad, "--out",
+                separate.toString())).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        String stderr = new String(process.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(2, process.waitFor(), stderr);
+        // what is left once the console progress bar (redrawn with carriage returns) is taken out
+        java.util.List<String> lines = stderr.strip().lines().map(String::strip)
+                .filter(l -> !l.isEmpty() && !l.startsWith("[Stage ")).toList();
+        assertEquals("error: values must have as many rows as keys 256 (context_id=doc layer=0 kv_head=0); "
+                + "values.rows=255", lines.get(lines.size() - 1), stderr);
+        assertTrue(lines.size() <= 2 && lines.stream().noneMatch(l -> l.startsWith("at ")), stderr);
+        assertTrue(!Files.exists(separate), "the failed build left " + separate);
+
+        String index = dir.resolve("index").toString();
+        r = run("build-index", "--contexts", good, "--out", index);
+        assertEquals(0, r.code(), r.err());
+        Path decoded = dir.resolve("decoded.parquet");
+        r = run("decode", "--queries", badQueries, "--index", index, "--out", decoded.toString());
+        System.out.println("decode of the bad queries: " + r.err());
+        assertEquals(2, r.code(), r.err());
+        assertEquals(1, r.err().strip().split("\n").length, r.err());
+        assertTrue(!Files.exists(decoded), "the failed decode left " + decoded);
+
+        Files.createDirectories(decoded);
+        r = run("decode", "--queries", badQueries, "--index", index, "--out", decoded.toString());
+        assertEquals(2, r.code(), r.err());
+        assertEquals("error: --out must not exist yet; --out=" + decoded, r.err().strip());
+        assertTrue(Files.isDirectory(decoded), "an output the job did not create is kept");
+    }
+
+    /** {@code java io.csattention.jobs.Main args} with this JVM's class path and module flags. */
+    private static java.util.List<String> javaCommand(String... args) {
+        java.util.List<String> command = new java.util.ArrayList<>();
+        command.add(ProcessHandle.current().info().command().orElse("java"));
+        for (String flag : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            if (flag.startsWith("--add-") || flag.startsWith("-Xmx")) {
+                command.add(flag);
+            }
+        }
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add(Main.class.getName());
+        command.addAll(java.util.List.of(args));
+        return command;
     }
 }

@@ -3,8 +3,8 @@ package io.csattention.core;
 import java.io.Serializable;
 
 /**
- * Every knob of index build and decode, immutable and serializable so that Spark can ship it. Zero or a negative
- * value means "choose from the data's shape"; {@link #resolve} turns those into concrete values.
+ * Every knob of index build and decode, immutable and serializable so that Spark can ship it. Zero (for sink and
+ * window a negative value) means "choose from the data's shape"; {@link #resolve} turns those into concrete values.
  *
  * @param sparsity          share of keys not attended, in (0, 1)
  * @param subspaces         m, the number of contiguous subspaces the head dimension is split into (must divide d)
@@ -51,6 +51,8 @@ public record CSAttentionSettings(
 
     public CSAttentionSettings {
         Check.openUnit(sparsity, "sparsity");
+        Check.that(subspaces >= 0, "subspaces must be > 0 or 0 for automatic", "subspaces", subspaces);
+        Check.that(centroids >= 0, "centroids must be > 0 or 0 for automatic", "centroids", centroids);
         Check.that(listFraction <= 1, "list-fraction must be in (0, 1] or 0 for automatic", "list-fraction",
                 listFraction);
         // below 1 the method would attend fewer keys than the budget

@@ -64,6 +64,50 @@ public final class LlamaModel {
         return weights;
     }
 
+    /**
+     * The first non-finite weight of the model, as {@code tensor[row,col]=value} (norms and RoPE divisors by their
+     * GGUF names), or empty. Called when a forward pass produced non-finite logits, to name the tensor.
+     */
+    public Optional<String> firstNonFiniteWeight() {
+        java.util.List<java.util.function.Supplier<Optional<String>>> tensors = new java.util.ArrayList<>();
+        tensors.add(weights.tokenEmbedding()::firstNonFinite);
+        for (int l = 0; l < weights.layers().size(); l++) {
+            LlamaWeights.Layer layer = weights.layers().get(l);
+            String prefix = "blk." + l + ".";
+            tensors.add(() -> firstNonFinite(prefix + "attn_norm.weight", layer.attentionNorm()));
+            for (WeightMatrix m : new WeightMatrix[] {layer.wq(), layer.wk(), layer.wv(), layer.wo()}) {
+                tensors.add(m::firstNonFinite);
+            }
+            tensors.add(() -> firstNonFinite(prefix + "ffn_norm.weight", layer.ffnNorm()));
+            for (WeightMatrix m : new WeightMatrix[] {layer.gate(), layer.down(), layer.up()}) {
+                tensors.add(m::firstNonFinite);
+            }
+        }
+        tensors.add(() -> firstNonFinite("output_norm.weight", weights.finalNorm()));
+        if (weights.classifier() != weights.tokenEmbedding()) {
+            tensors.add(weights.classifier()::firstNonFinite);
+        }
+        if (weights.ropeDivisors() != null) {
+            tensors.add(() -> firstNonFinite("rope_freqs.weight", weights.ropeDivisors()));
+        }
+        for (var tensor : tensors) {
+            Optional<String> bad = tensor.get();
+            if (bad.isPresent()) {
+                return bad;
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static Optional<String> firstNonFinite(String name, float[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isFinite(values[i])) {
+                return Optional.of(name + "[" + i + "]=" + values[i]);
+            }
+        }
+        return Optional.empty();
+    }
+
     public Optional<Tokenizer> tokenizer() {
         return Optional.ofNullable(tokenizer);
     }

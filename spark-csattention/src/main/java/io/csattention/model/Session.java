@@ -178,14 +178,29 @@ public final class Session {
             int count = Math.min(PREFILL_BLOCK, tokens.length - from);
             last = forward(tokens, from, count, true);
         }
-        return last;
+        return requireFinite(last);
     }
 
     /** One decode step: appends {@code token} and returns the logits [vocab] of the next token. */
     public float[] decode(int token) {
         int[] one = {token};
         checkTokens(one);
-        return forward(one, 0, 1, false);
+        return requireFinite(forward(one, 0, 1, false));
+    }
+
+    /**
+     * Logits that are not finite would sample garbage (a NaN weight generates token 0 forever): refused with one line
+     * naming the first non-finite weight, found by a pass over the weights only then.
+     */
+    private float[] requireFinite(float[] logits) {
+        for (float v : logits) {
+            if (!Float.isFinite(v)) {
+                throw new IllegalArgumentException(model.firstNonFiniteWeight()
+                        .map(w -> "model weights must be finite; " + w)
+                        .orElse("the model's logits must be finite (its weights are); position=" + position));
+            }
+        }
+        return logits;
     }
 
     /**

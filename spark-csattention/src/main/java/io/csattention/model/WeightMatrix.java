@@ -67,6 +67,23 @@ public final class WeightMatrix {
         return cols;
     }
 
+    /**
+     * The first weight that is not finite, as {@code name[row,col]=value}, or empty: every row decoded once, so a
+     * cost of one pass over the matrix (what a forward pass reads anyway).
+     */
+    public java.util.Optional<String> firstNonFinite() {
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            row(r, row);
+            for (int c = 0; c < cols; c++) {
+                if (!Float.isFinite(row[c])) {
+                    return java.util.Optional.of(name + "[" + r + "," + c + "]=" + row[c]);
+                }
+            }
+        }
+        return java.util.Optional.empty();
+    }
+
     /** Decodes row {@code r} into {@code dst[0 .. cols)}. */
     public void row(int r, float[] dst) {
         row(r, dst, 0);
