@@ -282,7 +282,11 @@ public final class Session {
             s.checkTokens(new int[] {tokens[r]});
             positions[r] = s.position;
         }
-        return forward(sessions[0].model, sessions, positions, tokens, 0, sessions.length, false, true);
+        float[][] logits = forward(sessions[0].model, sessions, positions, tokens, 0, sessions.length, false, true);
+        for (int r = 0; r < logits.length; r++) {
+            sessions[r].requireFinite(logits[r]);
+        }
+        return logits;
     }
 
     /**
