@@ -26,6 +26,7 @@ import java.io.PrintWriter;
                 EvalModelCommand.class,
                 DumpQkvCommand.class,
                 BenchCommand.class,
+                BenchModelCommand.class,
                 GpuBenchCommand.class,
                 CommandLine.HelpCommand.class
         })

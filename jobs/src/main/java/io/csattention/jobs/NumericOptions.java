@@ -121,7 +121,11 @@ final class NumericOptions {
             Map.entry("--repeats", REPEATS),
             Map.entry("--repetitions", REPEATS),
             Map.entry("--full-query-block", SMALL_COUNT),
-            Map.entry("--gpu", Range.integers(0, 1023)));
+            Map.entry("--gpu", Range.integers(0, 1023)),
+            Map.entry("--prefill-tokens", Range.integers(1, MAX_TOKENS)),
+            Map.entry("--decode-tokens", Range.integers(1, 65536)),
+            Map.entry("--batches", Range.integers(1, 4096)),
+            Map.entry("--batch-new-tokens", Range.integers(1, 65536)));
 
     /** Ranges that differ for one command, keyed {@code "command --option"}. */
     private static final Map<String, Range> BY_COMMAND = Map.of(

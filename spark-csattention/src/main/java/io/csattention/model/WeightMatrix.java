@@ -417,6 +417,27 @@ public final class WeightMatrix {
         }
     }
 
+    /**
+     * Reads the bytes of rows [from, to) as longs and returns their XOR: the read-bandwidth reference of the model
+     * benchmark (the least a product over these rows must read).
+     */
+    public long readRows(int from, int to) {
+        long rowBytes = type.bytes(cols);
+        int start = (int) (from * rowBytes);
+        int end = (int) (to * rowBytes);
+        long x0 = 0;
+        long x1 = 0;
+        int i = start;
+        for (; i + 16 <= end; i += 16) {
+            x0 ^= bytes.getLong(i);
+            x1 ^= bytes.getLong(i + 8);
+        }
+        for (; i < end; i++) {
+            x0 ^= bytes.get(i);
+        }
+        return x0 ^ x1;
+    }
+
     /** Every element as float32 (small tensors: norms). */
     public float[] toFloats() {
         float[] out = new float[rows * cols];

@@ -1,0 +1,363 @@
+package io.csattention.jobs;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.csattention.baseline.AttentionMethod;
+import io.csattention.core.CSAttentionSettings;
+import io.csattention.model.Generation;
+import io.csattention.model.LlamaConfig;
+import io.csattention.model.LlamaModel;
+import io.csattention.model.LlamaWeights;
+import io.csattention.model.Sampler;
+import io.csattention.model.Session;
+import io.csattention.model.SyntheticModel;
+import io.csattention.model.WeightMatrix;
+import org.jfree.chart.ChartFactory;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.plot.PlotOrientation;
+import org.jfree.data.category.DefaultCategoryDataset;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.stream.IntStream;
+
+/**
+ * {@code bench-model}: model-level speed on a model of a published shape with random weights
+ * ({@link SyntheticModel}), every ratio measured side by side in one run: the read bandwidth of the weights (the
+ * decode limit), prefill, single-sequence decode, batched decode, and the end-to-end long-context table (one shared
+ * context, its questions answered in one batch, full attention against csattention).
+ */
+@Command(name = "bench-model", mixinStandardHelpOptions = true,
+        description = "Model-level benchmark on a model-shaped set of random weights: prefill tokens/s and GFLOP/s, "
+                + "decode ms/token against the measured bandwidth limit, batched decode tokens/s, and answers/s "
+                + "over a long shared context with full attention and csattention. Last stdout line: a JSON "
+                + "summary.")
+final class BenchModelCommand implements Callable<Integer> {
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--shape", defaultValue = "small",
+            description = "Model shape: llama32-1b or small. Default: ${DEFAULT-VALUE}.")
+    String shape;
+
+    @Option(names = "--quant", defaultValue = "q8_0",
+            description = "Quantization mix: q8_0, q4_k_m or q5_k_m. Default: ${DEFAULT-VALUE}.")
+    String quant;
+
+    @Option(names = "--layers", description = "Transformer blocks (default: the shape's).")
+    Integer layers;
+
+    @Option(names = "--prefill-tokens", defaultValue = "256",
+            description = "Tokens of the prefill measurement. Default: ${DEFAULT-VALUE}.")
+    int prefillTokens;
+
+    @Option(names = "--decode-tokens", defaultValue = "16",
+            description = "Timed single-sequence decode steps. Default: ${DEFAULT-VALUE}.")
+    int decodeTokens;
+
+    @Option(names = "--batches", split = ",", defaultValue = "1,4,16,64",
+            description = "Batch sizes of the batched decode. Default: ${DEFAULT-VALUE}.")
+    int[] batches;
+
+    @Option(names = "--batch-new-tokens", defaultValue = "8",
+            description = "Tokens each sequence of a batch generates. Default: ${DEFAULT-VALUE}.")
+    int batchNewTokens;
+
+    @Option(names = "--context-tokens", split = ",", defaultValue = "8192",
+            description = "Context lengths of the end-to-end table. Default: ${DEFAULT-VALUE}.")
+    int[] contextTokens;
+
+    @Option(names = "--questions", defaultValue = "16",
+            description = "Questions per context, decoded as one batch. Default: ${DEFAULT-VALUE}.")
+    int questions;
+
+    @Option(names = "--new-tokens", defaultValue = "64",
+            description = "Tokens generated per question. Default: ${DEFAULT-VALUE}.")
+    int newTokens;
+
+    @Option(names = "--sparsity", split = ",", defaultValue = "0.90,0.95,0.98",
+            description = "csattention sparsities of the end-to-end table. Default: ${DEFAULT-VALUE}.")
+    double[] sparsities;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Weights and tokens. Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    @Option(names = "--out", defaultValue = "csattention-bench-model",
+            description = "Directory for summary.json and the PNG charts (new or empty). Default: ${DEFAULT-VALUE}.")
+    Path out;
+
+    /** Tokens of each question's prompt (after the shared context). */
+    private static final int QUESTION_TOKENS = 8;
+    /** The context whose decode time stands for everything but attention. */
+    private static final int SHORT_CONTEXT = 64;
+
+    @Override
+    public Integer call() throws IOException {
+        PrintWriter o = spec.commandLine().getOut();
+        SyntheticModel.Shape s = SyntheticModel.Shape.parse(shape);
+        SyntheticModel.Quant q = SyntheticModel.Quant.parse(quant);
+        OutputDir.check(out);
+        int maxContext = java.util.Arrays.stream(contextTokens).max().orElse(0);
+        long longest = (long) maxContext + QUESTION_TOKENS + newTokens;
+        if (longest > s.config().contextLength()) {
+            throw new IllegalArgumentException("--context-tokens must leave room for the questions within the "
+                    + "model's context length " + s.config().contextLength() + "; --context-tokens=" + maxContext);
+        }
+        LlamaConfig c = s.config();
+        long kvBytesLongest = 8L * c.layers() * c.kvDim() * longest;
+        long weightEstimate = (long) (1.1 * c.vocabSize() * c.dim()) + (long) (layers == null ? c.layers() : layers)
+                * (2L * c.dim() * c.dim() + 2L * c.kvDim() * c.dim() + 3L * c.hiddenDim() * c.dim());
+        NumericOptions.requireHeap("bench-model", "weights + KV of the longest context", 0,
+                weightEstimate + kvBytesLongest * 2);
+        o.printf(Locale.ROOT, "bench-model: shape %s, quant %s, %d threads (common pool %d + caller)%n", s.id(),
+                q.id(), Runtime.getRuntime().availableProcessors(),
+                java.util.concurrent.ForkJoinPool.commonPool().getParallelism());
+        long t0 = System.nanoTime();
+        LlamaModel model = SyntheticModel.build(s, layers == null ? 0 : layers, q, seed);
+        LlamaConfig config = model.config();
+        long weightBytes = SyntheticModel.weightBytes(model);
+        o.printf(Locale.ROOT, "model: dim %d, %d layers, %d/%d heads (head_dim %d), hidden %d, vocabulary %d; "
+                        + "weights read per decode step %.1f MB (built in %.1f s)%n", config.dim(), config.layers(),
+                config.heads(), config.kvHeads(), config.headSize(), config.hiddenDim(), config.vocabSize(),
+                weightBytes / 1e6, (System.nanoTime() - t0) / 1e9);
+
+        ObjectNode summary = new ObjectMapper().createObjectNode();
+        summary.put("shape", s.id());
+        summary.put("quant", q.id());
+        summary.put("weight_bytes", weightBytes);
+
+        // read bandwidth of the weights, with the threads and the row split the products use
+        double bandwidth = readBandwidth(model);
+        double limitMs = weightBytes / bandwidth * 1e3;
+        o.printf(Locale.ROOT, "weights read bandwidth %.2f GB/s: decode limit %.1f ms/token%n", bandwidth / 1e9,
+                limitMs);
+
+        SplittableRandom random = new SplittableRandom(seed);
+        // prefill, after a warm-up of one block
+        model.newSession().prefill(tokens(random, config, Session.PREFILL_BLOCK));
+        Session session = model.newSession();
+        int[] prompt = tokens(random, config, prefillTokens);
+        long start = System.nanoTime();
+        float[] logits = session.prefill(prompt);
+        double prefillSeconds = (System.nanoTime() - start) / 1e9;
+        double prefillRate = prefillTokens / prefillSeconds;
+        double gflops = prefillFlops(model, prefillTokens) / prefillSeconds / 1e9;
+        o.printf(Locale.ROOT, "prefill: %d tokens in %.2f s, %.1f tokens/s, %.1f GFLOP/s%n", prefillTokens,
+                prefillSeconds, prefillRate, gflops);
+
+        // single-sequence decode
+        int token = Sampler.argmax(logits);
+        for (int i = 0; i < 2; i++) {
+            token = Sampler.argmax(session.decode(token));
+        }
+        start = System.nanoTime();
+        for (int i = 0; i < decodeTokens; i++) {
+            token = Sampler.argmax(session.decode(token));
+        }
+        double decodeMs = (System.nanoTime() - start) / 1e6 / decodeTokens;
+        o.printf(Locale.ROOT, "decode: %.1f ms/token (%.2fx the bandwidth limit %.1f ms), prefill %.1fx faster per "
+                + "token%n", decodeMs, decodeMs / limitMs, limitMs, decodeMs / (1e3 / prefillRate));
+        summary.put("decode_ms_per_token", round(decodeMs));
+        summary.put("decode_limit_ms_per_token", round(limitMs));
+        summary.put("prefill_tokens_per_s", round(prefillRate));
+        summary.put("prefill_gflops", round(gflops));
+
+        // batched decode over the prefilled context, full attention
+        ObjectNode batched = summary.putObject("batched_tokens_per_s");
+        DefaultCategoryDataset batchChart = new DefaultCategoryDataset();
+        double single = 0;
+        o.println("batched decode (full attention, after the prefill context):");
+        for (int b : batches) {
+            List<Generation.Request> requests = new ArrayList<>();
+            for (int i = 0; i < b; i++) {
+                requests.add(new Generation.Request(new int[] {2 + i % 1000}, new Sampler(0f, 1f, i),
+                        batchNewTokens));
+            }
+            Session base = session.fork();
+            start = System.nanoTime();
+            List<Generation.Result> results = Generation.runBatch(base, logits, requests, b, new int[0]);
+            double seconds = (System.nanoTime() - start) / 1e9;
+            // every sequence feeds its prompt token and all but its last generated token
+            long steps = results.stream().mapToLong(r -> r.tokens().length).sum();
+            double rate = steps / seconds;
+            if (b == 1) {
+                single = rate;
+            }
+            o.printf(Locale.ROOT, "  %3d sequences: %.1f tokens/s%s%n", b, rate,
+                    single > 0 ? String.format(Locale.ROOT, " (%.2fx one sequence)", rate / single) : "");
+            batched.put(Integer.toString(b), round(rate));
+            batchChart.addValue(rate, "tokens/s", Integer.toString(b));
+        }
+
+        // end to end: one long context, its questions in one batch, full attention against csattention
+        ObjectNode speedups = summary.putObject("csattention_speedup_vs_full");
+        ObjectNode e2e = summary.putObject("end_to_end");
+        DefaultCategoryDataset e2eChart = new DefaultCategoryDataset();
+        double shortSeconds = answer(model, model.newSession(), tokens(random, config, SHORT_CONTEXT), null, random)
+                .seconds;
+        o.printf(Locale.ROOT, "end to end: %d questions of %d prompt + %d new tokens per context, in one batch "
+                + "(attention share = 1 - time at a %d-token context / time)%n", questions, QUESTION_TOKENS,
+                newTokens, SHORT_CONTEXT);
+        o.println("  context  method            sparsity  index s  answers/s  tokens/s  attention  agree   KV MB  "
+                + "index MB  speedup");
+        for (int n : contextTokens) {
+            Session context = model.newSession();
+            int[] contextIds = tokens(random, config, n);
+            start = System.nanoTime();
+            float[] contextLogits = context.prefill(contextIds);
+            double contextPrefill = (System.nanoTime() - start) / 1e9;
+            long kvBytes = 8L * config.layers() * config.kvDim() * n;
+            o.printf(Locale.ROOT, "  %d-token context prefilled in %.1f s (%.1f tokens/s)%n", n, contextPrefill,
+                    n / contextPrefill);
+            SplittableRandom questionsRandom = new SplittableRandom(seed ^ n);
+            Answers full = answer(model, context.fork(), null, contextLogits, questionsRandom.split());
+            ObjectNode row = e2e.putObject(Integer.toString(n));
+            row.put("prefill_s", round(contextPrefill));
+            row.put("kv_bytes", kvBytes);
+            report(o, n, "full", Double.NaN, 0, full, full, shortSeconds, kvBytes, 0, row.putObject("full"));
+            e2eChart.addValue(full.tokensPerSecond(), "full", Integer.toString(n));
+            for (double sparsity : sparsities) {
+                start = System.nanoTime();
+                context.useAttention(AttentionMethod.CSATTENTION, CSAttentionSettings.defaults()
+                        .withSparsity(sparsity));
+                double indexSeconds = (System.nanoTime() - start) / 1e9;
+                Answers sparse = answer(model, context, null, contextLogits, new SplittableRandom(seed ^ n).split());
+                String key = String.format(Locale.ROOT, "csattention_%.2f", sparsity);
+                report(o, n, "csattention", sparsity, indexSeconds, sparse, full, shortSeconds, kvBytes,
+                        context.indexBytes(), row.putObject(key));
+                e2eChart.addValue(sparse.tokensPerSecond(), key, Integer.toString(n));
+                if (Math.abs(sparsity - 0.95) < 1e-9) {
+                    speedups.put(Integer.toString(n), round(sparse.tokensPerSecond() / full.tokensPerSecond()));
+                }
+            }
+        }
+        OutputDir.write(out, dir -> {
+            Files.writeString(dir.resolve("summary.json"), summary.toPrettyString());
+            System.setProperty("java.awt.headless", "true");
+            ChartUtils.saveChartAsPNG(dir.resolve("batched_decode.png").toFile(), ChartFactory.createBarChart(
+                    "Batched decode, " + s.id() + " " + q.id(), "sequences per step", "tokens/s", batchChart,
+                    PlotOrientation.VERTICAL, false, false, false), 800, 500);
+            JFreeChart chart = ChartFactory.createBarChart("End to end: " + questions + " questions x " + newTokens
+                            + " tokens per context, " + s.id() + " " + q.id(), "context tokens", "tokens/s",
+                    e2eChart, PlotOrientation.VERTICAL, true, false, false);
+            ChartUtils.saveChartAsPNG(dir.resolve("end_to_end.png").toFile(), chart, 900, 560);
+        });
+        o.println("wrote " + out.resolve("summary.json") + ", batched_decode.png, end_to_end.png");
+        o.println(new ObjectMapper().writeValueAsString(summary));
+        return 0;
+    }
+
+    /** One method's answers: the time of the batch, the tokens generated, the answers. */
+    private record Answers(double seconds, long tokens, List<int[]> answers) {
+        double tokensPerSecond() {
+            return tokens / seconds;
+        }
+    }
+
+    /**
+     * The questions answered in one batch over {@code context} (prefilled, with its attention method); with
+     * {@code contextIds} the context is prefilled here first.
+     */
+    private Answers answer(LlamaModel model, Session context, int[] contextIds, float[] contextLogits,
+                           SplittableRandom random) {
+        float[] logits = contextIds == null ? contextLogits : context.prefill(contextIds);
+        List<Generation.Request> requests = new ArrayList<>();
+        for (int i = 0; i < questions; i++) {
+            requests.add(new Generation.Request(tokens(random, model.config(), QUESTION_TOKENS),
+                    new Sampler(0f, 1f, i), newTokens));
+        }
+        long start = System.nanoTime();
+        List<Generation.Result> results = Generation.runBatch(context, logits, requests, questions, new int[0]);
+        double seconds = (System.nanoTime() - start) / 1e9;
+        long tokens = results.stream().mapToLong(r -> r.tokens().length).sum();
+        return new Answers(seconds, tokens, results.stream().map(Generation.Result::tokens).toList());
+    }
+
+    private void report(PrintWriter o, int n, String method, double sparsity, double indexSeconds, Answers a,
+                        Answers full, double shortSeconds, long kvBytes, long indexBytes, ObjectNode row) {
+        double share = Math.max(0, 1 - shortSeconds / a.seconds);
+        long agree = 0;
+        long total = 0;
+        for (int i = 0; i < a.answers.size(); i++) {
+            int[] mine = a.answers.get(i);
+            int[] theirs = full.answers.get(i);
+            for (int j = 0; j < Math.min(mine.length, theirs.length); j++) {
+                total++;
+                agree += mine[j] == theirs[j] ? 1 : 0;
+            }
+        }
+        double agreement = total == 0 ? 1 : (double) agree / total;
+        double speedup = a.tokensPerSecond() / full.tokensPerSecond();
+        o.printf(Locale.ROOT, "  %7d  %-16s  %8s  %7.2f  %9.2f  %8.1f  %8.0f%%  %5.3f  %6.1f  %8.1f  %6.2fx%n", n,
+                method, Double.isNaN(sparsity) ? "-" : String.format(Locale.ROOT, "%.2f", sparsity), indexSeconds,
+                questions / a.seconds, a.tokensPerSecond(), 100 * share, agreement, kvBytes / 1e6, indexBytes / 1e6,
+                speedup);
+        row.put("answers_per_s", round(questions / a.seconds));
+        row.put("tokens_per_s", round(a.tokensPerSecond()));
+        row.put("attention_share", round(share));
+        row.put("tokens_agreeing_with_full", round(agreement));
+        row.put("index_s", round(indexSeconds));
+        row.put("index_bytes", indexBytes);
+        row.put("speedup_vs_full", round(speedup));
+    }
+
+    private static int[] tokens(SplittableRandom random, LlamaConfig config, int n) {
+        return random.ints(n, 0, config.vocabSize()).toArray();
+    }
+
+    /** Multiply-adds x 2 of a prefill of {@code tokens}: the matrix products and the causal attention. */
+    private static double prefillFlops(LlamaModel model, int tokens) {
+        LlamaConfig c = model.config();
+        double perToken = 0;
+        for (LlamaWeights.Layer l : model.weights().layers()) {
+            for (WeightMatrix m : List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.gate(), l.down(), l.up())) {
+                perToken += 2.0 * m.rows() * m.cols();
+            }
+        }
+        double attention = 4.0 * c.layers() * c.heads() * c.headSize() * ((double) tokens * (tokens + 1) / 2);
+        // only the last token goes through the classifier
+        return perToken * tokens + attention + 2.0 * c.vocabSize() * c.dim();
+    }
+
+    /** Bytes per second of reading every weight a decode step reads, split across threads like the products. */
+    private static double readBandwidth(LlamaModel model) {
+        List<WeightMatrix> matrices = new ArrayList<>();
+        for (LlamaWeights.Layer l : model.weights().layers()) {
+            matrices.addAll(List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.gate(), l.down(), l.up()));
+        }
+        matrices.add(model.weights().classifier());
+        long bytes = SyntheticModel.weightBytes(model);
+        int chunks = 4 * Runtime.getRuntime().availableProcessors();
+        double best = Double.MAX_VALUE;
+        long sink = 0;
+        for (int repeat = 0; repeat < 4; repeat++) {
+            long start = System.nanoTime();
+            for (WeightMatrix m : matrices) {
+                sink ^= IntStream.range(0, chunks).parallel().mapToLong(chunk -> m.readRows(
+                        (int) ((long) m.rows() * chunk / chunks), (int) ((long) m.rows() * (chunk + 1) / chunks)))
+                        .reduce(0, (a, b) -> a ^ b);
+            }
+            best = Math.min(best, (System.nanoTime() - start) / 1e9);
+        }
+        if (sink == 42) {
+            System.out.print("");
+        }
+        return bytes / best;
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+}
