@@ -17,8 +17,8 @@ import java.util.Map;
 /**
  * A small GGUF v3 writer for tests (the layout is documented on {@link GgufFile}): string, uint32 (Integer), int64
  * (Long), float32, bool and array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's
- * reference quantizers do), Q4_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized
- * ones), or raw bytes of any type id.
+ * reference quantizers do), Q4_K, Q5_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's
+ * optimized ones), or raw bytes of any type id.
  */
 final class GgufWriter {
 
@@ -107,9 +107,9 @@ final class GgufWriter {
                     }
                 }
             }
-            case Q4_K -> {
+            case Q4_K, Q5_K -> {
                 for (int b = 0; b < values.length; b += 256) {
-                    encodeQ4K(values, b, out);
+                    encodeK(values, b, out, type == TensorType.Q5_K);
                 }
             }
             case Q6_K -> {
@@ -125,8 +125,14 @@ final class GgufWriter {
         return Half.toFloat(Half.fromFloat(v));
     }
 
-    private static void encodeQ4K(float[] x, int base, ByteBuffer out) {
-        float[] step = new float[8];
+    /**
+     * One block of 256 of Q4_K, or of Q5_K when {@code fiveBits}: per sub-block of 32 an offset (-min, min clamped to
+     * at most 0) and a step ((max + offset) / 15, or / 31), as 6-bit multiples of the block's fp16 dmin and d, both
+     * rounded up so that no element is clamped: each element is within half a step of the sub-block, plus half of d.
+     */
+    private static void encodeK(float[] x, int base, ByteBuffer out, boolean fiveBits) {
+        int levels = fiveBits ? 31 : 15;
+        float[] maxes = new float[8];
         float[] offset = new float[8];
         for (int j = 0; j < 8; j++) {
             float min = Float.POSITIVE_INFINITY;
@@ -136,15 +142,19 @@ final class GgufWriter {
                 max = Math.max(max, x[base + 32 * j + i]);
             }
             offset[j] = Math.max(0, -min);
-            step[j] = (max + offset[j]) / 15;
+            maxes[j] = max;
+        }
+        float dmin = half(max(offset) / 63);
+        int[] mn = new int[8];
+        float[] step = new float[8];
+        for (int j = 0; j < 8; j++) {
+            mn[j] = dmin == 0 ? 0 : Math.min(63, (int) Math.ceil(offset[j] / dmin));
+            step[j] = Math.max(0, maxes[j] + dmin * mn[j]) / levels;
         }
         float d = half(max(step) / 63);
-        float dmin = half(max(offset) / 63);
         int[] sc = new int[8];
-        int[] mn = new int[8];
         for (int j = 0; j < 8; j++) {
-            sc[j] = d == 0 ? 0 : Math.min(63, Math.round(step[j] / d));
-            mn[j] = dmin == 0 ? 0 : Math.min(63, Math.round(offset[j] / dmin));
+            sc[j] = d == 0 ? 0 : Math.min(63, (int) Math.ceil(step[j] / d));
         }
         byte[] scales = new byte[12];
         for (int j = 0; j < 8; j++) {
@@ -161,14 +171,24 @@ final class GgufWriter {
         for (int e = 0; e < 256; e++) {
             int j = e / 32;
             float unit = d * sc[j];
-            q[e] = unit == 0 ? 0 : Math.max(0, Math.min(15, Math.round((x[base + e] + dmin * mn[j]) / unit)));
+            q[e] = unit == 0 ? 0 : Math.max(0, Math.min(levels, Math.round((x[base + e] + dmin * mn[j]) / unit)));
         }
         out.putShort(Half.fromFloat(d));
         out.putShort(Half.fromFloat(dmin));
         out.put(scales);
+        if (fiveBits) {
+            // bit 2c of qh[l]: the fifth bit of element 64c + l; bit 2c + 1: of element 64c + 32 + l
+            for (int l = 0; l < 32; l++) {
+                int h = 0;
+                for (int chunk = 0; chunk < 4; chunk++) {
+                    h |= (q[64 * chunk + l] >> 4) << (2 * chunk) | (q[64 * chunk + 32 + l] >> 4) << (2 * chunk + 1);
+                }
+                out.put((byte) h);
+            }
+        }
         for (int chunk = 0; chunk < 4; chunk++) {
             for (int l = 0; l < 32; l++) {
-                out.put((byte) (q[64 * chunk + l] | q[64 * chunk + 32 + l] << 4));
+                out.put((byte) ((q[64 * chunk + l] & 0x0F) | (q[64 * chunk + 32 + l] & 0x0F) << 4));
             }
         }
     }
@@ -184,7 +204,7 @@ final class GgufWriter {
         int[] sc = new int[16];
         int[] codes = new int[256];
         for (int j = 0; j < 16; j++) {
-            sc[j] = d == 0 ? 0 : Math.min(127, Math.round(step[j] / d));
+            sc[j] = d == 0 ? 0 : Math.min(127, (int) Math.ceil(step[j] / d));
         }
         for (int e = 0; e < 256; e++) {
             float unit = d * sc[e / 16];
