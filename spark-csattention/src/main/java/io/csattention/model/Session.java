@@ -259,6 +259,9 @@ public final class Session {
             model.matmul(w.wq(), xb, count, q);
             model.matmul(w.wk(), xb, count, k);
             model.matmul(w.wv(), xb, count, v);
+            addBias(q, w.qBias(), count);
+            addBias(k, w.kBias(), count);
+            addBias(v, w.vBias(), count);
             model.rope(q, dim, count, position);
             model.rope(k, kvDim, count, position);
             appendToCaches(l, k, v, count);
@@ -396,6 +399,18 @@ public final class Session {
                 probe.observe(layer, head, q, off, cache, plan, selected, att, off);
             }
         });
+    }
+
+    /** x [tokens, bias.length] += bias in every row; nothing when the model has no such bias. */
+    private static void addBias(float[] x, float[] bias, int tokens) {
+        if (bias == null) {
+            return;
+        }
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < bias.length; i++) {
+                x[t * bias.length + i] += bias[i];
+            }
+        }
     }
 
     private static void add(float[] x, float[] y, int length) {

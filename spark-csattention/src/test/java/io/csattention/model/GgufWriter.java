@@ -22,7 +22,11 @@ import java.util.Map;
  */
 final class GgufWriter {
 
-    private record Tensor(String name, long[] dims, int typeId, byte[] data) {
+    /** A tensor's bytes: {@code data}, or {@code length} bytes left as a hole of zeros but for {@code patches}. */
+    private record Tensor(String name, long[] dims, int typeId, byte[] data, long length, Map<Long, byte[]> patches) {
+        Tensor(String name, long[] dims, int typeId, byte[] data) {
+            this(name, dims, typeId, data, data.length, Map.of());
+        }
     }
 
     private final Map<String, Object> metadata = new LinkedHashMap<>();
@@ -55,6 +59,20 @@ final class GgufWriter {
 
     GgufWriter raw(String name, int typeId, long[] dims, byte[] data) {
         tensors.add(new Tensor(name, dims, typeId, data));
+        return this;
+    }
+
+    /**
+     * A tensor of {@code type} and {@code dims} whose bytes are zeros, written as a hole of a sparse file (so that
+     * tensors of gigabytes cost no disk), except {@code patches}: bytes at offsets within the tensor. Only
+     * {@link #write} writes such a tensor.
+     */
+    GgufWriter sparse(String name, TensorType type, long[] dims, Map<Long, byte[]> patches) {
+        long elements = 1;
+        for (long d : dims) {
+            elements *= d;
+        }
+        tensors.add(new Tensor(name, dims, type.ggmlId(), null, type.bytes(elements), patches));
         return this;
     }
 
@@ -238,6 +256,19 @@ final class GgufWriter {
     }
 
     byte[] bytes() throws IOException {
+        Out out = header();
+        for (Tensor t : tensors) {
+            if (t.data() == null) {
+                throw new IllegalStateException("a sparse tensor is written by write(Path) only; name=" + t.name());
+            }
+            out.bytes.write(t.data());
+            out.pad();
+        }
+        return out.bytes.toByteArray();
+    }
+
+    /** Everything before the data section, padded to the alignment. */
+    private Out header() {
         Out out = new Out();
         out.int32(GgufFile.MAGIC);
         out.int32(version);
@@ -248,7 +279,6 @@ final class GgufWriter {
             out.value(entry.getValue(), true);
         }
         long offset = 0;
-        List<Long> offsets = new ArrayList<>();
         for (Tensor t : tensors) {
             out.string(t.name());
             out.int32(t.dims().length);
@@ -257,19 +287,46 @@ final class GgufWriter {
             }
             out.int32(t.typeId());
             out.int64(this.offsets.getOrDefault(t.name(), offset));
-            offsets.add(offset);
-            offset = align(offset + t.data().length);
+            offset = align(offset + t.length());
         }
         out.pad();
-        for (int i = 0; i < tensors.size(); i++) {
-            out.bytes.write(tensors.get(i).data());
-            out.pad();
-        }
-        return out.bytes.toByteArray();
+        return out;
     }
 
+    /** Writes the file; sparse tensors' zeros are left as holes (the file's length set past them). */
     void write(Path file) throws IOException {
-        Files.write(file, bytes());
+        if (tensors.stream().allMatch(t -> t.data() != null)) {
+            Files.write(file, bytes());
+            return;
+        }
+        byte[] header = header().bytes.toByteArray();
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file,
+                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            writeAt(channel, header, 0);
+            long offset = header.length;
+            for (Tensor t : tensors) {
+                if (t.data() != null) {
+                    writeAt(channel, t.data(), offset);
+                } else {
+                    for (Map.Entry<Long, byte[]> patch : t.patches().entrySet()) {
+                        writeAt(channel, patch.getValue(), offset + patch.getKey());
+                    }
+                }
+                offset += align(t.length());
+            }
+            if (channel.size() < offset) {
+                writeAt(channel, new byte[1], offset - 1);
+            }
+        }
+    }
+
+    private static void writeAt(java.nio.channels.FileChannel channel, byte[] bytes, long position)
+            throws IOException {
+        ByteBuffer buffer = ByteBuffer.wrap(bytes);
+        while (buffer.hasRemaining()) {
+            position += channel.write(buffer, position);
+        }
     }
 
     private static long align(long n) {

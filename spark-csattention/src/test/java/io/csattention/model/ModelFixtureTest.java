@@ -108,6 +108,69 @@ class ModelFixtureTest {
         assertEquals(eos, ignored.tokens()[step], "with the stop set ignored, EOS itself is generated");
     }
 
+    /**
+     * A Qwen2-structured file (Q, K, V biases, NEOX RoPE on the file's row order, base 1000000, the qwen2
+     * pre-tokenizer): the loader's row reordering and biases against the reference, which rotates NEOX pairs on the
+     * stored rows; it generates and stops at {@code <|im_end|>}.
+     */
+    @ParameterizedTest
+    @EnumSource(value = ModelFixture.Mix.class, names = {"Q8_0", "Q4_K_M"})
+    void qwen2ShapedFilesWithBiasesLoadMatchTheReferenceAndGenerate(ModelFixture.Mix mix) throws IOException {
+        Path file = ModelFixture.qwen2().mix(mix).write(dir.resolve("qwen2-" + mix + ".gguf"));
+        LlamaModel model = ModelFiles.load(file);
+        assertEquals(1000000f, model.config().ropeBase());
+        assertEquals(4, model.config().groupSize());
+        LlamaWeights.Layer layer = model.weights().layers().get(1);
+        assertEquals(256, layer.qBias().length);
+        assertEquals(64, layer.kBias().length);
+        assertEquals(64, layer.vBias().length);
+        assertEquals(null, model.weights().ropeDivisors());
+        Tokenizer tokenizer = model.tokenizer().orElseThrow();
+        int[] prompt = tokenizer.encode("Qwen2 counts 1234 digit by digit.");
+        assertEquals(tokenizer.encode("Qwen2 counts 1").length + 3, tokenizer.encode("Qwen2 counts 1234").length,
+                "the qwen2 pre-tokenizer splits digits one by one");
+        assertFalse(prompt[0] == tokenizer.encodeWithSpecials("<|endoftext|>")[0], "Qwen2 adds no BOS");
+        checkAgainstReference(model, file, Arrays.copyOf(prompt, 8));
+
+        int imEnd = tokenizer.encodeWithSpecials("<|im_end|>")[0];
+        assertTrue(Arrays.binarySearch(model.stopTokens(), imEnd) >= 0, "<|im_end|> is a stop token");
+        Session session = model.newSession();
+        int[] generated = Generation.run(session, session.prefill(prompt), new Sampler(0, 1, 1), 6,
+                model.stopTokens()).tokens();
+        assertTrue(generated.length <= 6);
+        assertFalse(contains(generated, imEnd));
+    }
+
+    /**
+     * Without the row reordering the loader does for qwen2, the same weights read as llama (interleaved RoPE on the
+     * stored rows) give other logits: the test above would see a missing reordering.
+     */
+    @Test
+    void qwen2RotationDiffersFromLlamasOnTheSameRows() throws IOException {
+        Path qwen = ModelFixture.qwen2().write(dir.resolve("qwen2.gguf"));
+        LlamaModel model = ModelFiles.load(qwen);
+        LlamaWeights w = model.weights();
+        int[] inverse = new int[model.config().dim()];
+        int[] order = GgufModel.interleavedOrder(model.config().heads(), model.config());
+        for (int i = 0; i < order.length; i++) {
+            inverse[order[i]] = i;
+        }
+        assertEquals(order.length, Arrays.stream(inverse).distinct().count(), "a permutation");
+        int[] tokens = model.tokenizer().orElseThrow().encode("rotation");
+        float[] loaded = model.newSession().prefill(tokens);
+        LlamaWeights.Layer l0 = w.layers().get(0);
+        LlamaWeights.Layer stored = new LlamaWeights.Layer(l0.attentionNorm(), l0.wq().withRowOrder(inverse), l0.wk(),
+                l0.wv(), l0.wo(), l0.ffnNorm(), l0.gate(), l0.down(), l0.up(), l0.qBias(), l0.kBias(), l0.vBias());
+        LlamaModel unordered = new LlamaModel(model.config(), new LlamaWeights(w.tokenEmbedding(),
+                java.util.List.of(stored, w.layers().get(1)), w.finalNorm(), w.classifier(), null), null);
+        float[] other = unordered.newSession().prefill(tokens);
+        double worst = 0;
+        for (int i = 0; i < loaded.length; i++) {
+            worst = Math.max(worst, Math.abs(loaded[i] - other[i]));
+        }
+        assertTrue(worst > 1e-2, "query rows out of order change the logits; max difference " + worst);
+    }
+
     private static boolean contains(int[] values, int v) {
         return Arrays.stream(values).anyMatch(x -> x == v);
     }
