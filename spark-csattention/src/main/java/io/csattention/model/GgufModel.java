@@ -110,7 +110,8 @@ public final class GgufModel {
             WeightMatrix classifier = gguf.tensors().containsKey("output.weight")
                     ? shaped(gguf, channel, "output.weight", config.vocabSize(), dim) : tokenEmbedding;
             return new LlamaModel(config, new LlamaWeights(tokenEmbedding, layers, finalNorm, classifier,
-                    ropeDivisors(gguf, channel, config, p)), tokenizer(gguf), stopTokens(gguf, config.vocabSize()));
+                    ropeDivisors(gguf, channel, config, p)), tokenizer(gguf), stopTokens(gguf, config.vocabSize()),
+                    gguf.metadata().get("tokenizer.chat_template") instanceof String template ? template : null);
         }
     }
 
