@@ -68,7 +68,8 @@ final class GenerateCommand implements Callable<Integer> {
     boolean ignoreEos;
 
     @Option(names = "--chat", description = "format --prompt as one user question with the model's chat template "
-            + "(tokenizer.chat_template, recognized as llama3, chatml, llama2 or mistral) and open the assistant's turn")
+            + "(tokenizer.chat_template, recognized as llama3, chatml, llama2 or mistral) and open the assistant's "
+            + "turn")
     boolean chat;
 
     @Override

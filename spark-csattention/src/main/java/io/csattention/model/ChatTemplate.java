@@ -13,12 +13,12 @@ import java.util.regex.Pattern;
  * that the tokenizer adds itself.
  *
  * <ul>
- *   <li>{@code llama3} (the template writes {@code <|start_header_id|>}): {@code
- *       <|start_header_id|>user<|end_header_id|>\n\nQUESTION<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n},
- *       the question trimmed.</li>
- *   <li>{@code chatml} ({@code <|im_start|>}, Qwen2): {@code <|im_start|>user\nQUESTION<|im_end|>\n<|im_start|>assistant\n},
- *       after the template's default system turn when it writes one as a literal
- *       ({@code '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'}).</li>
+ *   <li>{@code llama3} (the template writes {@code <|start_header_id|>}):
+ *       {@code <|start_header_id|>user<|end_header_id|>\n\nQUESTION<|eot_id|>} then
+ *       {@code <|start_header_id|>assistant<|end_header_id|>\n\n}, the question trimmed.</li>
+ *   <li>{@code chatml} ({@code <|im_start|>}, Qwen2):
+ *       {@code <|im_start|>user\nQUESTION<|im_end|>\n<|im_start|>assistant\n}, after the template's default
+ *       system turn when it writes one as a literal ({@code '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'}).</li>
  *   <li>{@code llama2} ({@code [INST]} and {@code <<SYS>>}): {@code [INST] QUESTION [/INST]}, the question
  *       stripped.</li>
  *   <li>{@code mistral} ({@code [INST]} without {@code <<SYS>>}): {@code [INST] QUESTION [/INST]}, or
@@ -51,7 +51,7 @@ public final class ChatTemplate {
         return String.join(", ", Arrays.stream(Family.values()).map(f -> f.name().toLowerCase(Locale.ROOT)).toList());
     }
 
-    /** The formatter of {@code source} (a {@code tokenizer.chat_template}), or one line naming what it cannot render. */
+    /** The formatter of {@code source} (a {@code tokenizer.chat_template}), or one line naming what it can't render. */
     public static ChatTemplate recognize(String source) {
         if (source == null || source.isBlank()) {
             throw new IllegalArgumentException("chat formatting needs the model's tokenizer.chat_template; "

@@ -14,7 +14,8 @@ import java.util.stream.IntStream;
  * <p>RoPE uses the interleaved-pairs convention of llama2.c: dimensions (2i, 2i+1) of each head rotate together by
  * {@code pos * base^(-2i / ropeDim)}. GGUF {@code llama} files use the same convention: llama.cpp's converters
  * permute the Q and K rows of Hugging Face checkpoints (whose RoPE rotates halves, (i, i + d/2)) into interleaved
- * order when they write the file (ggml's {@code LLAMA_ROPE_TYPE_NORM}), so one RoPE serves both formats.
+ * order when they write the file (ggml's {@code LLAMA_ROPE_TYPE_NORM}), so one RoPE serves both formats. GGUF
+ * {@code qwen2} files keep the halves order (ggml's NEOX); {@link GgufModel} reorders their Q and K rows at load.
  */
 public final class LlamaModel {
 

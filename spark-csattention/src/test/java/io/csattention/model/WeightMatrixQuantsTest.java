@@ -56,7 +56,8 @@ class WeightMatrixQuantsTest {
     @EnumSource(value = TensorType.class, names = {"Q4_K", "Q5_K", "Q6_K"})
     void quantizersOfGgmlDecodedValuesStayWithinHalfAStep(TensorType type) throws IOException {
         float[] values = Npy.read(new java.io.ByteArrayInputStream(resource(type + ".npy")), type + ".npy").floats();
-        WeightMatrix m = WeightMatrix.of(type.name(), type, ROWS, COLS, ByteBuffer.wrap(GgufWriter.encode(type, values)));
+        WeightMatrix m = WeightMatrix.of(type.name(), type, ROWS, COLS,
+                ByteBuffer.wrap(GgufWriter.encode(type, values)));
         boolean q6 = type == TensorType.Q6_K;
         int sub = q6 ? 16 : 32;
         int levels = type == TensorType.Q4_K ? 15 : 31;
