@@ -18,7 +18,8 @@ import java.util.regex.Pattern;
  *       {@code <|start_header_id|>assistant<|end_header_id|>\n\n}, the question trimmed.</li>
  *   <li>{@code chatml} ({@code <|im_start|>}, Qwen2):
  *       {@code <|im_start|>user\nQUESTION<|im_end|>\n<|im_start|>assistant\n}, after the template's default
- *       system turn when it writes one as a literal ({@code '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'}).</li>
+ *       system turn when it writes one as a literal
+ *       ({@code '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'}).</li>
  *   <li>{@code llama2} ({@code [INST]} and {@code <<SYS>>}): {@code [INST] QUESTION [/INST]}, the question
  *       stripped.</li>
  *   <li>{@code mistral} ({@code [INST]} without {@code <<SYS>>}): {@code [INST] QUESTION [/INST]}, or
