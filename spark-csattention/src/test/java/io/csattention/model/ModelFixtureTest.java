@@ -171,6 +171,53 @@ class ModelFixtureTest {
         assertTrue(worst > 1e-2, "query rows out of order change the logits; max difference " + worst);
     }
 
+    /**
+     * The decode path of a qwen2 file: one decode step after a prefill gives the reference's logits of the whole
+     * sequence, and every sparse method at a budget of all keys (the index built on the reordered, biased keys)
+     * continues greedily as full attention does.
+     */
+    @Test
+    void qwen2DecodeStepsMatchTheReferenceAndSparseMethodsAtFullBudgetMatchFullAttention() throws IOException {
+        Path file = ModelFixture.qwen2().mix(ModelFixture.Mix.Q4_K_M).write(dir.resolve("qwen2-decode.gguf"));
+        LlamaModel model = ModelFiles.load(file);
+        int[] tokens = model.tokenizer().orElseThrow().encode("one two three four five six seven eight");
+        Session session = model.newSession();
+        session.prefill(Arrays.copyOf(tokens, 7));
+        float[] logits = session.decode(tokens[7]);
+        double[] reference = ReferenceLlama.logits(file, Arrays.copyOf(tokens, 8));
+        double worst = 0;
+        for (int i = 0; i < logits.length; i++) {
+            worst = Math.max(worst, Math.abs(logits[i] - reference[i]));
+        }
+        assertTrue(worst < LOGIT_TOLERANCE, "decode step: max |logit - float64 logit| = " + worst);
+
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < 40; i++) {
+            text.append("word").append(i).append(i % 7 == 0 ? ".\n" : " ");
+        }
+        int[] context = model.tokenizer().orElseThrow().encode(text.toString());
+        assertTrue(context.length >= 96, "context tokens=" + context.length);
+        Session prefilled = model.newSession();
+        float[] start = prefilled.prefill(context);
+        io.csattention.core.CSAttentionSettings all = io.csattention.core.CSAttentionSettings.defaults()
+                .withSparsity(1e-9);
+        int[] full = continueGreedy(prefilled.fork(), io.csattention.baseline.AttentionMethod.FULL, all, start);
+        for (io.csattention.baseline.AttentionMethod method : io.csattention.baseline.AttentionMethod.values()) {
+            assertArrayEquals(full, continueGreedy(prefilled.fork(), method, all, start), method.id());
+        }
+    }
+
+    private static int[] continueGreedy(Session session, io.csattention.baseline.AttentionMethod method,
+                                        io.csattention.core.CSAttentionSettings settings, float[] logits) {
+        session.useAttention(method, settings);
+        int[] out = new int[8];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = Sampler.argmax(logits);
+            logits = session.decode(out[i]);
+        }
+        return out;
+    }
+
     private static boolean contains(int[] values, int v) {
         return Arrays.stream(values).anyMatch(x -> x == v);
     }
