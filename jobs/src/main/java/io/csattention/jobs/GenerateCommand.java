@@ -67,14 +67,25 @@ final class GenerateCommand implements Callable<Integer> {
             + "and end-of-turn ids (by default generation stops there, the stop token not printed)")
     boolean ignoreEos;
 
+    @Option(names = "--chat", description = "format --prompt as one user question with the model's chat template "
+            + "(tokenizer.chat_template, recognized as llama3, chatml, llama2 or mistral) and open the assistant's "
+            + "turn")
+    boolean chat;
+
     @Override
     public Integer call() throws Exception {
         AttentionMethod method = AttentionMethod.parse(attentionMethod);
+        if (chat && prompt.tokens != null) {
+            throw new IllegalArgumentException("--chat formats a text question and needs --prompt; --prompt-tokens="
+                    + prompt.tokens);
+        }
         LlamaModel loaded = model.load();
+        if (prompt.text != null && loaded.tokenizer().isEmpty()) {
+            throw new IllegalArgumentException("--prompt needs a tokenizer (GGUF vocabulary or --tokenizer); model="
+                    + model.model);
+        }
         int[] promptTokens = prompt.tokens != null ? ModelOptions.parseTokens(prompt.tokens, loaded)
-                : loaded.tokenizer().orElseThrow(() -> new IllegalArgumentException(
-                        "--prompt needs a tokenizer (GGUF vocabulary or --tokenizer); model=" + model.model))
-                .encode(prompt.text);
+                : chat ? loaded.chatPrompt(prompt.text) : loaded.tokenizer().orElseThrow().encode(prompt.text);
         loaded.checkLength((long) promptTokens.length + maxNewTokens);
         Sampler sampler = new Sampler(temperature, topP, seed);
 

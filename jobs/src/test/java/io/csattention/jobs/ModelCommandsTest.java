@@ -60,9 +60,8 @@ class ModelCommandsTest {
         assertTrue(result.err().contains("tokens/s"), result.err());
     }
 
-    @Test
-    void generateFromTextPrintsTheTextAboveTheIds() throws Exception {
-        // a 512-piece llama2.c tokenizer: <unk>, <s>, </s>, 256 bytes, then " a", " b", ... as whole-word pieces
+    /** A 512-piece llama2.c tokenizer: <unk>, <s>, </s>, 256 bytes, then " w259", " w260", ... as whole words. */
+    private Path writeTokenizer() throws java.io.IOException {
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
         bytes.writeBytes(le(8));
         for (int i = 0; i < 512; i++) {
@@ -73,7 +72,12 @@ class ModelCommandsTest {
             bytes.writeBytes(le(utf8.length));
             bytes.writeBytes(utf8);
         }
-        Path tokenizer = java.nio.file.Files.write(dir.resolve("tokenizer.bin"), bytes.toByteArray());
+        return java.nio.file.Files.write(dir.resolve("tokenizer.bin"), bytes.toByteArray());
+    }
+
+    @Test
+    void generateFromTextPrintsTheTextAboveTheIds() throws Exception {
+        Path tokenizer = writeTokenizer();
         Result result = run("generate", "--model", MODEL.toString(), "--tokenizer", tokenizer.toString(), "--prompt",
                 "Hi", "--max-new-tokens", "4");
         assertEquals(0, result.code(), result.err());
@@ -175,6 +179,16 @@ class ModelCommandsTest {
         assertEquals(2, result.code(), result.err());
         assertEquals("error: model weights must be finite; blk.0.attn_norm.weight[5]=NaN", result.err().strip());
         assertEquals("", result.out());
+    }
+
+    /** --chat formats text with the file's chat template: a llama2.c model has none. */
+    @Test
+    void chatNeedsTextAndAChatTemplate() throws Exception {
+        assertError("--chat formats a text question and needs --prompt; --prompt-tokens=1 2",
+                "generate", "--model", MODEL.toString(), "--prompt-tokens", "1 2", "--max-new-tokens", "3", "--chat");
+        assertError("chat formatting needs the model's tokenizer.chat_template; tokenizer.chat_template=absent",
+                "generate", "--model", MODEL.toString(), "--tokenizer", writeTokenizer().toString(), "--prompt", "Hi",
+                "--max-new-tokens", "3", "--chat");
     }
 
     private void assertError(String message, String... args) {

@@ -241,8 +241,20 @@ public final class GgufFile {
         return d;
     }
 
-    /** Maps tensor {@code name} as a matrix [rows = product of dims after the first, cols = dims[0]]. */
+    /**
+     * Maps tensor {@code name} as a matrix [rows = product of dims after the first, cols = dims[0]], in segments of
+     * whole rows of at most {@value #SEGMENT_BYTES} bytes each (a mapping holds less than 2 GiB), so a tensor of any
+     * size maps.
+     */
     public WeightMatrix matrix(FileChannel channel, String name) throws IOException {
+        return matrix(channel, name, SEGMENT_BYTES);
+    }
+
+    /** Bytes of one mapped segment of a tensor at most (1 GiB). */
+    static final long SEGMENT_BYTES = 1L << 30;
+
+    /** {@link #matrix(FileChannel, String)} with segments of at most {@code segmentBytes} (tests: small ones). */
+    WeightMatrix matrix(FileChannel channel, String name, long segmentBytes) throws IOException {
         TensorInfo info = tensors.get(name);
         if (info == null) {
             throw new IOException("GGUF file must contain tensor " + name + "; model=" + file);
@@ -254,17 +266,26 @@ public final class GgufFile {
             throw new IOException("tensor " + name + " row length must be a multiple of " + type.blockSize() + "; cols="
                     + cols + " (model=" + file + ")");
         }
-        long bytes = rows * type.bytes(cols);
+        long rowBytes = type.bytes(cols);
+        long bytes = rows * rowBytes;
         long start = dataOffset + info.offset();
         if (start + bytes > size) {
             throw new IOException("model file is truncated: tensor " + name + " ends at byte " + (start + bytes)
                     + "; size=" + size + " (model=" + file + ")");
         }
-        if (bytes > Integer.MAX_VALUE || rows > Integer.MAX_VALUE) {
-            throw new IOException("tensor must be smaller than 2 GiB to be mapped; " + name + ".bytes=" + bytes);
+        if (rows > Integer.MAX_VALUE || rowBytes > segmentBytes) {
+            throw new IOException("tensor must have at most 2^31-1 rows of at most " + segmentBytes + " bytes; "
+                    + name + ".rows=" + rows + ", " + name + ".rowBytes=" + rowBytes + " (model=" + file + ")");
         }
-        ByteBuffer mapped = channel.map(FileChannel.MapMode.READ_ONLY, start, bytes);
-        return WeightMatrix.of(name, type, (int) rows, (int) cols, mapped);
+        int rowsPerSegment = (int) Math.max(1, Math.min(rows, segmentBytes / rowBytes));
+        int count = (int) ((rows + rowsPerSegment - 1) / rowsPerSegment);
+        ByteBuffer[] segments = new ByteBuffer[count];
+        for (int i = 0; i < count; i++) {
+            long first = (long) i * rowsPerSegment;
+            long length = Math.min(rowsPerSegment, rows - first) * rowBytes;
+            segments[i] = channel.map(FileChannel.MapMode.READ_ONLY, start + first * rowBytes, length);
+        }
+        return WeightMatrix.ofSegments(name, type, (int) rows, (int) cols, rowsPerSegment, segments);
     }
 
     /** Buffered little-endian reads from the start of a channel, checked against the file's size. */

@@ -9,16 +9,23 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Builds a {@link LlamaModel} from a GGUF file of architecture {@code llama}: dimensions from the
- * {@code llama.*} metadata, tensors by llama.cpp's names ({@code token_embd}, {@code blk.N.attn_q} ...,
- * {@code output_norm}, {@code output}, tied to the embedding when absent), the vocabulary from
- * {@code tokenizer.ggml.*}. RoPE frequency scaling: Llama 3.1's per-pair divisors ({@code rope_freqs.weight}) and
- * linear scaling ({@code llama.rope.scaling.type = linear}, {@code llama.rope.scaling.factor}) are applied; other
- * scaling types (YaRN) are refused.
+ * Builds a {@link LlamaModel} from a GGUF file of architecture {@code llama} (Llama 2, 3, 3.1, 3.2, Mistral) or
+ * {@code qwen2}: dimensions from the {@code <architecture>.*} metadata, tensors by llama.cpp's names
+ * ({@code token_embd}, {@code blk.N.attn_q} ..., {@code output_norm}, {@code output}, tied to the embedding when
+ * absent), the vocabulary from {@code tokenizer.ggml.*}. RoPE frequency scaling: Llama 3.1's per-pair divisors
+ * ({@code rope_freqs.weight}) and linear scaling ({@code <architecture>.rope.scaling.type = linear},
+ * {@code .factor}) are applied; other scaling types (YaRN) are refused.
+ *
+ * <p>{@code qwen2}: Q, K and V biases ({@code blk.N.attn_q.bias} ...) are added after the projections, and RoPE is
+ * ggml's NEOX style (pairs (i, i + ropeDim / 2), on the Hugging Face row order that llama.cpp's converter keeps for
+ * this architecture). The loader reorders the rows of attn_q and attn_k, and their biases, in every head so that pair
+ * i sits at (2i, 2i + 1): the forward pass then rotates interleaved pairs as for {@code llama}, and since queries and
+ * keys are reordered alike, every attention score, and so the output, is unchanged.
  */
 public final class GgufModel {
 
-    public static final String ARCHITECTURE = "llama";
+    /** The values of {@code general.architecture} this runtime loads. */
+    public static final java.util.List<String> ARCHITECTURES = java.util.List.of("llama", "qwen2");
 
     private GgufModel() {
     }
@@ -26,11 +33,12 @@ public final class GgufModel {
     public static LlamaModel load(Path file) throws IOException {
         GgufFile gguf = GgufFile.read(file);
         String architecture = gguf.string("general.architecture");
-        if (!ARCHITECTURE.equals(architecture)) {
-            throw new IllegalArgumentException("architecture must be " + ARCHITECTURE
+        if (!ARCHITECTURES.contains(architecture)) {
+            throw new IllegalArgumentException("architecture must be one of " + String.join(", ", ARCHITECTURES)
                     + "; general.architecture=" + GgufFile.show(architecture));
         }
-        String p = ARCHITECTURE + ".";
+        boolean neox = architecture.equals("qwen2");
+        String p = architecture + ".";
         int dim = positive(gguf, p + "embedding_length", Long.MIN_VALUE);
         int heads = positive(gguf, p + "attention.head_count", Long.MIN_VALUE);
         int kvHeads = positive(gguf, p + "attention.head_count_kv", heads);
@@ -80,25 +88,73 @@ public final class GgufModel {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             WeightMatrix tokenEmbedding = gguf.matrix(channel, "token_embd.weight");
             List<LlamaWeights.Layer> layers = new ArrayList<>();
+            int[] queryOrder = neox ? interleavedOrder(config.heads(), config) : null;
+            int[] keyOrder = neox ? interleavedOrder(config.kvHeads(), config) : null;
             for (int l = 0; l < config.layers(); l++) {
                 String b = "blk." + l + ".";
                 layers.add(new LlamaWeights.Layer(
                         vector(gguf, channel, b + "attn_norm.weight", dim),
-                        shaped(gguf, channel, b + "attn_q.weight", dim, dim),
-                        shaped(gguf, channel, b + "attn_k.weight", config.kvDim(), dim),
+                        reordered(shaped(gguf, channel, b + "attn_q.weight", dim, dim), queryOrder),
+                        reordered(shaped(gguf, channel, b + "attn_k.weight", config.kvDim(), dim), keyOrder),
                         shaped(gguf, channel, b + "attn_v.weight", config.kvDim(), dim),
                         shaped(gguf, channel, b + "attn_output.weight", dim, dim),
                         vector(gguf, channel, b + "ffn_norm.weight", dim),
                         shaped(gguf, channel, b + "ffn_gate.weight", config.hiddenDim(), dim),
                         shaped(gguf, channel, b + "ffn_down.weight", dim, config.hiddenDim()),
-                        shaped(gguf, channel, b + "ffn_up.weight", config.hiddenDim(), dim)));
+                        shaped(gguf, channel, b + "ffn_up.weight", config.hiddenDim(), dim),
+                        reordered(bias(gguf, channel, b + "attn_q.bias", dim), queryOrder),
+                        reordered(bias(gguf, channel, b + "attn_k.bias", config.kvDim()), keyOrder),
+                        bias(gguf, channel, b + "attn_v.bias", config.kvDim())));
             }
             float[] finalNorm = vector(gguf, channel, "output_norm.weight", dim);
             WeightMatrix classifier = gguf.tensors().containsKey("output.weight")
                     ? shaped(gguf, channel, "output.weight", config.vocabSize(), dim) : tokenEmbedding;
             return new LlamaModel(config, new LlamaWeights(tokenEmbedding, layers, finalNorm, classifier,
-                    ropeDivisors(gguf, channel, config)), tokenizer(gguf), stopTokens(gguf, config.vocabSize()));
+                    ropeDivisors(gguf, channel, config, p)), tokenizer(gguf), stopTokens(gguf, config.vocabSize()),
+                    gguf.metadata().get("tokenizer.chat_template") instanceof String template ? template : null);
         }
+    }
+
+    /**
+     * The row order that moves NEOX pairs (i, i + ropeDim / 2) of each of {@code heads} heads to interleaved
+     * (2i, 2i + 1): row h * headSize + 2i reads row h * headSize + i, row h * headSize + 2i + 1 reads row
+     * h * headSize + i + ropeDim / 2; dimensions past ropeDim stay.
+     */
+    static int[] interleavedOrder(int heads, LlamaConfig config) {
+        int headSize = config.headSize();
+        int half = config.ropeDim() / 2;
+        int[] order = new int[heads * headSize];
+        for (int h = 0; h < heads; h++) {
+            int base = h * headSize;
+            for (int i = 0; i < headSize; i++) {
+                order[base + i] = base + i;
+            }
+            for (int i = 0; i < half; i++) {
+                order[base + 2 * i] = base + i;
+                order[base + 2 * i + 1] = base + i + half;
+            }
+        }
+        return order;
+    }
+
+    private static WeightMatrix reordered(WeightMatrix m, int[] order) {
+        return order == null ? m : m.withRowOrder(order);
+    }
+
+    private static float[] reordered(float[] v, int[] order) {
+        if (v == null || order == null) {
+            return v;
+        }
+        float[] out = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = v[order[i]];
+        }
+        return out;
+    }
+
+    /** The bias vector {@code name} of {@code length}, or null when the file has none. */
+    private static float[] bias(GgufFile gguf, FileChannel channel, String name, int length) throws IOException {
+        return gguf.tensors().containsKey(name) ? vector(gguf, channel, name, length) : null;
     }
 
     /** Control pieces that end a turn in the families this runtime reads, stopped at when the vocabulary has them. */
@@ -129,8 +185,9 @@ public final class GgufModel {
     }
 
     /** Per-pair RoPE frequency divisors, or null when the file asks for plain RoPE. */
-    private static float[] ropeDivisors(GgufFile gguf, FileChannel channel, LlamaConfig config) throws IOException {
-        String p = ARCHITECTURE + ".rope.scaling.";
+    private static float[] ropeDivisors(GgufFile gguf, FileChannel channel, LlamaConfig config, String prefix)
+            throws IOException {
+        String p = prefix + "rope.scaling.";
         Object type = gguf.metadata().getOrDefault(p + "type", "none");
         float linear = 1;
         if ("linear".equals(type)) {

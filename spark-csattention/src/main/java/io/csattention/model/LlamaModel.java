@@ -14,7 +14,8 @@ import java.util.stream.IntStream;
  * <p>RoPE uses the interleaved-pairs convention of llama2.c: dimensions (2i, 2i+1) of each head rotate together by
  * {@code pos * base^(-2i / ropeDim)}. GGUF {@code llama} files use the same convention: llama.cpp's converters
  * permute the Q and K rows of Hugging Face checkpoints (whose RoPE rotates halves, (i, i + d/2)) into interleaved
- * order when they write the file (ggml's {@code LLAMA_ROPE_TYPE_NORM}), so one RoPE serves both formats.
+ * order when they write the file (ggml's {@code LLAMA_ROPE_TYPE_NORM}), so one RoPE serves both formats. GGUF
+ * {@code qwen2} files keep the halves order (ggml's NEOX); {@link GgufModel} reorders their Q and K rows at load.
  */
 public final class LlamaModel {
 
@@ -31,6 +32,8 @@ public final class LlamaModel {
     private final float[] ropeFrequencies;
     /** Token ids generation stops at (end of sequence, end of turn), ascending. */
     private final int[] stopTokens;
+    /** The file's {@code tokenizer.chat_template}, or null. */
+    private final String chatTemplate;
 
     /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2] (a copy). */
     public float[] ropeFrequencies() {
@@ -43,6 +46,13 @@ public final class LlamaModel {
     }
 
     public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer, int[] stopTokens) {
+        this(config, weights, tokenizer, stopTokens, null);
+    }
+
+    /** A model with its chat template ({@code tokenizer.chat_template}, null: none). */
+    public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer, int[] stopTokens,
+                      String chatTemplate) {
+        this.chatTemplate = chatTemplate;
         this.config = config;
         this.weights = weights;
         this.tokenizer = tokenizer;
@@ -113,7 +123,33 @@ public final class LlamaModel {
     }
 
     public LlamaModel withTokenizer(Tokenizer t) {
-        return new LlamaModel(config, weights, t, stopTokens);
+        return new LlamaModel(config, weights, t, stopTokens, chatTemplate);
+    }
+
+    /** The file's {@code tokenizer.chat_template} (Jinja source), when it has one. */
+    public Optional<String> chatTemplate() {
+        return Optional.ofNullable(chatTemplate);
+    }
+
+    /**
+     * The prompt ids of one user {@code question} formatted with the model's chat template ({@link ChatTemplate}),
+     * the assistant's turn opened: the template's control pieces become their ids (byte-level BPE), and the
+     * tokenizer adds BOS as it does for any text. SentencePiece vocabularies read the markers as text (Llama 2 and
+     * Mistral v0.1/v0.2 do); one that holds {@code [INST]} as a piece of its own (Mistral v0.3's control token) is
+     * refused.
+     */
+    public int[] chatPrompt(String question) {
+        Tokenizer t = tokenizer().orElseThrow(() -> new IllegalArgumentException(
+                "chat formatting needs a tokenizer; tokenizer=none"));
+        String text = ChatTemplate.recognize(chatTemplate).render(question);
+        if (t.kind() == Tokenizer.Kind.BYTE_LEVEL_BPE) {
+            return t.encodeWithSpecials(text);
+        }
+        if (t.hasPiece("[INST]")) {
+            throw new IllegalArgumentException("chat templates whose markers are pieces of their own need a "
+                    + "byte-level BPE vocabulary; piece=[INST]");
+        }
+        return t.encode(text);
     }
 
     /** The token ids generation stops at by default (end of sequence and end of turn), ascending; a copy. */

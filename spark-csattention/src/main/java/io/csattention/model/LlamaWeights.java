@@ -28,8 +28,18 @@ public record LlamaWeights(WeightMatrix tokenEmbedding, List<Layer> layers, floa
      * @param gate          w1 [hidden, dim]
      * @param down          w2 [dim, hidden]
      * @param up            w3 [hidden, dim]
+     * @param qBias         [dim] added to the queries (Qwen2), or null
+     * @param kBias         [kvDim] added to the keys, or null
+     * @param vBias         [kvDim] added to the values, or null
      */
     public record Layer(float[] attentionNorm, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, WeightMatrix wo,
-                        float[] ffnNorm, WeightMatrix gate, WeightMatrix down, WeightMatrix up) {
+                        float[] ffnNorm, WeightMatrix gate, WeightMatrix down, WeightMatrix up, float[] qBias,
+                        float[] kBias, float[] vBias) {
+
+        /** A block without Q, K and V biases (Llama). */
+        public Layer(float[] attentionNorm, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, WeightMatrix wo,
+                     float[] ffnNorm, WeightMatrix gate, WeightMatrix down, WeightMatrix up) {
+            this(attentionNorm, wq, wk, wv, wo, ffnNorm, gate, down, up, null, null, null);
+        }
     }
 }

@@ -322,6 +322,9 @@ public final class Session {
             model.matmul(w.wq(), xb, count, q);
             model.matmul(w.wk(), xb, count, k);
             model.matmul(w.wv(), xb, count, v);
+            addBias(q, w.qBias(), count);
+            addBias(k, w.kBias(), count);
+            addBias(v, w.vBias(), count);
             model.rope(q, dim, positions);
             model.rope(k, kvDim, positions);
             for (int r = 0; r < count; r++) {
@@ -482,6 +485,18 @@ public final class Session {
                 owner.probe.observe(layer, head, q, off, cache, plan, selected, att, off);
             }
         });
+    }
+
+    /** x [tokens, bias.length] += bias in every row; nothing when the model has no such bias. */
+    private static void addBias(float[] x, float[] bias, int tokens) {
+        if (bias == null) {
+            return;
+        }
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < bias.length; i++) {
+                x[t * bias.length + i] += bias[i];
+            }
+        }
     }
 
     private static void add(float[] x, float[] y, int length) {

@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -166,6 +167,11 @@ public final class Tokenizer {
 
     public int vocabSize() {
         return pieces.length;
+    }
+
+    /** Whether the vocabulary holds {@code piece} as a token of its own (as stored: SentencePiece's ▁ for space). */
+    boolean hasPiece(String piece) {
+        return Arrays.asList(pieces).contains(piece);
     }
 
     /**

@@ -11,6 +11,11 @@ import java.nio.FloatBuffer;
  * the model file. Rows are decoded to float32 on demand ({@link #row}), so quantized weights stay quantized in
  * memory; a matrix-matrix product decodes each row once per block of tokens. Thread-safe: reads use absolute
  * positions only.
+ *
+ * <p>A matrix may span several buffers (segments), each holding {@link #rowsPerSegment} whole rows (the last one the
+ * rest): a memory mapping holds less than 2 GiB, and a tensor of any size is mapped as consecutive segments (see
+ * {@link GgufFile#matrix}); row r lies in segment r / rowsPerSegment at row r % rowsPerSegment. A matrix may also
+ * read its rows in another order ({@link #withRowOrder}), without copying.
  */
 public final class WeightMatrix {
 
@@ -18,37 +23,84 @@ public final class WeightMatrix {
     private final TensorType type;
     private final int rows;
     private final int cols;
-    private final ByteBuffer bytes;
-    private final FloatBuffer floats;
+    private final int rowsPerSegment;
+    private final ByteBuffer[] segments;
+    private final FloatBuffer[] floats;
+    /** The stored row that row r reads, or null for r itself. */
+    private final int[] rowOrder;
 
-    private WeightMatrix(String name, TensorType type, int rows, int cols, ByteBuffer bytes) {
+    private WeightMatrix(String name, TensorType type, int rows, int cols, ByteBuffer[] segments, int rowsPerSegment,
+                         int[] rowOrder) {
         this.name = name;
         this.type = type;
         this.rows = rows;
         this.cols = cols;
-        this.bytes = bytes.order(ByteOrder.LITTLE_ENDIAN);
-        this.floats = type == TensorType.F32 ? this.bytes.asFloatBuffer() : null;
+        this.rowsPerSegment = rowsPerSegment;
+        this.rowOrder = rowOrder;
         if (type.blockSize() > 1 && cols % type.blockSize() != 0) {
             throw new IllegalArgumentException(name + " row length must be a multiple of " + type.blockSize()
                     + " for " + type + "; " + name + ".cols=" + cols);
         }
-        long need = (long) rows * type.bytes(cols);
-        if (bytes.remaining() < need) {
-            throw new IllegalArgumentException(name + " must hold " + need + " bytes; " + name + ".bytes="
-                    + bytes.remaining());
+        if (rowsPerSegment <= 0 || (long) rowsPerSegment * segments.length < rows) {
+            throw new IllegalArgumentException(name + " segments must hold " + rows + " rows; " + name
+                    + ".segments=" + segments.length + " of " + rowsPerSegment + " rows");
+        }
+        this.segments = new ByteBuffer[segments.length];
+        this.floats = new FloatBuffer[segments.length];
+        long rowBytes = type.bytes(cols);
+        for (int i = 0; i < segments.length; i++) {
+            long segmentRows = Math.min(rowsPerSegment, rows - (long) i * rowsPerSegment);
+            long need = segmentRows * rowBytes;
+            if (segments[i].remaining() < need || need > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(name + " must hold " + need + " bytes in segment " + i + "; "
+                        + name + ".bytes=" + segments[i].remaining());
+            }
+            this.segments[i] = segments[i].slice().order(ByteOrder.LITTLE_ENDIAN);
+            this.floats[i] = type == TensorType.F32 ? this.segments[i].asFloatBuffer() : null;
         }
     }
 
     /** A matrix over {@code bytes} (from its position, little-endian). */
     public static WeightMatrix of(String name, TensorType type, int rows, int cols, ByteBuffer bytes) {
-        return new WeightMatrix(name, type, rows, cols, bytes.slice());
+        return new WeightMatrix(name, type, rows, cols, new ByteBuffer[] {bytes}, Math.max(rows, 1), null);
+    }
+
+    /**
+     * A matrix over consecutive segments of whole rows: {@code segments[i]} holds rows [i * rowsPerSegment,
+     * min(rows, (i + 1) * rowsPerSegment)), each from its position, little-endian.
+     */
+    public static WeightMatrix ofSegments(String name, TensorType type, int rows, int cols, int rowsPerSegment,
+                                          ByteBuffer... segments) {
+        return new WeightMatrix(name, type, rows, cols, segments.clone(), rowsPerSegment, null);
     }
 
     /** A float32 matrix over a heap array (tests and small tensors). */
     public static WeightMatrix ofFloats(String name, int rows, int cols, float[] data) {
         ByteBuffer buffer = ByteBuffer.allocate(rows * cols * 4).order(ByteOrder.LITTLE_ENDIAN);
         buffer.asFloatBuffer().put(data, 0, rows * cols);
-        return new WeightMatrix(name, TensorType.F32, rows, cols, buffer);
+        return of(name, TensorType.F32, rows, cols, buffer);
+    }
+
+    /** The same rows read in another order: row r of the result is row {@code order[r]} of this matrix. */
+    public WeightMatrix withRowOrder(int[] order) {
+        if (order.length != rows) {
+            throw new IllegalArgumentException(name + " row order must have " + rows + " entries; entries="
+                    + order.length);
+        }
+        int[] stored = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            if (order[r] < 0 || order[r] >= rows) {
+                throw new IllegalArgumentException(name + " row order entries must be in [0, " + rows + "); order["
+                        + r + "]=" + order[r]);
+            }
+            stored[r] = rowOrder == null ? order[r] : rowOrder[order[r]];
+        }
+        return new WeightMatrix(name, type, rows, cols, segments, rowsPerSegment, stored);
+    }
+
+    /** Rows per segment (the row count when the matrix is one buffer). */
+    public int rowsPerSegment() {
+        return rowsPerSegment;
     }
 
     public String name() {
@@ -91,23 +143,27 @@ public final class WeightMatrix {
 
     /** Decodes row {@code r} into {@code dst[off .. off + cols)}. */
     public void row(int r, float[] dst, int off) {
+        int stored = rowOrder == null ? r : rowOrder[r];
+        int segment = stored / rowsPerSegment;
+        int local = stored - segment * rowsPerSegment;
+        ByteBuffer bytes = segments[segment];
         switch (type) {
-            case F32 -> floats.get(r * cols, dst, off, cols);
+            case F32 -> floats[segment].get(local * cols, dst, off, cols);
             case F16 -> {
-                int base = r * cols * 2;
+                int base = local * cols * 2;
                 for (int j = 0; j < cols; j++) {
                     dst[off + j] = Half.toFloat(bytes.getShort(base + 2 * j));
                 }
             }
             case BF16 -> {
-                int base = r * cols * 2;
+                int base = local * cols * 2;
                 for (int j = 0; j < cols; j++) {
                     dst[off + j] = Half.bfloat16ToFloat(bytes.getShort(base + 2 * j));
                 }
             }
             case Q8_0 -> {
                 int blocks = cols / 32;
-                int base = r * blocks * 34;
+                int base = local * blocks * 34;
                 for (int b = 0; b < blocks; b++) {
                     int at = base + b * 34;
                     float d = Half.toFloat(bytes.getShort(at));
@@ -118,7 +174,7 @@ public final class WeightMatrix {
             }
             case Q4_0 -> {
                 int blocks = cols / 32;
-                int base = r * blocks * 18;
+                int base = local * blocks * 18;
                 for (int b = 0; b < blocks; b++) {
                     int at = base + b * 18;
                     float d = Half.toFloat(bytes.getShort(at));
@@ -132,59 +188,59 @@ public final class WeightMatrix {
             case Q4_1, Q5_0, Q5_1 -> {
                 int blocks = cols / 32;
                 for (int b = 0; b < blocks; b++) {
-                    decodeSmall((r * blocks + b) * type.blockBytes(), dst, off + b * 32);
+                    decodeSmall(bytes, (local * blocks + b) * type.blockBytes(), dst, off + b * 32);
                 }
             }
             case Q5_K -> {
                 int blocks = cols / 256;
                 for (int b = 0; b < blocks; b++) {
-                    decodeQ5K((r * blocks + b) * 176, dst, off + b * 256);
+                    decodeQ5K(bytes, (local * blocks + b) * 176, dst, off + b * 256);
                 }
             }
             case Q4_K -> {
                 int blocks = cols / 256;
                 for (int b = 0; b < blocks; b++) {
-                    decodeQ4K((r * blocks + b) * 144, dst, off + b * 256);
+                    decodeQ4K(bytes, (local * blocks + b) * 144, dst, off + b * 256);
                 }
             }
             case Q6_K -> {
                 int blocks = cols / 256;
                 for (int b = 0; b < blocks; b++) {
-                    decodeQ6K((r * blocks + b) * 210, dst, off + b * 256);
+                    decodeQ6K(bytes, (local * blocks + b) * 210, dst, off + b * 256);
                 }
             }
         }
     }
 
-    private void decodeQ4K(int at, float[] dst, int off) {
-        decodeK(at, -1, at + 16, dst, off);
+    private static void decodeQ4K(ByteBuffer bytes, int at, float[] dst, int off) {
+        decodeK(bytes, at, -1, at + 16, dst, off);
     }
 
-    private void decodeQ5K(int at, float[] dst, int off) {
-        decodeK(at, at + 16, at + 48, dst, off);
+    private static void decodeQ5K(ByteBuffer bytes, int at, float[] dst, int off) {
+        decodeK(bytes, at, at + 16, at + 48, dst, off);
     }
 
     /**
      * One block of 256 of Q4_K ({@code qh < 0}) or Q5_K (fifth bits at {@code qh}): fp16 d and dmin, the 6-bit scales
      * and mins of 8 sub-blocks of 32, the nibbles at {@code qs} (ggml's {@code dequantize_row_q4_K/q5_K}).
      */
-    private void decodeK(int at, int qh, int qs, float[] dst, int off) {
+    private static void decodeK(ByteBuffer bytes, int at, int qh, int qs, float[] dst, int off) {
         float d = Half.toFloat(bytes.getShort(at));
         float dmin = Half.toFloat(bytes.getShort(at + 2));
         int scales = at + 4;
         for (int chunk = 0; chunk < 4; chunk++) {
             int sub = 2 * chunk;
-            float d1 = d * scaleK4(scales, sub);
-            float m1 = dmin * minK4(scales, sub);
-            float d2 = d * scaleK4(scales, sub + 1);
-            float m2 = dmin * minK4(scales, sub + 1);
+            float d1 = d * scaleK4(bytes, scales, sub);
+            float m1 = dmin * minK4(bytes, scales, sub);
+            float d2 = d * scaleK4(bytes, scales, sub + 1);
+            float m2 = dmin * minK4(bytes, scales, sub + 1);
             int low = 1 << (2 * chunk);
             int high = 2 << (2 * chunk);
             int q = qs + 32 * chunk;
             int y = off + 64 * chunk;
             for (int l = 0; l < 32; l++) {
-                int packed = u8(q + l);
-                int h = qh < 0 ? 0 : u8(qh + l);
+                int packed = u8(bytes, q + l);
+                int h = qh < 0 ? 0 : u8(bytes, qh + l);
                 dst[y + l] = d1 * ((packed & 0x0F) + ((h & low) != 0 ? 16 : 0)) - m1;
                 dst[y + 32 + l] = d2 * ((packed >>> 4) + ((h & high) != 0 ? 16 : 0)) - m2;
             }
@@ -195,7 +251,7 @@ public final class WeightMatrix {
      * One block of 32 of Q4_1, Q5_0 or Q5_1 (ggml's {@code dequantize_row_q4_1/q5_0/q5_1}): element j takes the low
      * nibble of byte j, element j + 16 the high one; the 5-bit types add bit j (j + 16) of their 32-bit {@code qh}.
      */
-    private void decodeSmall(int at, float[] dst, int off) {
+    private void decodeSmall(ByteBuffer bytes, int at, float[] dst, int off) {
         float d = Half.toFloat(bytes.getShort(at));
         boolean withMin = type != TensorType.Q5_0;
         float m = withMin ? Half.toFloat(bytes.getShort(at + 2)) : 0f;
@@ -204,7 +260,7 @@ public final class WeightMatrix {
         int qs = at + (withMin ? 4 : 2) + (fifthBit ? 4 : 0);
         int bias = type == TensorType.Q5_0 ? 16 : 0;
         for (int j = 0; j < 16; j++) {
-            int packed = u8(qs + j);
+            int packed = u8(bytes, qs + j);
             int low = (packed & 0x0F) | (fifthBit ? ((qh >>> j) << 4) & 0x10 : 0);
             int high = (packed >>> 4) | (fifthBit ? (qh >>> (j + 12)) & 0x10 : 0);
             dst[off + j] = (low - bias) * d + m;
@@ -213,15 +269,17 @@ public final class WeightMatrix {
     }
 
     /** The 6-bit scale of sub-block j of a Q4_K block (ggml's {@code get_scale_min_k4}). */
-    private int scaleK4(int scales, int j) {
-        return j < 4 ? u8(scales + j) & 63 : (u8(scales + j + 4) & 0x0F) | ((u8(scales + j - 4) >>> 6) << 4);
+    private static int scaleK4(ByteBuffer bytes, int scales, int j) {
+        return j < 4 ? u8(bytes, scales + j) & 63
+                : (u8(bytes, scales + j + 4) & 0x0F) | ((u8(bytes, scales + j - 4) >>> 6) << 4);
     }
 
-    private int minK4(int scales, int j) {
-        return j < 4 ? u8(scales + j + 4) & 63 : (u8(scales + j + 4) >>> 4) | ((u8(scales + j) >>> 6) << 4);
+    private static int minK4(ByteBuffer bytes, int scales, int j) {
+        return j < 4 ? u8(bytes, scales + j + 4) & 63
+                : (u8(bytes, scales + j + 4) >>> 4) | ((u8(bytes, scales + j) >>> 6) << 4);
     }
 
-    private void decodeQ6K(int at, float[] dst, int off) {
+    private static void decodeQ6K(ByteBuffer bytes, int at, float[] dst, int off) {
         float d = Half.toFloat(bytes.getShort(at + 208));
         for (int half = 0; half < 2; half++) {
             int ql = at + 64 * half;
@@ -230,11 +288,11 @@ public final class WeightMatrix {
             int y = off + 128 * half;
             for (int l = 0; l < 32; l++) {
                 int is = l / 16;
-                int high = u8(qh + l);
-                int q1 = ((u8(ql + l) & 0x0F) | ((high & 3) << 4)) - 32;
-                int q2 = ((u8(ql + l + 32) & 0x0F) | (((high >>> 2) & 3) << 4)) - 32;
-                int q3 = ((u8(ql + l) >>> 4) | (((high >>> 4) & 3) << 4)) - 32;
-                int q4 = ((u8(ql + l + 32) >>> 4) | (((high >>> 6) & 3) << 4)) - 32;
+                int high = u8(bytes, qh + l);
+                int q1 = ((u8(bytes, ql + l) & 0x0F) | ((high & 3) << 4)) - 32;
+                int q2 = ((u8(bytes, ql + l + 32) & 0x0F) | (((high >>> 2) & 3) << 4)) - 32;
+                int q3 = ((u8(bytes, ql + l) >>> 4) | (((high >>> 4) & 3) << 4)) - 32;
+                int q4 = ((u8(bytes, ql + l + 32) >>> 4) | (((high >>> 6) & 3) << 4)) - 32;
                 dst[y + l] = d * bytes.get(sc + is) * q1;
                 dst[y + l + 32] = d * bytes.get(sc + is + 2) * q2;
                 dst[y + l + 64] = d * bytes.get(sc + is + 4) * q3;
@@ -243,7 +301,7 @@ public final class WeightMatrix {
         }
     }
 
-    private int u8(int index) {
+    private static int u8(ByteBuffer bytes, int index) {
         return bytes.get(index) & 0xFF;
     }
 
@@ -298,7 +356,9 @@ public final class WeightMatrix {
             }
         }
         byte[] raw = s.raw;
-        bytes.get((int) ((long) r * rowBytes), raw, 0, rowBytes);
+        int stored = rowOrder == null ? r : rowOrder[r];
+        int segment = stored / rowsPerSegment;
+        segments[segment].get((int) ((long) (stored - segment * rowsPerSegment) * rowBytes), raw, 0, rowBytes);
         switch (type) {
             case Q8_0 -> {
                 for (int b = 0; b < blocks; b++) {
@@ -423,17 +483,22 @@ public final class WeightMatrix {
      */
     public long readRows(int from, int to) {
         long rowBytes = type.bytes(cols);
-        int start = (int) (from * rowBytes);
-        int end = (int) (to * rowBytes);
         long x0 = 0;
         long x1 = 0;
-        int i = start;
-        for (; i + 16 <= end; i += 16) {
-            x0 ^= bytes.getLong(i);
-            x1 ^= bytes.getLong(i + 8);
-        }
-        for (; i < end; i++) {
-            x0 ^= bytes.get(i);
+        for (int r = from; r < to; r++) {
+            int stored = rowOrder == null ? r : rowOrder[r];
+            int segment = stored / rowsPerSegment;
+            ByteBuffer bytes = segments[segment];
+            int start = (int) ((stored - segment * rowsPerSegment) * rowBytes);
+            int end = (int) (start + rowBytes);
+            int i = start;
+            for (; i + 16 <= end; i += 16) {
+                x0 ^= bytes.getLong(i);
+                x1 ^= bytes.getLong(i + 8);
+            }
+            for (; i < end; i++) {
+                x0 ^= bytes.get(i);
+            }
         }
         return x0 ^ x1;
     }

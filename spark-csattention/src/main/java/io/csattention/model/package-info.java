@@ -11,6 +11,7 @@
  * <p>Conventions: weight matrices are [out, in]; a sequence's KV cache is one
  * {@link io.csattention.core.KeyValueCache} per (layer, KV head) holding RoPE-rotated keys; query head h uses KV head
  * {@code h / (heads / kvHeads)}; RoPE rotates interleaved pairs (2i, 2i+1), which GGUF {@code llama} files share
- * with llama2.c because llama.cpp's converters permute Q and K rows into that order.
+ * with llama2.c because llama.cpp's converters permute Q and K rows into that order; for {@code qwen2} files, which
+ * keep the NEOX order (i, i + d/2), {@link io.csattention.model.GgufModel} reorders those rows when it loads them.
  */
 package io.csattention.model;

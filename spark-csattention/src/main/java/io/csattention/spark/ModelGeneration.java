@@ -36,6 +36,8 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
     static final String TEMPERATURE = "temperature";
     static final String TOP_P = "topP";
     static final String SAMPLING_SEED = "samplingSeed";
+    /** Format text questions with the model's chat template (LlamaModel.chatPrompt; default false). */
+    static final String CHAT_TEMPLATE = "chatTemplate";
 
     /** Answers, one row per question. */
     static final StructType ANSWERS = new StructType()
@@ -50,7 +52,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
 
     /** The generation options (the rest of the map are index settings). */
     record Settings(AttentionMethod attention, int maxNewTokens, float temperature, float topP, long seed,
-                    boolean ignoreEos, CSAttentionSettings index) implements Serializable {
+                    boolean ignoreEos, CSAttentionSettings index, boolean chatTemplate) implements Serializable {
 
         /** Removes the generation keys from {@code options} and parses them. */
         static Settings take(Map<String, String> options, java.util.function.Function<Map<String, String>,
@@ -71,11 +73,16 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
             if (!ignore.equalsIgnoreCase("true") && !ignore.equalsIgnoreCase("false")) {
                 throw new IllegalArgumentException("ignoreEos must be true or false; ignoreEos=" + ignore);
             }
-            for (String key : List.of(ATTENTION, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, SAMPLING_SEED, IGNORE_EOS)) {
+            String chat = o.getOrDefault(CHAT_TEMPLATE, "false").trim();
+            if (!chat.equalsIgnoreCase("true") && !chat.equalsIgnoreCase("false")) {
+                throw new IllegalArgumentException("chatTemplate must be true or false; chatTemplate=" + chat);
+            }
+            for (String key : List.of(ATTENTION, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, SAMPLING_SEED, IGNORE_EOS,
+                    CHAT_TEMPLATE)) {
                 o.remove(key);
             }
             return new Settings(attention, maxNew, temperature, topP, seed, Boolean.parseBoolean(ignore),
-                    rest.apply(o));
+                    rest.apply(o), Boolean.parseBoolean(chat));
         }
 
         Sampler sampler(long questionId) {

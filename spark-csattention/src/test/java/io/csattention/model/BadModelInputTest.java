@@ -66,10 +66,10 @@ class BadModelInputTest {
         assertEquals("GGUF version must be 2 or 3; version=1 (model=" + v1 + ")",
                 assertThrows(IOException.class, () -> ModelFiles.load(v1)).getMessage());
 
-        Path qwen = dir.resolve("qwen.gguf");
-        GgufWriter.of(model, TensorType.F32).put("general.architecture", "qwen2").write(qwen);
-        assertEquals("architecture must be llama; general.architecture=qwen2",
-                assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(qwen)).getMessage());
+        Path unknown = dir.resolve("unknown.gguf");
+        GgufWriter.of(model, TensorType.F32).put("general.architecture", "gemma2").write(unknown);
+        assertEquals("architecture must be one of llama, qwen2; general.architecture=gemma2",
+                assertThrows(IllegalArgumentException.class, () -> ModelFiles.load(unknown)).getMessage());
 
         Path q2k = dir.resolve("q2k.gguf");
         GgufWriter writer = new GgufWriter().put("general.architecture", "llama")

@@ -9,16 +9,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.zip.GZIPInputStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -38,43 +33,12 @@ class ByteLevelBpeTokenizerTest {
     @TempDir
     Path dir;
 
-    /** A fixture vocabulary: header lines (pre, bos, eos), then tokens with their GGUF types, then merges. */
-    private record Vocabulary(Map<String, String> header, List<String> tokens, List<Integer> types,
-            List<String> merges) {
-    }
-
     private static Vocabulary readVocabulary(String family) throws IOException {
-        Map<String, String> header = new LinkedHashMap<>();
-        List<String> tokens = new ArrayList<>();
-        List<Integer> types = new ArrayList<>();
-        List<String> merges = new ArrayList<>();
-        try (BufferedReader in = gzipLines("/tokenizer/" + family + ".vocab.txt.gz")) {
-            String line;
-            while ((line = in.readLine()) != null && !line.startsWith("tokens ")) {
-                if (!line.startsWith("#")) {
-                    header.put(line.substring(0, line.indexOf(' ')), line.substring(line.indexOf(' ') + 1));
-                }
-            }
-            int n = Integer.parseInt(line.substring("tokens ".length()));
-            for (int i = 0; i < n; i++) {
-                line = in.readLine();
-                types.add(Integer.parseInt(line.substring(0, 1)));
-                tokens.add(line.substring(2));
-            }
-            int m = Integer.parseInt(in.readLine().substring("merges ".length()));
-            for (int i = 0; i < m; i++) {
-                merges.add(in.readLine());
-            }
-        }
-        return new Vocabulary(header, tokens, types, merges);
+        return Vocabulary.read(family);
     }
 
     private static BufferedReader gzipLines(String resource) throws IOException {
-        InputStream raw = ByteLevelBpeTokenizerTest.class.getResourceAsStream(resource);
-        if (raw == null) {
-            throw new IOException("test resource must exist; resource=" + resource);
-        }
-        return new BufferedReader(new InputStreamReader(new GZIPInputStream(raw), StandardCharsets.UTF_8));
+        return Vocabulary.gzipLines(resource);
     }
 
     /** The GGUF metadata a converted model of this vocabulary carries (no add_bos_token: the pre-tokenizer decides). */

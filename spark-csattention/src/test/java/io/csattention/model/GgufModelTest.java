@@ -145,13 +145,13 @@ class GgufModelTest {
         for (int i = 0; i < values.length; i++) {
             values[i] = (float) (random.nextGaussian() * (1 + i / 128));
         }
-        for (TensorType type : new TensorType[] {TensorType.Q4_K, TensorType.Q6_K}) {
+        for (TensorType type : new TensorType[] {TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K}) {
             WeightMatrix m = WeightMatrix.of("t", type, 2, 256,
                     java.nio.ByteBuffer.wrap(GgufWriter.encode(type, values)));
             float[] row = new float[256];
             for (int r = 0; r < 2; r++) {
                 m.row(r, row);
-                int sub = type == TensorType.Q4_K ? 32 : 16;
+                int sub = type == TensorType.Q6_K ? 16 : 32;
                 for (int start = 0; start < 256; start += sub) {
                     float min = Float.POSITIVE_INFINITY;
                     float max = Float.NEGATIVE_INFINITY;
@@ -159,8 +159,8 @@ class GgufModelTest {
                         min = Math.min(min, values[r * 256 + j]);
                         max = Math.max(max, values[r * 256 + j]);
                     }
-                    double step = type == TensorType.Q4_K ? (max - Math.min(0, min)) / 15
-                            : Math.max(max, -min) / 31;
+                    double step = type == TensorType.Q6_K ? Math.max(max, -min) / 31
+                            : (max - Math.min(0, min)) / (type == TensorType.Q4_K ? 15 : 31);
                     for (int j = start; j < start + sub; j++) {
                         assertEquals(values[r * 256 + j], row[j], step, type + " row " + r + " element " + j);
                     }

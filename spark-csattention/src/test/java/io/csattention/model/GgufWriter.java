@@ -17,12 +17,16 @@ import java.util.Map;
 /**
  * A small GGUF v3 writer for tests (the layout is documented on {@link GgufFile}): string, uint32 (Integer), int64
  * (Long), float32, bool and array metadata; tensors in F32, F16, BF16, Q8_0 and Q4_0 (quantized as llama.cpp's
- * reference quantizers do), Q4_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's optimized
- * ones), or raw bytes of any type id.
+ * reference quantizers do), Q4_K, Q5_K and Q6_K (simple min/max quantizers, valid encodings but not llama.cpp's
+ * optimized ones), or raw bytes of any type id.
  */
 final class GgufWriter {
 
-    private record Tensor(String name, long[] dims, int typeId, byte[] data) {
+    /** A tensor's bytes: {@code data}, or {@code length} bytes left as a hole of zeros but for {@code patches}. */
+    private record Tensor(String name, long[] dims, int typeId, byte[] data, long length, Map<Long, byte[]> patches) {
+        Tensor(String name, long[] dims, int typeId, byte[] data) {
+            this(name, dims, typeId, data, data.length, Map.of());
+        }
     }
 
     private final Map<String, Object> metadata = new LinkedHashMap<>();
@@ -55,6 +59,20 @@ final class GgufWriter {
 
     GgufWriter raw(String name, int typeId, long[] dims, byte[] data) {
         tensors.add(new Tensor(name, dims, typeId, data));
+        return this;
+    }
+
+    /**
+     * A tensor of {@code type} and {@code dims} whose bytes are zeros, written as a hole of a sparse file (so that
+     * tensors of gigabytes cost no disk), except {@code patches}: bytes at offsets within the tensor. Only
+     * {@link #write} writes such a tensor.
+     */
+    GgufWriter sparse(String name, TensorType type, long[] dims, Map<Long, byte[]> patches) {
+        long elements = 1;
+        for (long d : dims) {
+            elements *= d;
+        }
+        tensors.add(new Tensor(name, dims, type.ggmlId(), null, type.bytes(elements), patches));
         return this;
     }
 
@@ -107,9 +125,9 @@ final class GgufWriter {
                     }
                 }
             }
-            case Q4_K -> {
+            case Q4_K, Q5_K -> {
                 for (int b = 0; b < values.length; b += 256) {
-                    encodeQ4K(values, b, out);
+                    encodeK(values, b, out, type == TensorType.Q5_K);
                 }
             }
             case Q6_K -> {
@@ -125,8 +143,14 @@ final class GgufWriter {
         return Half.toFloat(Half.fromFloat(v));
     }
 
-    private static void encodeQ4K(float[] x, int base, ByteBuffer out) {
-        float[] step = new float[8];
+    /**
+     * One block of 256 of Q4_K, or of Q5_K when {@code fiveBits}: per sub-block of 32 an offset (-min, min clamped to
+     * at most 0) and a step ((max + offset) / 15, or / 31), as 6-bit multiples of the block's fp16 dmin and d, both
+     * rounded up so that no element is clamped: each element is within half a step of the sub-block, plus half of d.
+     */
+    private static void encodeK(float[] x, int base, ByteBuffer out, boolean fiveBits) {
+        int levels = fiveBits ? 31 : 15;
+        float[] maxes = new float[8];
         float[] offset = new float[8];
         for (int j = 0; j < 8; j++) {
             float min = Float.POSITIVE_INFINITY;
@@ -136,15 +160,19 @@ final class GgufWriter {
                 max = Math.max(max, x[base + 32 * j + i]);
             }
             offset[j] = Math.max(0, -min);
-            step[j] = (max + offset[j]) / 15;
+            maxes[j] = max;
+        }
+        float dmin = half(max(offset) / 63);
+        int[] mn = new int[8];
+        float[] step = new float[8];
+        for (int j = 0; j < 8; j++) {
+            mn[j] = dmin == 0 ? 0 : Math.min(63, (int) Math.ceil(offset[j] / dmin));
+            step[j] = Math.max(0, maxes[j] + dmin * mn[j]) / levels;
         }
         float d = half(max(step) / 63);
-        float dmin = half(max(offset) / 63);
         int[] sc = new int[8];
-        int[] mn = new int[8];
         for (int j = 0; j < 8; j++) {
-            sc[j] = d == 0 ? 0 : Math.min(63, Math.round(step[j] / d));
-            mn[j] = dmin == 0 ? 0 : Math.min(63, Math.round(offset[j] / dmin));
+            sc[j] = d == 0 ? 0 : Math.min(63, (int) Math.ceil(step[j] / d));
         }
         byte[] scales = new byte[12];
         for (int j = 0; j < 8; j++) {
@@ -161,14 +189,24 @@ final class GgufWriter {
         for (int e = 0; e < 256; e++) {
             int j = e / 32;
             float unit = d * sc[j];
-            q[e] = unit == 0 ? 0 : Math.max(0, Math.min(15, Math.round((x[base + e] + dmin * mn[j]) / unit)));
+            q[e] = unit == 0 ? 0 : Math.max(0, Math.min(levels, Math.round((x[base + e] + dmin * mn[j]) / unit)));
         }
         out.putShort(Half.fromFloat(d));
         out.putShort(Half.fromFloat(dmin));
         out.put(scales);
+        if (fiveBits) {
+            // bit 2c of qh[l]: the fifth bit of element 64c + l; bit 2c + 1: of element 64c + 32 + l
+            for (int l = 0; l < 32; l++) {
+                int h = 0;
+                for (int chunk = 0; chunk < 4; chunk++) {
+                    h |= (q[64 * chunk + l] >> 4) << (2 * chunk) | (q[64 * chunk + 32 + l] >> 4) << (2 * chunk + 1);
+                }
+                out.put((byte) h);
+            }
+        }
         for (int chunk = 0; chunk < 4; chunk++) {
             for (int l = 0; l < 32; l++) {
-                out.put((byte) (q[64 * chunk + l] | q[64 * chunk + 32 + l] << 4));
+                out.put((byte) ((q[64 * chunk + l] & 0x0F) | (q[64 * chunk + 32 + l] & 0x0F) << 4));
             }
         }
     }
@@ -184,7 +222,7 @@ final class GgufWriter {
         int[] sc = new int[16];
         int[] codes = new int[256];
         for (int j = 0; j < 16; j++) {
-            sc[j] = d == 0 ? 0 : Math.min(127, Math.round(step[j] / d));
+            sc[j] = d == 0 ? 0 : Math.min(127, (int) Math.ceil(step[j] / d));
         }
         for (int e = 0; e < 256; e++) {
             float unit = d * sc[e / 16];
@@ -218,6 +256,19 @@ final class GgufWriter {
     }
 
     byte[] bytes() throws IOException {
+        Out out = header();
+        for (Tensor t : tensors) {
+            if (t.data() == null) {
+                throw new IllegalStateException("a sparse tensor is written by write(Path) only; name=" + t.name());
+            }
+            out.bytes.write(t.data());
+            out.pad();
+        }
+        return out.bytes.toByteArray();
+    }
+
+    /** Everything before the data section, padded to the alignment. */
+    private Out header() {
         Out out = new Out();
         out.int32(GgufFile.MAGIC);
         out.int32(version);
@@ -228,7 +279,6 @@ final class GgufWriter {
             out.value(entry.getValue(), true);
         }
         long offset = 0;
-        List<Long> offsets = new ArrayList<>();
         for (Tensor t : tensors) {
             out.string(t.name());
             out.int32(t.dims().length);
@@ -237,19 +287,46 @@ final class GgufWriter {
             }
             out.int32(t.typeId());
             out.int64(this.offsets.getOrDefault(t.name(), offset));
-            offsets.add(offset);
-            offset = align(offset + t.data().length);
+            offset = align(offset + t.length());
         }
         out.pad();
-        for (int i = 0; i < tensors.size(); i++) {
-            out.bytes.write(tensors.get(i).data());
-            out.pad();
-        }
-        return out.bytes.toByteArray();
+        return out;
     }
 
+    /** Writes the file; sparse tensors' zeros are left as holes (the file's length set past them). */
     void write(Path file) throws IOException {
-        Files.write(file, bytes());
+        if (tensors.stream().allMatch(t -> t.data() != null)) {
+            Files.write(file, bytes());
+            return;
+        }
+        byte[] header = header().bytes.toByteArray();
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file,
+                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            writeAt(channel, header, 0);
+            long offset = header.length;
+            for (Tensor t : tensors) {
+                if (t.data() != null) {
+                    writeAt(channel, t.data(), offset);
+                } else {
+                    for (Map.Entry<Long, byte[]> patch : t.patches().entrySet()) {
+                        writeAt(channel, patch.getValue(), offset + patch.getKey());
+                    }
+                }
+                offset += align(t.length());
+            }
+            if (channel.size() < offset) {
+                writeAt(channel, new byte[1], offset - 1);
+            }
+        }
+    }
+
+    private static void writeAt(java.nio.channels.FileChannel channel, byte[] bytes, long position)
+            throws IOException {
+        ByteBuffer buffer = ByteBuffer.wrap(bytes);
+        while (buffer.hasRemaining()) {
+            position += channel.write(buffer, position);
+        }
     }
 
     private static long align(long n) {

@@ -1,18 +1,97 @@
 package io.csattention.model;
 
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Function;
+
 /**
  * An independent float64 forward pass written as plainly as possible (one token at a time, loops only), to check
- * {@link Session}'s float32 blocked implementation. It reads weights through {@link WeightMatrix#row} only.
+ * {@link Session}'s float32 blocked implementation. It reads weights through {@link WeightMatrix#row} only, by their
+ * GGUF names: either a loaded model's, or the tensors of a GGUF file as stored ({@link #logits(Path, int[])}, which
+ * shares nothing with {@link GgufModel}'s loading: its own metadata reads, Q/K/V biases, and NEOX RoPE on the
+ * file's row order for {@code qwen2}).
  */
 final class ReferenceLlama {
 
     private ReferenceLlama() {
     }
 
+    /**
+     * What the reference needs: the shape, the RoPE pairing ({@code neox}: (i, i + ropeDim / 2), else (2i, 2i + 1)),
+     * the per-pair frequency divisors (null: none), and tensors by GGUF name (null when absent).
+     */
+    private record Spec(LlamaConfig config, boolean neox, float[] ropeDivisors,
+                        Function<String, WeightMatrix> tensors) {
+    }
+
     /** The logits after feeding every token of {@code tokens} from position 0. */
     static double[] logits(LlamaModel model, int[] tokens) {
-        LlamaConfig c = model.config();
         LlamaWeights w = model.weights();
+        Map<String, WeightMatrix> byName = new HashMap<>();
+        byName.put("token_embd.weight", w.tokenEmbedding());
+        byName.put("output.weight", w.classifier());
+        byName.put("output_norm.weight", vector(w.finalNorm()));
+        for (int l = 0; l < w.layers().size(); l++) {
+            LlamaWeights.Layer layer = w.layers().get(l);
+            String b = "blk." + l + ".";
+            byName.put(b + "attn_norm.weight", vector(layer.attentionNorm()));
+            byName.put(b + "attn_q.weight", layer.wq());
+            byName.put(b + "attn_k.weight", layer.wk());
+            byName.put(b + "attn_v.weight", layer.wv());
+            byName.put(b + "attn_output.weight", layer.wo());
+            byName.put(b + "ffn_norm.weight", vector(layer.ffnNorm()));
+            byName.put(b + "ffn_gate.weight", layer.gate());
+            byName.put(b + "ffn_down.weight", layer.down());
+            byName.put(b + "ffn_up.weight", layer.up());
+        }
+        return logits(new Spec(model.config(), false, w.ropeDivisors(), byName::get), tokens);
+    }
+
+    /**
+     * The logits of the GGUF file's model ({@code llama} or {@code qwen2}) after {@code tokens}, from its metadata
+     * and stored tensors: tied output when {@code output.weight} is absent, {@code rope_freqs.weight} divisors.
+     */
+    static double[] logits(Path file, int[] tokens) throws IOException {
+        GgufFile gguf = GgufFile.read(file);
+        String arch = gguf.string("general.architecture");
+        String p = arch + ".";
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            Function<String, WeightMatrix> tensors = name -> {
+                if (!gguf.tensors().containsKey(name)) {
+                    return null;
+                }
+                try {
+                    return gguf.matrix(channel, name);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            };
+            int dim = (int) gguf.integer(p + "embedding_length", Long.MIN_VALUE);
+            int heads = (int) gguf.integer(p + "attention.head_count", Long.MIN_VALUE);
+            WeightMatrix embedding = tensors.apply("token_embd.weight");
+            LlamaConfig config = new LlamaConfig(dim, (int) gguf.integer(p + "feed_forward_length", Long.MIN_VALUE),
+                    (int) gguf.integer(p + "block_count", Long.MIN_VALUE), heads,
+                    (int) gguf.integer(p + "attention.head_count_kv", heads), embedding.rows(),
+                    (int) gguf.integer(p + "context_length", Long.MIN_VALUE),
+                    (float) gguf.real(p + "rope.freq_base", 10000), (int) gguf.integer(p + "rope.dimension_count",
+                    dim / heads), (float) gguf.real(p + "attention.layer_norm_rms_epsilon", 1e-5));
+            WeightMatrix divisors = tensors.apply("rope_freqs.weight");
+            Function<String, WeightMatrix> tied = name -> {
+                WeightMatrix m = tensors.apply(name);
+                return m == null && name.equals("output.weight") ? embedding : m;
+            };
+            return logits(new Spec(config, arch.equals("qwen2"), divisors == null ? null : divisors.toFloats(), tied),
+                    tokens);
+        }
+    }
+
+    private static double[] logits(Spec spec, int[] tokens) {
+        LlamaConfig c = spec.config();
+        Function<String, WeightMatrix> w = spec.tensors();
         int dim = c.dim();
         int hs = c.headSize();
         int kvDim = c.kvDim();
@@ -21,15 +100,15 @@ final class ReferenceLlama {
         double[][][] values = new double[c.layers()][n][kvDim];
         double[] x = null;
         for (int pos = 0; pos < n; pos++) {
-            x = row(w.tokenEmbedding(), tokens[pos]);
+            x = row(w.apply("token_embd.weight"), tokens[pos]);
             for (int l = 0; l < c.layers(); l++) {
-                LlamaWeights.Layer layer = w.layers().get(l);
-                double[] xb = rmsNorm(x, layer.attentionNorm(), c.normEps());
-                double[] q = times(layer.wq(), xb);
-                double[] k = times(layer.wk(), xb);
-                double[] v = times(layer.wv(), xb);
-                rotate(q, pos, hs, c.ropeBase());
-                rotate(k, pos, hs, c.ropeBase());
+                String b = "blk." + l + ".";
+                double[] xb = rmsNorm(x, w.apply(b + "attn_norm.weight"), c.normEps());
+                double[] q = times(w.apply(b + "attn_q.weight"), xb, w.apply(b + "attn_q.bias"));
+                double[] k = times(w.apply(b + "attn_k.weight"), xb, w.apply(b + "attn_k.bias"));
+                double[] v = times(w.apply(b + "attn_v.weight"), xb, w.apply(b + "attn_v.bias"));
+                rotate(q, pos, spec);
+                rotate(k, pos, spec);
                 keys[l][pos] = k;
                 values[l][pos] = v;
                 double[] att = new double[dim];
@@ -56,23 +135,27 @@ final class ReferenceLlama {
                         }
                     }
                 }
-                double[] o = times(layer.wo(), att);
+                double[] o = times(w.apply(b + "attn_output.weight"), att, null);
                 for (int i = 0; i < dim; i++) {
                     x[i] += o[i];
                 }
-                xb = rmsNorm(x, layer.ffnNorm(), c.normEps());
-                double[] gate = times(layer.gate(), xb);
-                double[] up = times(layer.up(), xb);
+                xb = rmsNorm(x, w.apply(b + "ffn_norm.weight"), c.normEps());
+                double[] gate = times(w.apply(b + "ffn_gate.weight"), xb, null);
+                double[] up = times(w.apply(b + "ffn_up.weight"), xb, null);
                 for (int i = 0; i < gate.length; i++) {
                     gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
                 }
-                double[] down = times(layer.down(), gate);
+                double[] down = times(w.apply(b + "ffn_down.weight"), gate, null);
                 for (int i = 0; i < dim; i++) {
                     x[i] += down[i];
                 }
             }
         }
-        return times(w.classifier(), rmsNorm(x, w.finalNorm(), c.normEps()));
+        return times(w.apply("output.weight"), rmsNorm(x, w.apply("output_norm.weight"), c.normEps()), null);
+    }
+
+    private static WeightMatrix vector(float[] v) {
+        return WeightMatrix.ofFloats("vector", 1, v.length, v);
     }
 
     private static double[] row(WeightMatrix m, int r) {
@@ -85,18 +168,22 @@ final class ReferenceLlama {
         return out;
     }
 
-    private static double[] times(WeightMatrix m, double[] x) {
+    /** m x, plus {@code bias} (a [1, rows] tensor) when not null. */
+    private static double[] times(WeightMatrix m, double[] x, WeightMatrix bias) {
         double[] out = new double[m.rows()];
+        double[] add = bias == null ? new double[m.rows()] : row(bias, 0);
         for (int r = 0; r < m.rows(); r++) {
             double[] w = row(m, r);
             for (int i = 0; i < x.length; i++) {
                 out[r] += w[i] * x[i];
             }
+            out[r] += add[r];
         }
         return out;
     }
 
-    private static double[] rmsNorm(double[] x, float[] weight, double eps) {
+    private static double[] rmsNorm(double[] x, WeightMatrix weight, double eps) {
+        double[] g = row(weight, 0);
         double ss = 0;
         for (double v : x) {
             ss += v * v;
@@ -104,20 +191,30 @@ final class ReferenceLlama {
         double scale = 1 / Math.sqrt(ss / x.length + eps);
         double[] out = new double[x.length];
         for (int i = 0; i < x.length; i++) {
-            out[i] = weight[i] * x[i] * scale;
+            out[i] = g[i] * x[i] * scale;
         }
         return out;
     }
 
-    /** llama2.c's RoPE: pairs (2i, 2i+1) of every head turn by pos * base^(-2i / headSize). */
-    private static void rotate(double[] v, int pos, int headSize, double base) {
-        for (int i = 0; i < v.length; i += 2) {
-            int headDim = i % headSize;
-            double angle = pos * Math.pow(base, -(double) headDim / headSize);
-            double v0 = v[i];
-            double v1 = v[i + 1];
-            v[i] = v0 * Math.cos(angle) - v1 * Math.sin(angle);
-            v[i + 1] = v0 * Math.sin(angle) + v1 * Math.cos(angle);
+    /**
+     * RoPE on every head: pair i of the first ropeDim dimensions turns by pos * base^(-2i / ropeDim) / divisor[i];
+     * the pair is (2i, 2i + 1) (llama2.c, GGUF llama) or (i, i + ropeDim / 2) (NEOX, GGUF qwen2).
+     */
+    private static void rotate(double[] v, int pos, Spec spec) {
+        LlamaConfig c = spec.config();
+        int half = c.ropeDim() / 2;
+        for (int head = 0; head < v.length / c.headSize(); head++) {
+            int base = head * c.headSize();
+            for (int i = 0; i < half; i++) {
+                double divisor = spec.ropeDivisors() == null ? 1 : spec.ropeDivisors()[i];
+                double angle = pos * Math.pow(c.ropeBase(), -2.0 * i / c.ropeDim()) / divisor;
+                int a = spec.neox() ? base + i : base + 2 * i;
+                int b = spec.neox() ? base + i + half : base + 2 * i + 1;
+                double v0 = v[a];
+                double v1 = v[b];
+                v[a] = v0 * Math.cos(angle) - v1 * Math.sin(angle);
+                v[b] = v0 * Math.sin(angle) + v1 * Math.cos(angle);
+            }
         }
     }
 }
