@@ -139,7 +139,7 @@ if [[ $EXPECT_DEVICE == 0 && "$skipped" == "0" ]]; then
   status=1
 fi
 
-echo "== timing (gpu-bench, device gpu)"
+echo "== timing (gpu-bench: --device gpu, or auto with --no-device)"
 if [[ $EXPECT_DEVICE == 1 ]]; then
   timeout 420 "$JAVA" "${JAVA_FLAGS[@]}" -cp "$CLASSPATH_JARS" io.csattention.jobs.GpuBenchCommand --device gpu --tokens 32768,131072
 else

@@ -14,7 +14,7 @@ import jcuda.Sizeof;
 import jcuda.driver.JCudaDriver;
 
 /**
- * The index build of one KV head on the GPU, step for step the CPU build ({@code CSAttentionIndex.build}): the same
+ * The index build of one KV head on the GPU, step for step the CPU build ({@code IndexBuilder.build}): the same
  * prefill-query sample, the same k-means++ starting centroids (computed on the CPU), Lloyd iterations on the GPU
  * (assignment and update kernels; empty clusters re-seeded on the host in cluster order, as {@code KMeans} does),
  * then per subspace the centroid x key partial scores and the sorted top-L lists with floors and estimates.
