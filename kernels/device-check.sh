@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one GPU check of the project: runs the kernel and decode-backend contract tests (the same cases on the CPU and
-# on the GPU), then prints the timing table of io.csattention.device.cuda.GpuBench (index build ms and decode us per
+# on the GPU), then prints the timing table of the gpu-bench command (io.csattention.jobs.GpuBenchCommand, run alone
+# without the Spark classes; the measurements are io.csattention.device.cuda.GpuBench's: index build ms and decode us per
 # query at 32K and 128K tokens for GPU csattention, GPU full attention and CPU csattention; decode bandwidth against
 # the card's copy bandwidth).
 #
@@ -38,6 +39,15 @@ prepare() {
     mvn -o -q -DskipTests test-compile -pl spark-csattention -am 2>/dev/null || mvn -q -DskipTests test-compile -pl spark-csattention -am
   fi
   cp spark-csattention/target/spark-csattention-*.jar "$STAGE/lib/"
+  # the gpu-bench command's classes alone (it runs without Spark) and picocli, which parses its flags
+  mvn -o -q -DskipTests compile -pl jobs -am 2>/dev/null || mvn -q -DskipTests compile -pl jobs -am
+  (cd jobs/target/classes && jar cf "$OLDPWD/$STAGE/lib/csattention-gpu-bench.jar" \
+    io/csattention/jobs/GpuBenchCommand*.class io/csattention/jobs/DeviceOption*.class \
+    io/csattention/jobs/CommandRunner*.class io/csattention/jobs/UserErrors*.class)
+  local picocli
+  picocli="info.picocli:picocli:$(sed -n 's:.*<picocli.version>\(.*\)</picocli.version>.*:\1:p' pom.xml)"
+  mvn -o -q "$DEPENDENCY_PLUGIN:copy" -Dartifact="$picocli" -DoutputDirectory="$PWD/$STAGE/lib" 2>/dev/null \
+    || mvn -q "$DEPENDENCY_PLUGIN:copy" -Dartifact="$picocli" -DoutputDirectory="$PWD/$STAGE/lib"
   rm -f "$STAGE"/lib/csattention-kernels-*.jar
   cp kernels/target/csattention-kernels-*.jar "$STAGE/lib/"
   # JCuda loads the natives of the machine's platform only, and the project uses the driver API alone: keep the
@@ -129,11 +139,11 @@ if [[ $EXPECT_DEVICE == 0 && "$skipped" == "0" ]]; then
   status=1
 fi
 
-echo "== timing (GpuBench, backend gpu)"
+echo "== timing (gpu-bench: --device gpu, or auto with --no-device)"
 if [[ $EXPECT_DEVICE == 1 ]]; then
-  timeout 420 "$JAVA" "${JAVA_FLAGS[@]}" -cp "$CLASSPATH_JARS" io.csattention.device.cuda.GpuBench gpu 32768,131072
+  timeout 420 "$JAVA" "${JAVA_FLAGS[@]}" -cp "$CLASSPATH_JARS" io.csattention.jobs.GpuBenchCommand --device gpu --tokens 32768,131072
 else
-  timeout 120 "$JAVA" "${JAVA_FLAGS[@]}" -Xmx2g -cp "$CLASSPATH_JARS" io.csattention.device.cuda.GpuBench auto 4096
+  timeout 120 "$JAVA" "${JAVA_FLAGS[@]}" -Xmx2g -cp "$CLASSPATH_JARS" io.csattention.jobs.GpuBenchCommand --device auto --tokens 4096
 fi
 bench=$?
 if [[ $bench -ne 0 ]]; then

@@ -48,32 +48,38 @@ final class BenchCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--tokens", split = ",", paramLabel = "N",
-            description = "Context lengths (default: 8192,32768,65536,131072).")
-    List<Integer> tokens = List.of(8192, 32768, 65536, 131072);
+    @Option(names = "--tokens", split = ",", paramLabel = "N", defaultValue = "8192,32768,65536,131072",
+            description = "Context lengths (default: ${DEFAULT-VALUE}).")
+    List<Integer> tokens;
 
-    @Option(names = "--sparsity", split = ",", paramLabel = "S", description = "Sparsities (default: 0.90,0.95,0.98).")
-    List<Double> sparsities = List.of(0.90, 0.95, 0.98);
+    @Option(names = "--sparsity", split = ",", paramLabel = "S", defaultValue = "0.90,0.95,0.98",
+            description = "Sparsities (default: ${DEFAULT-VALUE}).")
+    List<Double> sparsities;
 
     @Option(names = "--methods", split = ",", paramLabel = "M",
-            description = "Methods (default: csattention,quest,keycluster,oracle,full).")
-    List<String> methods = List.of("csattention", "quest", "keycluster", "oracle", "full");
+            defaultValue = "csattention,quest,keycluster,oracle,full",
+            description = "Methods (default: ${DEFAULT-VALUE}).")
+    List<String> methods;
 
     @Option(names = "--threads", split = ",", paramLabel = "T",
             description = "Thread counts (default: 1 and all available processors).")
     List<Integer> threads;
 
-    @Option(names = "--query-count", paramLabel = "M", description = "Decode queries per context (default: 64).")
-    int queryCount = 64;
+    @Option(names = "--query-count", paramLabel = "M", defaultValue = "64",
+            description = "Decode queries per context (default: ${DEFAULT-VALUE}).")
+    int queryCount;
 
-    @Option(names = "--head-dim", paramLabel = "d", description = "Head dimension of synthetic data (default: 128).")
-    int headDim = 128;
+    @Option(names = "--head-dim", paramLabel = "d", defaultValue = "128",
+            description = "Head dimension of synthetic data (default: ${DEFAULT-VALUE}).")
+    int headDim;
 
-    @Option(names = "--repeats", description = "Timed repeats per measurement; the median is kept (default: 3).")
-    int repeats = 3;
+    @Option(names = "--repeats", defaultValue = "3",
+            description = "Timed repeats per measurement; the median is kept (default: ${DEFAULT-VALUE}).")
+    int repeats;
 
-    @Option(names = "--seed", description = "Seed of the synthetic data and of the index (default: 42).")
-    long seed = 42;
+    @Option(names = "--seed", defaultValue = "" + CSAttentionSettings.DEFAULT_SEED,
+            description = "Seed of the synthetic data and of the index (default: ${DEFAULT-VALUE}).")
+    long seed;
 
     @Option(names = "--keys", paramLabel = "K.npy", description = "Keys [N,d] (with --values, --prefill-queries, "
             + "--queries: benchmark this head instead of synthetic ones).")
@@ -94,13 +100,15 @@ final class BenchCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     DecodeFlags decode;
 
-    @Option(names = "--full-query-block", paramLabel = "B", description = "Queries per block of the full "
-            + "baseline: each block streams K and V once (default: " + BlockedFullAttention.DEFAULT_QUERY_BLOCK
-            + "; 1 streams them once per query).")
-    int fullQueryBlock = BlockedFullAttention.DEFAULT_QUERY_BLOCK;
+    @Option(names = "--full-query-block", paramLabel = "B",
+            defaultValue = "" + BlockedFullAttention.DEFAULT_QUERY_BLOCK,
+            description = "Queries per block of the full baseline: each block streams K and V once (default: "
+                    + "${DEFAULT-VALUE}; 1 streams them once per query).")
+    int fullQueryBlock;
 
-    @Option(names = "--out", paramLabel = "DIR", description = "Output directory (default: csattention-bench).")
-    Path out = Path.of("csattention-bench");
+    @Option(names = "--out", paramLabel = "DIR", defaultValue = "csattention-bench",
+            description = "Output directory (default: ${DEFAULT-VALUE}).")
+    Path out;
 
     @Option(names = "--json", description = "Print the JSON summary as the last line on stdout.")
     boolean json;

@@ -40,11 +40,12 @@ final class DecodeCommand implements Callable<Integer> {
             + "route: it gets an error column and the rest decode.")
     String onError;
 
-    @Option(names = "--cache-budget", description = "Bytes of loaded indexes per executor, e.g. 2g (default 1g).")
+    @Option(names = "--cache-budget", description = "Bytes of loaded indexes per executor, e.g. 2g (default "
+            + (CSAttentionOptions.DEFAULT_CACHE_BUDGET >> 20) + "m).")
     String cacheBudget;
 
     @Option(names = "--broadcast-threshold", description = "Broadcast whole index files up to this total, e.g. 64m "
-            + "(default 64m).")
+            + "(default " + (CSAttentionOptions.DEFAULT_BROADCAST_THRESHOLD >> 20) + "m).")
     String broadcastThreshold;
 
     @Option(names = "--query-heads-per-kv-head", description = "GQA group size, checked against the one the index "

@@ -1,5 +1,6 @@
 package io.csattention.jobs;
 
+import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.spark.CSAttentionOptions;
 import picocli.CommandLine.Option;
@@ -9,10 +10,12 @@ import java.util.Map;
 /** The decode-time settings as flags, for every command that decodes ({@code @Mixin DecodeFlags decode;}). */
 public final class DecodeFlags {
 
-    @Option(names = "--sink", description = "Leading keys always attended (default: min(4, budget/8)).")
+    @Option(names = "--sink", description = "Leading keys always attended (default: min("
+            + BudgetPlan.DEFAULT_SINK_CAP + ", budget/8)).")
     String sink;
 
-    @Option(names = "--window", description = "Trailing keys always attended (default: min(64, budget/8)).")
+    @Option(names = "--window", description = "Trailing keys always attended (default: min("
+            + BudgetPlan.DEFAULT_WINDOW_CAP + ", budget/8)).")
     String window;
 
     @Option(names = "--rescore-factor", description = "Candidates re-scored with q . k (over the int8 key sketch), "

@@ -51,10 +51,12 @@ final class DumpQkvCommand implements Callable<Integer> {
     @Option(names = "--context-tokens", required = true, description = "context length T")
     int contextTokens;
 
-    @Option(names = "--queries", defaultValue = "64", description = "decode steps whose queries are written (64)")
+    @Option(names = "--queries", defaultValue = "64",
+            description = "decode steps whose queries are written (default ${DEFAULT-VALUE})")
     int queries;
 
-    @Option(names = "--seed", defaultValue = "1234", description = "seed of the sampled context extension (1234)")
+    @Option(names = "--seed", defaultValue = "1234",
+            description = "seed of the sampled context extension (default ${DEFAULT-VALUE})")
     long seed;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "output folder")

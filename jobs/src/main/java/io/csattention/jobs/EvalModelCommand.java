@@ -35,23 +35,28 @@ final class EvalModelCommand implements Callable<Integer> {
     @Mixin
     SettingsOptions attention;
 
-    @Option(names = "--contexts", defaultValue = "4", description = "contexts sampled from the model (default 4)")
+    @Option(names = "--contexts", defaultValue = "4",
+            description = "contexts sampled from the model (default ${DEFAULT-VALUE})")
     int contexts;
 
-    @Option(names = "--context-tokens", defaultValue = "448", description = "tokens per context (default 448)")
+    @Option(names = "--context-tokens", defaultValue = "448",
+            description = "tokens per context (default ${DEFAULT-VALUE})")
     int contextTokens;
 
-    @Option(names = "--continuations", defaultValue = "1", description = "continuations per context (default 1)")
+    @Option(names = "--continuations", defaultValue = "1",
+            description = "continuations per context (default ${DEFAULT-VALUE})")
     int continuations;
 
-    @Option(names = "--new-tokens", defaultValue = "64", description = "tokens per continuation (default 64)")
+    @Option(names = "--new-tokens", defaultValue = "64",
+            description = "tokens per continuation (default ${DEFAULT-VALUE})")
     int newTokens;
 
     @Option(names = "--methods", defaultValue = "full,csattention,quest,keycluster,oracle", split = ",",
-            description = "methods to compare (default all)")
+            description = "methods to compare (default ${DEFAULT-VALUE})")
     List<String> methods;
 
-    @Option(names = "--seed", defaultValue = "1234", description = "seed of the sampled contexts (default 1234)")
+    @Option(names = "--seed", defaultValue = "1234",
+            description = "seed of the sampled contexts (default ${DEFAULT-VALUE})")
     long seed;
 
     @Option(names = "--json", description = "print one JSON object as the last line of stdout")

@@ -51,16 +51,17 @@ final class GenerateCommand implements Callable<Integer> {
     int maxNewTokens;
 
     @Option(names = "--attention", defaultValue = "full",
-            description = "full, csattention, quest, keycluster or oracle (default full)")
+            description = "full, csattention, quest, keycluster or oracle (default ${DEFAULT-VALUE})")
     String attentionMethod;
 
-    @Option(names = "--temperature", defaultValue = "0", description = "0 for greedy (default 0)")
+    @Option(names = "--temperature", defaultValue = "0", description = "0 for greedy (default ${DEFAULT-VALUE})")
     float temperature;
 
-    @Option(names = "--top-p", defaultValue = "0.9", description = "nucleus sampling threshold (default 0.9)")
+    @Option(names = "--top-p", defaultValue = "0.9",
+            description = "nucleus sampling threshold (default ${DEFAULT-VALUE})")
     float topP;
 
-    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default 42)")
+    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default ${DEFAULT-VALUE})")
     long seed;
 
     @Option(names = "--ignore-eos", description = "generate --max-new-tokens even past the model's end-of-sequence "

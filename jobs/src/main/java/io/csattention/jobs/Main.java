@@ -10,9 +10,8 @@ import java.io.PrintWriter;
  * csattention-jobs.jar <command> ...} (embedded Spark {@code local[*]} when a command needs Spark and no master is
  * given) or through {@code spark-submit --class io.csattention.jobs.Main}.
  *
- * <p>Every failure a user can cause ends with one line on stderr, {@code error: <what>; <name>=<value>}, and exit
- * code 2 for bad arguments or input, 1 for anything else; {@code --stacktrace} adds the stack trace. Every numeric
- * option is range-checked ({@link NumericOptions}) before the command runs.
+ * <p>Every failure a user can cause ends with one line on stderr and exit code 2 or 1 ({@link CommandRunner}); every
+ * numeric option is range-checked ({@link NumericOptions}) before the command runs.
  */
 @Command(name = "csattention-jobs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Centroid-Scoring Attention over long reusable contexts: evaluation, model and Spark jobs.",
@@ -38,24 +37,7 @@ public final class Main implements Runnable {
 
     /** Runs one command line and returns its exit code; used by tests without exiting the JVM. */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
-        boolean stackTrace = java.util.Arrays.asList(args).contains("--stacktrace");
-        String[] rest = java.util.Arrays.stream(args).filter(a -> !a.equals("--stacktrace")).toArray(String[]::new);
-        CommandLine commandLine = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true);
-        commandLine.setOut(out);
-        commandLine.setErr(err);
-        commandLine.setParameterExceptionHandler((exception, arguments) -> {
-            err.println("error: " + exception.getMessage() + " (run with --help for usage)");
-            return 2;
-        });
-        commandLine.setExecutionStrategy(NumericOptions::checkThenRun);
-        commandLine.setExecutionExceptionHandler((exception, command, parseResult) -> {
-            err.println("error: " + UserErrors.message(exception));
-            if (stackTrace) {
-                exception.printStackTrace(err);
-            }
-            return UserErrors.isUserError(exception) ? 2 : 1;
-        });
-        return commandLine.execute(rest);
+        return CommandRunner.run(new Main(), args, out, err);
     }
 
     @Override

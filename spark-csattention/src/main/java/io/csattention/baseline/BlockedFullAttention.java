@@ -16,7 +16,9 @@ import java.util.concurrent.RecursiveAction;
  * once for all its queries instead of once per query. Blocks are spread over a {@link ForkJoinPool} of
  * {@code threads} workers; with one thread everything runs on the caller's thread.
  *
- * <p>The output equals {@code Attention.attend} over all keys up to float reassociation.
+ * <p>The output equals {@code Attention.attend} over all keys up to float reassociation. It is not built on it: the
+ * online softmax over key tiles is what lets a block read K and V once, and it rounds differently (most output floats
+ * differ in their last bits), so {@code full}'s outputs would change.
  */
 public final class BlockedFullAttention implements AutoCloseable {
 

@@ -160,7 +160,7 @@ public final class CSAttentionSelector implements KeySelector {
     private void accumulate(float[] lookup, int from, int to, int[] acc) {
         char[] offsets = packed.offsets();
         byte[] units = packed.units();
-        CSAttentionIndex.Overflow overflow = index.overflow();
+        StreamingOverflow overflow = index.overflow();
         for (int j = 0; j < index.subspaces(); j++) {
             int list = j * index.centroidCount() + index.nearestCentroid(kernels, lookup, 0, j);
             for (int b = 0; b < packed.blocks(); b++) {

@@ -1,6 +1,8 @@
 package io.csattention.format;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.IndexShape;
+import io.csattention.core.IndexTables;
 import io.csattention.core.Check;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.FloatMatrix;
@@ -232,13 +234,12 @@ public final class IndexFile {
                     throw r.corrupt("list id " + id + " is outside [0, " + s.keys() + ")");
                 }
             }
-            CSAttentionIndex index = s.rope() == null
-                    ? new CSAttentionIndex(s.keys(), s.dim(), s.subspaces(), s.centroidCount(), s.listLength(),
-                            s.listFraction(), s.seed(), s.distance(), s.missingScore(), s.centroids(), listIds,
-                            listScores, floors, missing)
-                    : new CSAttentionIndex(s.keys(), s.dim(), s.subspaces(), s.centroidCount(), s.listLength(),
-                            s.listFraction(), s.seed(), s.distance(), s.missingScore(), s.centroids(), listIds,
-                            listScores, floors, missing, s.rope(), s.positionFree(), s.scoringCentroids());
+            IndexShape shape = new IndexShape(s.keys(), s.dim(), s.subspaces(), s.centroidCount(), s.listLength(),
+                    s.listFraction(), s.seed(), s.distance(), s.missingScore());
+            CSAttentionIndex index = new CSAttentionIndex(s.rope() == null
+                    ? IndexTables.withoutRope(shape, s.centroids(), listIds, listScores, floors, missing)
+                    : new IndexTables(shape, s.centroids(), listIds, listScores, floors, missing, s.rope(),
+                            s.positionFree(), s.scoringCentroids()));
             return new IndexedHead(s.contextId(), s.layer(), s.kvHead(), index,
                     new FloatMatrix(s.keys(), s.dim(), keys), new FloatMatrix(s.keys(), s.dim(), values));
         } catch (EOFException e) {

@@ -408,6 +408,8 @@ public final class Session {
      * Exact softmax attention of one query over keys [0, n) of the cache. Heads narrower than
      * {@value #NARROW_HEAD} dimensions use inline loops: a kernel call per key costs more than the key's work.
      */
+    // not core.Attention: this sums exp in double (Math.exp) where Attention sums the kernels' expShifted in float, so
+    // sharing it would change the model's outputs (most output floats differ in their last bits)
     private void attendPrefix(float[] q, int qOff, KeyValueCache cache, int n, float[] out, int outOff) {
         int d = cache.dim();
         float[] keys = cache.keys();

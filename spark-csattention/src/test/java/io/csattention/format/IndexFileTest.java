@@ -1,6 +1,8 @@
 package io.csattention.format;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.IndexShape;
+import io.csattention.core.IndexTables;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.FloatMatrix;
@@ -38,8 +40,8 @@ class IndexFileTest {
         float[] listScores = {0.5f, 0.4f, 0.3f, -0.25f, -0.5f, -0.75f, 2f, 1.5f, 1f, 0.125f, 0.0625f, 0f};
         float[] floors = {0.3f, -0.75f, 1f, 0f};
         float[] missing = {0.3f, -0.75f, 1f, 0f};
-        CSAttentionIndex index = new CSAttentionIndex(n, d, 2, 2, 3, 0.5, 42L, CentroidDistance.INNER_PRODUCT,
-                MissingScore.FLOOR, centroids, listIds, listScores, floors, missing);
+        CSAttentionIndex index = new CSAttentionIndex(IndexTables.withoutRope(new IndexShape(n, d, 2, 2, 3, 0.5, 42L,
+                CentroidDistance.INNER_PRODUCT, MissingScore.FLOOR), centroids, listIds, listScores, floors, missing));
         float[] keys = new float[n * d];
         float[] values = new float[n * d];
         for (int i = 0; i < n * d; i++) {
@@ -59,9 +61,8 @@ class IndexFileTest {
         CSAttentionIndex p = plain.index();
         RopeInfo rope = new RopeInfo(10_000, Rope.Style.HALF, new long[0], 6, 256, new float[] {1f, 0.01f});
         float[] scoring = {1, 0, 0, 1, -0.5f, 0.75f, 0.25f, -1};
-        CSAttentionIndex index = new CSAttentionIndex(p.keys(), p.dim(), p.subspaces(), p.centroidCount(),
-                p.listLength(), p.listFraction(), p.seed(), p.distance(), p.missingScore(), p.centroids(),
-                p.listIds(), p.listScores(), p.floors(), p.missing(), rope, new boolean[] {false, true}, scoring);
+        CSAttentionIndex index = new CSAttentionIndex(new IndexTables(p.shape(), p.centroids(), p.listIds(),
+                p.listScores(), p.floors(), p.missing(), rope, new boolean[] {false, true}, scoring));
         return new IndexedHead(plain.contextId(), plain.layer(), plain.kvHead(), index, plain.keys(), plain.values());
     }
 

@@ -145,11 +145,7 @@ final class CudaContextDecoder implements ContextDecoder {
     }
 
     private void attendAllTiled(int count) {
-        int splits = Cuda.blocks(n, ATTENTION_CHUNK);
-        partMax.ensureFloats((long) count * splits);
-        partSum.ensureFloats((long) count * splits);
-        partAcc.ensureFloats((long) count * splits * d);
-        output.ensureFloats((long) count * d);
+        int splits = partialBuffers(count, n);
         float scale = (float) (1.0 / Math.sqrt(d));
         device.kernel(PtxFunction.ATTEND_ALL_TILED).launch(stream, splits, Cuda.blocks(count, PtxFunction.QUERY_TILE), 128,
                 PtxFunction.QUERY_TILE * (d + ATTENTION_CHUNK) * Sizeof.FLOAT, queries, count, keys, values, d, n,
@@ -208,13 +204,22 @@ final class CudaContextDecoder implements ContextDecoder {
         }
     }
 
-    /** outputs [count, d] = softmax attention over {@code selection} rows (or every key when null). */
-    private void attend(int count, DeviceBuffer selection, int keyCount, int selectionStride) {
+    /**
+     * Sizes the per-split partial results (max, sum, accumulator) and the outputs for {@code count} queries over
+     * {@code keyCount} keys split in chunks of {@value #ATTENTION_CHUNK}; returns the number of splits.
+     */
+    private int partialBuffers(int count, int keyCount) {
         int splits = Cuda.blocks(keyCount, ATTENTION_CHUNK);
         partMax.ensureFloats((long) count * splits);
         partSum.ensureFloats((long) count * splits);
         partAcc.ensureFloats((long) count * splits * d);
         output.ensureFloats((long) count * d);
+        return splits;
+    }
+
+    /** outputs [count, d] = softmax attention over {@code selection} rows (or every key when null). */
+    private void attend(int count, DeviceBuffer selection, int keyCount, int selectionStride) {
+        int splits = partialBuffers(count, keyCount);
         float scale = (float) (1.0 / Math.sqrt(d));
         device.kernel(PtxFunction.ATTEND_PARTIAL).launch(stream, splits, count, 128,
                 (d + ATTENTION_CHUNK) * Sizeof.FLOAT, queries, keys, values, d, selection, selectionStride, keyCount,

@@ -1,6 +1,8 @@
 package io.csattention.device.cuda;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.IndexBuilder;
+import io.csattention.core.IndexTables;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
@@ -12,7 +14,7 @@ import jcuda.Sizeof;
 import jcuda.driver.JCudaDriver;
 
 /**
- * The index build of one KV head on the GPU, step for step the CPU build ({@code CSAttentionIndex.build}): the same
+ * The index build of one KV head on the GPU, step for step the CPU build ({@code IndexBuilder.build}): the same
  * prefill-query sample, the same k-means++ starting centroids (computed on the CPU), Lloyd iterations on the GPU
  * (assignment and update kernels; empty clusters re-seeded on the host in cluster order, as {@code KMeans} does),
  * then per subspace the centroid x key partial scores and the sorted top-L lists with floors and estimates.
@@ -45,20 +47,16 @@ final class CudaIndexBuilder implements AutoCloseable {
     }
 
     CSAttentionIndex build(FloatMatrix keyMatrix, FloatMatrix prefillQueries, CSAttentionSettings settings) {
-        int n = keyMatrix.rows();
-        int d = keyMatrix.cols();
-        Check.positive(n, "keys");
-        Check.that(prefillQueries.cols() == d, "prefill queries must have the keys' dimension " + d,
-                "prefill-queries.cols", prefillQueries.cols());
-        Check.positive(prefillQueries.rows(), "prefill queries");
-        int m = settings.resolveSubspaces(d);
-        int width = d / m;
+        IndexBuilder.Geometry g = IndexBuilder.Geometry.of(keyMatrix, prefillQueries, settings);
+        int n = g.keys();
+        int d = g.dim();
+        int m = g.subspaces();
+        int width = g.width();
         Check.that(width * PtxFunction.CENTROID_TILE * Sizeof.FLOAT <= 48 * 1024,
                 "subspace width must be <= 384 on the GPU (raise --subspaces)", "width", width);
-        double alpha = settings.resolveListFraction(n);
-        int listLength = CSAttentionIndex.listLength(n, alpha);
-        int[] sample = CSAttentionIndex.sampleRows(prefillQueries.rows(), settings.kmeansSamples(), settings.seed());
-        int c = settings.resolveCentroids(sample.length);
+        int listLength = g.listLength();
+        int[] sample = g.sample();
+        int c = g.centroids();
         VectorKernels cpu = Kernels.preferred();
 
         float[] trained = new float[m * c * width];
@@ -105,8 +103,8 @@ final class CudaIndexBuilder implements AutoCloseable {
         listScores.download(kept, kept.length);
         floors.download(floorValues, lists);
         missing.download(estimates, lists);
-        return new CSAttentionIndex(n, d, m, c, listLength, alpha, settings.seed(), settings.distance(),
-                settings.missingScore(), trained, ids, kept, floorValues, estimates);
+        return new CSAttentionIndex(IndexTables.withoutRope(g.shape(settings), trained, ids, kept, floorValues,
+                estimates));
     }
 
     /** Lloyd iterations of one subspace from the given start, as {@code KMeans.train} runs them. */
