@@ -243,6 +243,28 @@ final class SimdKernels implements VectorKernels {
             return VectorKernels.super.dotCodeBlocks(codes, codesOff, blockStride, blockSize, scales, mins, x, xOff,
                     blocks);
         }
+        // two loops without a branch inside: a vector assigned under a condition is not kept in registers
+        return mins == null ? scaledBlocks(codes, codesOff, blockStride, blockSize, scales, x, xOff, blocks)
+                : offsetBlocks(codes, codesOff, blockStride, blockSize, scales, mins, x, xOff, blocks);
+    }
+
+    private static float scaledBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                                      float[] x, int xOff, int blocks) {
+        FloatVector acc = FloatVector.zero(WIDE);
+        for (int b = 0; b < blocks; b++) {
+            int c = codesOff + b * blockStride;
+            int xb = xOff + b * blockSize;
+            FloatVector dot = FloatVector.zero(WIDE);
+            for (int i = 0; i < blockSize; i += LANES) {
+                dot = widen(codes, c + i).fma(FloatVector.fromArray(WIDE, x, xb + i), dot);
+            }
+            acc = dot.fma(FloatVector.broadcast(WIDE, scales[b]), acc);
+        }
+        return sum(acc);
+    }
+
+    private static float offsetBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                                      float[] mins, float[] x, int xOff, int blocks) {
         FloatVector acc = FloatVector.zero(WIDE);
         FloatVector offsets = FloatVector.zero(WIDE);
         for (int b = 0; b < blocks; b++) {
@@ -253,14 +275,10 @@ final class SimdKernels implements VectorKernels {
             for (int i = 0; i < blockSize; i += LANES) {
                 FloatVector xv = FloatVector.fromArray(WIDE, x, xb + i);
                 dot = widen(codes, c + i).fma(xv, dot);
-                if (mins != null) {
-                    sum = sum.add(xv);
-                }
+                sum = sum.add(xv);
             }
             acc = dot.fma(FloatVector.broadcast(WIDE, scales[b]), acc);
-            if (mins != null) {
-                offsets = sum.fma(FloatVector.broadcast(WIDE, mins[b]), offsets);
-            }
+            offsets = sum.fma(FloatVector.broadcast(WIDE, mins[b]), offsets);
         }
         return sum(acc) - sum(offsets);
     }
