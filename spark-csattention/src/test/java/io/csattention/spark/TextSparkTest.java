@@ -131,7 +131,7 @@ class TextSparkTest {
     }
 
     /** {@code chars} characters: mostly the stand-in vocabulary's, some ASCII (byte pieces) and spaces. */
-    private static String text(SplittableRandom random, int chars) {
+    static String text(SplittableRandom random, int chars) {
         StringBuilder b = new StringBuilder();
         for (int i = 0; i < chars; i++) {
             int r = random.nextInt(10);
