@@ -169,6 +169,9 @@ final class GenerateCommand implements Callable<Integer> {
         }
         PrintWriter stdout = spec.commandLine().getOut();
         SparkSession spark = SparkJob.session("csattention generate");
+        org.apache.hadoop.fs.Path outPath = new org.apache.hadoop.fs.Path(tables.out);
+        org.apache.hadoop.fs.FileSystem fs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
+        boolean existed = fs.exists(outPath);
         try {
             long start = System.nanoTime();
             spark.sparkContext().setJobGroup("csattention-generate", "csattention: generate " + tables.questions,
@@ -184,6 +187,10 @@ final class GenerateCommand implements Callable<Integer> {
                     tables.out, seconds, errors);
             return 0;
         } catch (Exception e) {
+            if (!existed) {
+                // a failed write leaves its (empty) output directory behind; nothing half-written stays
+                fs.delete(outPath, true);
+            }
             Exception cause = SparkJob.unwrap(e);
             throw cause instanceof IllegalArgumentException bad ? Flags.named(bad, typed) : cause;
         } finally {

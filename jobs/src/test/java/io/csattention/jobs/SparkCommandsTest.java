@@ -87,6 +87,25 @@ class SparkCommandsTest {
                 + ", layer, kv_head, head_dim, keys, values, prefill_queries]", r.err().strip());
         assertFalse(Files.exists(dir.resolve("never.parquet")));
 
+        // an empty question: one line naming it and nothing written, or with --on-error route its error row
+        String bad = dir.resolve("bad-questions.parquet").toString();
+        writeQuestions(bad, "story-0");
+        r = run("generate", "--model", model, "--tokenizer", tokenizer, "--contexts",
+                demo.resolve("model-contexts.parquet").toString(), "--questions", bad, "--out",
+                dir.resolve("failed.parquet").toString(), "--max-new-tokens", "4");
+        assertEquals(2, r.code(), r.err());
+        String[] lines = r.err().strip().split("\n");
+        assertEquals("error: question text must hold at least one character (question_id=2); text=''",
+                lines[lines.length - 1]);
+        assertFalse(Files.exists(dir.resolve("failed.parquet")));
+        String routed = dir.resolve("routed.parquet").toString();
+        r = run("generate", "--model", model, "--tokenizer", tokenizer, "--contexts",
+                demo.resolve("model-contexts.parquet").toString(), "--questions", bad, "--out", routed,
+                "--max-new-tokens", "4", "--on-error", "route");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("answered 1 questions into " + routed), r.out());
+        assertTrue(r.out().contains("(1 error rows)"), r.out());
+
         String decoded = dir.resolve("decoded.parquet").toString();
         r = run("decode", "--queries", demo.resolve("queries.parquet").toString(), "--index", index, "--out",
                 decoded, "--with-selected");
@@ -97,6 +116,21 @@ class SparkCommandsTest {
                 dir.resolve("other.parquet").toString());
         assertEquals(2, r.code(), r.err());
         assertTrue(r.err().startsWith("error: [PATH_NOT_FOUND] Path does not exist: "), r.err());
+    }
+
+    /** Writes questions 1 (two characters) and 2 (empty) about {@code context} as a text questions table. */
+    private static void writeQuestions(String path, String context) {
+        org.apache.spark.sql.SparkSession spark = SparkJob.session("csattention-test-write");
+        try {
+            org.apache.spark.sql.types.StructType schema = new org.apache.spark.sql.types.StructType()
+                    .add("question_id", org.apache.spark.sql.types.DataTypes.LongType)
+                    .add("context_id", org.apache.spark.sql.types.DataTypes.StringType)
+                    .add("text", org.apache.spark.sql.types.DataTypes.StringType);
+            spark.createDataFrame(List.of(org.apache.spark.sql.RowFactory.create(1L, context, "\u0150\u0151"),
+                    org.apache.spark.sql.RowFactory.create(2L, context, "")), schema).write().parquet(path);
+        } finally {
+            spark.stop();
+        }
     }
 
     /** question_id, generated ids and text of an answers table, in question order. */
