@@ -104,12 +104,12 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (prompt.tables != null) {
+            return answerTables(AttentionMethod.parse(attentionMethod));
+        }
         AttentionMethod method = AttentionMethod.parse(attentionMethod);
         if (maxNewTokens < 1) {
             throw new IllegalArgumentException("max-new-tokens must be > 0; max-new-tokens=" + maxNewTokens);
-        }
-        if (prompt.tables != null) {
-            return answerTables(method);
         }
         LlamaModel loaded = model.load();
         int[] promptTokens = prompt.tokens != null ? ModelOptions.parseTokens(prompt.tokens, loaded)
