@@ -50,6 +50,8 @@ public final class ModelPrefill {
     static final String TEXT = "text";
     /** Option: llama2.c's tokenizer.bin for a llama2.c checkpoint (GGUF files carry their own vocabulary). */
     public static final String TOKENIZER = "tokenizer";
+    /** The type token ids are read as (nullable elements, checked row by row). */
+    static final org.apache.spark.sql.types.ArrayType IDS = DataTypes.createArrayType(DataTypes.IntegerType, true);
 
     /**
      * The tensor-level table this stage emits: float32 little-endian binary rows of {@code head_dim} floats, the
@@ -69,7 +71,7 @@ public final class ModelPrefill {
             .add(ContextsSchema.ROPE_STYLE, DataTypes.StringType, false)
             .add(ContextsSchema.ROPE_FREQUENCIES, DataTypes.createArrayType(DataTypes.FloatType, false), true);
 
-    /** Models loaded by this JVM, by path: one load per executor, shared by its tasks. */
+    /** Models loaded by this JVM, by path (and tokenizer path): one load per executor, shared by its tasks. */
     private static final Map<String, LlamaModel> LOADED = new ConcurrentHashMap<>();
     /** Context prefills run by this JVM (build and generation), for tests that check "once per context". */
     private static final AtomicLong PREFILLS = new AtomicLong();
@@ -126,8 +128,6 @@ public final class ModelPrefill {
                         : functions.col(TOKENS).cast(IDS).as(TOKENS),
                 text ? functions.col(TEXT) : functions.lit(null).cast(DataTypes.StringType).as(TEXT));
     }
-
-    static final org.apache.spark.sql.types.ArrayType IDS = DataTypes.createArrayType(DataTypes.IntegerType, true);
 
     /** The model file and, for a llama2.c checkpoint, its tokenizer file: what an executor loads, once per JVM. */
     record ModelSource(String model, String tokenizer) implements java.io.Serializable {
