@@ -127,8 +127,12 @@ public final class CSAttention {
     public static Dataset<Row> generate(Dataset<Row> contexts, Dataset<Row> questions, String modelPath,
                                         Map<String, String> options) {
         SparkSession spark = contexts.sparkSession();
-        ModelGeneration.Settings settings = ModelGeneration.Settings.take(options,
-                rest -> CSAttentionOptions.from(spark, rest));
+        CSAttentionOptions[] parsed = new CSAttentionOptions[1];
+        ModelGeneration.Settings settings = ModelGeneration.Settings.take(options, rest -> {
+            parsed[0] = CSAttentionOptions.from(spark, rest);
+            return parsed[0].settings();
+        });
+        boolean route = parsed[0].routeErrors();
         boolean contextText = ModelPrefill.isText(contexts.schema(), ModelPrefill.TABLE);
         TensorColumn.typed(contexts.schema(), ModelPrefill.TABLE, ContextsSchema.CONTEXT_ID,
                 org.apache.spark.sql.types.DataTypes.StringType);
@@ -153,8 +157,8 @@ public final class CSAttention {
                 .select(functions.col("question_context").as("context_id"), functions.col(ModelPrefill.TOKENS),
                         functions.col(ModelPrefill.TEXT), functions.col("context_found"), functions.col("questions"))
                 .repartition(functions.col("context_id"));
-        return joined.flatMap(new ModelGeneration(modelPath, contextText, questionText, settings),
-                Encoders.row(ModelGeneration.answers(settings.routeErrors())));
+        return joined.flatMap(new ModelGeneration(modelPath, contextText, questionText, settings, route),
+                Encoders.row(ModelGeneration.answers(route)));
     }
 
     /** {@link #decode(Dataset, String, Map, CSAttentionMetrics)} with counters nobody reads. */

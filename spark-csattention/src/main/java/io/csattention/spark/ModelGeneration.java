@@ -56,12 +56,11 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
 
     /** The generation options (the rest of the map are index settings). */
     record Settings(AttentionMethod attention, int maxNewTokens, float temperature, float topP, long seed,
-                    boolean ignoreEos, String tokenizer, boolean routeErrors, CSAttentionSettings index)
-            implements Serializable {
+                    boolean ignoreEos, String tokenizer, CSAttentionSettings index) implements Serializable {
 
         /** Removes the generation keys from {@code options} and parses them. */
         static Settings take(Map<String, String> options, java.util.function.Function<Map<String, String>,
-                CSAttentionOptions> rest) {
+                CSAttentionSettings> rest) {
             Map<String, String> o = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
             o.putAll(options);
             AttentionMethod attention = AttentionMethod.parse(o.getOrDefault(ATTENTION, "csattention")
@@ -83,9 +82,8 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
                     ModelPrefill.TOKENIZER)) {
                 o.remove(key);
             }
-            CSAttentionOptions parsed = rest.apply(o);
             return new Settings(attention, maxNew, temperature, topP, seed, Boolean.parseBoolean(ignore), tokenizer,
-                    parsed.routeErrors(), parsed.settings());
+                    rest.apply(o));
         }
 
         Sampler sampler(long questionId) {
@@ -97,12 +95,16 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
     private final boolean contextText;
     private final boolean questionText;
     private final Settings settings;
+    /** onError=route: bad input becomes error rows instead of failing the job. */
+    private final boolean routeErrors;
 
-    ModelGeneration(String modelPath, boolean contextText, boolean questionText, Settings settings) {
+    ModelGeneration(String modelPath, boolean contextText, boolean questionText, Settings settings,
+                    boolean routeErrors) {
         this.source = new ModelPrefill.ModelSource(modelPath, settings.tokenizer());
         this.contextText = contextText;
         this.questionText = questionText;
         this.settings = settings;
+        this.routeErrors = routeErrors;
     }
 
     /**
@@ -123,7 +125,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
             }
             context = ModelPrefill.contextTokens(row, contextText, model, source);
         } catch (IllegalArgumentException bad) {
-            if (!settings.routeErrors()) {
+            if (!routeErrors) {
                 throw bad;
             }
             for (Row question : questions) {
@@ -144,7 +146,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
             try {
                 tokens = questionTokens(question, model, context.length);
             } catch (IllegalArgumentException bad) {
-                if (!settings.routeErrors()) {
+                if (!routeErrors) {
                     throw bad;
                 }
                 answers.add(error(contextId, questionId, bad.getMessage()));
@@ -161,7 +163,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
                     settings.ignoreEos() ? new int[0] : model.stopTokens()).tokens();
             long decodeNanos = System.nanoTime() - started;
             String text = model.tokenizer().map(t -> t.decode(generated)).orElse(null);
-            answers.add(settings.routeErrors()
+            answers.add(routeErrors
                     ? RowFactory.create(contextId, questionId, settings.attention().id(), generated, text,
                             prefillNanos, indexNanos, decodeNanos, null)
                     : RowFactory.create(contextId, questionId, settings.attention().id(), generated, text,
