@@ -23,8 +23,8 @@ import java.util.concurrent.Callable;
                 + "(columns context_id, layer, kv_head, keys, values, prefill_queries, and head_dim when a tensor is "
                 + "flattened; optional chunk, query_heads_per_kv_head, prefill_positions, rope_base, rope_style, rope_frequencies) and commits them atomically as an index set at --out (any Hadoop "
                 + "FileSystem path). With --model FILE the table is model-level instead (columns context_id and "
-                + "tokens array<int>): the executors prefill each context once with the model and build its layers' "
-                + "and KV heads' indexes."})
+                + "text string or tokens array<int>): the executors tokenize (text) and prefill each context once "
+                + "with the model and build its layers' and KV heads' indexes."})
 final class BuildIndexCommand implements Callable<Integer> {
 
     @Spec
@@ -34,8 +34,12 @@ final class BuildIndexCommand implements Callable<Integer> {
     String contexts;
 
     @Option(names = "--model", paramLabel = "FILE", description = "Model file (llama2.c or GGUF, the same local path "
-            + "on every executor): the contexts table is model-level (context_id, tokens).")
+            + "on every executor): the contexts table is model-level (context_id, text or tokens).")
     java.nio.file.Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE", description = "llama2.c tokenizer.bin, for a text contexts "
+            + "table with a llama2.c checkpoint (GGUF files carry their own vocabulary).")
+    java.nio.file.Path tokenizer;
 
     @Option(names = "--out", required = true, description = "Index set path.")
     String out;
@@ -77,6 +81,15 @@ final class BuildIndexCommand implements Callable<Integer> {
         build.into(options, flags.typed);
         flags.parse(options);
         options.put(CSAttention.MODE, mode);
+        if (tokenizer != null) {
+            if (model == null) {
+                throw new IllegalArgumentException("--tokenizer needs --model; tokenizer=" + tokenizer);
+            }
+            if (!java.nio.file.Files.isRegularFile(tokenizer)) {
+                throw new java.io.IOException("tokenizer file must exist; tokenizer=" + tokenizer);
+            }
+            options.put(io.csattention.spark.ModelPrefill.TOKENIZER, tokenizer.toString());
+        }
         if (model != null && !java.nio.file.Files.isRegularFile(model)) {
             throw new java.io.IOException("model file must exist; model=" + model);
         }

@@ -257,9 +257,13 @@ final class DemoCommand implements Callable<Integer> {
      */
     private void modelLevel(SparkSession spark, java.nio.file.Path dir, PrintWriter stdout) throws java.io.IOException {
         java.nio.file.Path modelFile = ModelContexts.extractBundledModel(dir);
+        java.nio.file.Path tokenizerFile = ModelContexts.writeStandInTokenizer(dir);
         LlamaModel model = ModelFiles.load(modelFile);
+        io.csattention.model.Tokenizer tokenizer = io.csattention.model.Tokenizer.readLlama2c(tokenizerFile,
+                model.config().vocabSize());
         LlamaConfig config = model.config();
-        model.checkLength((long) modelTokens + questionTokens + newTokens);
+        // text adds the space SentencePiece puts in front of the context and of each question
+        model.checkLength((long) modelTokens + questionTokens + newTokens + 2);
         List<int[]> contextTokens = ModelContexts.sample(model, modelContexts, modelTokens, seed);
         List<List<int[]>> questionTokenLists = new ArrayList<>();
         for (int c = 0; c < modelContexts; c++) {
@@ -272,27 +276,30 @@ final class DemoCommand implements Callable<Integer> {
         }
         String modelContextsPath = dir.resolve("model-contexts.parquet").toString();
         String questionsPath = dir.resolve("questions.parquet").toString();
-        ModelContexts.contexts(spark, contextTokens).write().parquet(modelContextsPath);
-        ModelContexts.questions(spark, questionTokenLists).write().parquet(questionsPath);
+        ModelContexts.contexts(spark, contextTokens, tokenizer).write().parquet(modelContextsPath);
+        ModelContexts.questions(spark, questionTokenLists, tokenizer).write().parquet(questionsPath);
         var contextsTable = spark.read().parquet(modelContextsPath);
         var questionsTable = spark.read().parquet(questionsPath);
         String modelIndexPath = dir.resolve("model-index").toString();
         long start = System.nanoTime();
         Map<String, String> modelOptions = Map.of(CSAttentionOptions.SPARSITY, Double.toString(modelSparsity));
         CSAttentionOptions modelParsed = CSAttentionOptions.parse(modelOptions);
+        Map<String, String> withTokenizer = new HashMap<>(modelOptions);
+        withTokenizer.put(io.csattention.spark.ModelPrefill.TOKENIZER, tokenizerFile.toString());
         IndexSet.Manifest manifest = CSAttention.buildIndexes(contextsTable, modelFile.toString(), modelIndexPath,
-                modelOptions);
+                withTokenizer);
         double buildSeconds = (System.nanoTime() - start) / 1e9;
         long indexBytes = manifest.heads().stream().mapToLong(IndexSet.Entry::bytes).sum();
         stdout.printf("model-level: bundled stories260K (%d layers x %d KV heads, head dim %d), %d contexts x %d "
-                        + "tokens written by the model (BOS, then seeded samples), %d questions x %d tokens each%n",
-                config.layers(), config.kvHeads(), config.headSize(), modelContexts, modelTokens,
-                questionsPerContext, questionTokens);
+                        + "tokens written by the model (BOS, then seeded samples), %d questions x %d tokens each, as "
+                        + "text tables tokenized on the executors (stand-in vocabulary %s: the model's own is not "
+                        + "bundled)%n", config.layers(), config.kvHeads(), config.headSize(), modelContexts,
+                modelTokens, questionsPerContext, questionTokens, tokenizerFile.getFileName());
         stdout.printf("  build-index : %d heads of %d contexts (prefill on the executors, once per context) in %.2f "
                 + "s; index files %d bytes; counters %s%n", manifest.heads().size(), modelContexts, buildSeconds,
                 indexBytes, manifest.counters());
 
-        Map<String, String> generation = new HashMap<>(modelOptions);
+        Map<String, String> generation = new HashMap<>(withTokenizer);
         generation.put("maxNewTokens", Integer.toString(newTokens));
         String answersPath = dir.resolve("answers.parquet").toString();
         start = System.nanoTime();
@@ -320,6 +327,9 @@ final class DemoCommand implements Callable<Integer> {
         stdout.printf("  agreement   : csattention %s; oracle top-budget keys (the ceiling at this budget) %s%n",
                 sparse, oracle);
         int answerRows = sparse.answers();
+        Row first = spark.read().parquet(answersPath).orderBy("question_id").first();
+        stdout.printf("  text        : question %d of %s -> \"%s\"%n", first.<Long>getAs("question_id"),
+                first.<String>getAs("context_id"), first.<String>getAs("text"));
         stdout.printf("  answers     : %s (rows %d), full attention's in %s; inputs %s and %s, model %s, index set "
                 + "%s%n", answersPath, answerRows, fullPath, modelContextsPath, questionsPath, modelFile,
                 modelIndexPath);

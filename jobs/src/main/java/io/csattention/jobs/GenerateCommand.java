@@ -12,7 +12,16 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import io.csattention.spark.CSAttention;
+import io.csattention.spark.CSAttentionOptions;
+import io.csattention.spark.ModelPrefill;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+
 import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -21,10 +30,15 @@ import java.util.stream.Collectors;
 /**
  * {@code generate}: prefill a prompt, then decode {@code --max-new-tokens} tokens with the chosen attention. The last
  * line of stdout is the generated token ids (prompt excluded), space-separated, with the text above it when the model
- * has a tokenizer; prefill and decode tokens/s go to stderr.
+ * has a tokenizer; prefill and decode tokens/s go to stderr. With {@code --contexts}, {@code --questions} and
+ * {@code --out} instead of a prompt it is a Spark job: {@link CSAttention#generate} from Parquet to Parquet.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Generate tokens from a prompt with full or sparse attention.")
+        description = {"Generate tokens from a prompt with full or sparse attention; or, with --contexts, --questions "
+                + "and --out, answer a questions Parquet table (question_id, context_id, text or tokens) about a "
+                + "contexts Parquet table (context_id, text or tokens) on Spark, each context prefilled and indexed "
+                + "once, and write context_id, question_id, attention, generated, text, prefill_nanos, index_nanos, "
+                + "decode_nanos, [error] as Parquet."})
 final class GenerateCommand implements Callable<Integer> {
 
     @Spec
@@ -45,6 +59,27 @@ final class GenerateCommand implements Callable<Integer> {
 
         @Option(names = "--prompt", paramLabel = "TEXT", description = "prompt text (needs a tokenizer)")
         String text;
+
+        @ArgGroup(exclusive = false)
+        Tables tables;
+    }
+
+    /** The Spark job's tables. */
+    static final class Tables {
+        @Option(names = "--contexts", required = true, description = "Contexts table (Parquet): context_id, and text "
+                + "or tokens.")
+        String contexts;
+
+        @Option(names = "--questions", required = true, description = "Questions table (Parquet): question_id, "
+                + "context_id, and text or tokens (a question continues its context; text is tokenized without BOS).")
+        String questions;
+
+        @Option(names = "--out", required = true, description = "Answers Parquet path (must not exist).")
+        String out;
+
+        @Option(names = "--on-error", description = "fail (default): a bad context or question fails the job naming "
+                + "it; route: its answer row gets an error column and the rest are answered.")
+        String onError;
     }
 
     @Option(names = "--max-new-tokens", required = true, description = "tokens to generate")
@@ -75,6 +110,9 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (prompt.tables != null) {
+            return answerTables(AttentionMethod.parse(attentionMethod));
+        }
         AttentionMethod method = AttentionMethod.parse(attentionMethod);
         if (chat && prompt.tokens != null) {
             throw new IllegalArgumentException("--chat formats a text question and needs --prompt; --prompt-tokens="
@@ -117,5 +155,56 @@ final class GenerateCommand implements Callable<Integer> {
         out.println(Arrays.stream(generated).mapToObj(Integer::toString).collect(Collectors.joining(" ")));
         out.flush();
         return 0;
+    }
+
+    /** The Spark job: questions about contexts, Parquet in, Parquet out. */
+    private int answerTables(AttentionMethod method) throws Exception {
+        Tables tables = prompt.tables;
+        if (!java.nio.file.Files.isRegularFile(model.model)) {
+            throw new java.io.IOException("model file must exist; model=" + model.model);
+        }
+        Map<String, String> typed = new LinkedHashMap<>();
+        Map<String, String> options = attention.options(typed);
+        Flags.parse(options, typed);
+        Flags.put(options, typed, CSAttentionOptions.ON_ERROR, tables.onError, "--on-error");
+        options.put("attention", method.id());
+        options.put("maxNewTokens", Integer.toString(maxNewTokens));
+        options.put("temperature", Float.toString(temperature));
+        options.put("topP", Float.toString(topP));
+        options.put("samplingSeed", Long.toString(seed));
+        options.put("ignoreEos", Boolean.toString(ignoreEos));
+        options.put("chatTemplate", Boolean.toString(chat));
+        if (model.tokenizer != null) {
+            options.put(ModelPrefill.TOKENIZER, model.tokenizer.toString());
+        }
+        PrintWriter stdout = spec.commandLine().getOut();
+        SparkSession spark = SparkJob.session("csattention generate");
+        org.apache.hadoop.fs.Path outPath = new org.apache.hadoop.fs.Path(tables.out);
+        org.apache.hadoop.fs.FileSystem fs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
+        boolean existed = fs.exists(outPath);
+        try {
+            long start = System.nanoTime();
+            spark.sparkContext().setJobGroup("csattention-generate", "csattention: generate " + tables.questions,
+                    false);
+            CSAttention.generate(spark.read().parquet(tables.contexts), spark.read().parquet(tables.questions),
+                    model.model.toString(), options).write().parquet(tables.out);
+            double seconds = (System.nanoTime() - start) / 1e9;
+            Dataset<Row> written = spark.read().parquet(tables.out);
+            long rows = written.count();
+            long errors = java.util.Arrays.asList(written.columns()).contains("error")
+                    ? written.filter("error is not null").count() : 0;
+            stdout.printf(Locale.ROOT, "answered %d questions into %s in %.1f s (%d error rows)%n", rows - errors,
+                    tables.out, seconds, errors);
+            return 0;
+        } catch (Exception e) {
+            if (!existed) {
+                // a failed write leaves its (empty) output directory behind; nothing half-written stays
+                fs.delete(outPath, true);
+            }
+            Exception cause = SparkJob.unwrap(e);
+            throw cause instanceof IllegalArgumentException bad ? Flags.named(bad, typed) : cause;
+        } finally {
+            spark.stop();
+        }
     }
 }

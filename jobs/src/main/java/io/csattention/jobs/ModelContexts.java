@@ -3,6 +3,7 @@ package io.csattention.jobs;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.Sampler;
 import io.csattention.model.Session;
+import io.csattention.model.Tokenizer;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -19,8 +20,9 @@ import java.util.List;
 
 /**
  * The demo's model-level sample: the bundled stories260K checkpoint (jobs/src/main/resources/models/README.md)
- * extracted from the jar, and contexts and questions the model writes itself (BOS, then seeded samples), as the
- * tables {@link io.csattention.spark.CSAttention#buildIndexes(Dataset, String, String, java.util.Map)} and
+ * extracted from the jar, a stand-in tokenizer for it ({@link #writeStandInTokenizer}), and contexts and questions
+ * the model writes itself (BOS, then seeded samples), as the text tables
+ * {@link io.csattention.spark.CSAttention#buildIndexes(Dataset, String, String, java.util.Map)} and
  * {@link io.csattention.spark.CSAttention#generate} read.
  */
 final class ModelContexts {
@@ -30,12 +32,15 @@ final class ModelContexts {
 
     static final StructType CONTEXTS = new StructType()
             .add("context_id", DataTypes.StringType, false)
-            .add("tokens", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
+            .add("text", DataTypes.StringType, false);
 
     static final StructType QUESTIONS = new StructType()
             .add("question_id", DataTypes.LongType, false)
             .add("context_id", DataTypes.StringType, false)
-            .add("tokens", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
+            .add("text", DataTypes.StringType, false);
+
+    /** The stand-in's first piece after the byte pieces: ids 259..511 are U+0100..U+01FC, one character each. */
+    static final char FIRST_PIECE = '\u0100';
 
     private ModelContexts() {
     }
@@ -50,6 +55,32 @@ final class ModelContexts {
             Files.copy(in, file);
         }
         return file;
+    }
+
+    /**
+     * Writes a llama2.c tokenizer.bin for stories260K. The model's own 512-piece vocabulary (llama2.c's tok512.bin)
+     * is not bundled, so this is a stand-in of its layout: {@code <unk>}, BOS, EOS, the 256 byte pieces at ids
+     * 3..258 (where SentencePiece's byte fallback puts them), and ids 259..511 as the single characters
+     * U+0100..U+01FC in place of the model's learned pieces. Text written with it encodes back to the same ids (after
+     * BOS and the space SentencePiece adds in front), so the demo's text tables hold the model's own samples; the
+     * answers' text spells the model's pieces as those characters.
+     */
+    static Path writeStandInTokenizer(Path dir) throws IOException {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        out.writeBytes(le(6));
+        for (int i = 0; i < 512; i++) {
+            String piece = i < 3 ? List.of("<unk>", "\n<s>\n", "\n</s>\n").get(i)
+                    : i < 259 ? String.format("<0x%02X>", i - 3) : String.valueOf((char) (FIRST_PIECE + i - 259));
+            byte[] utf8 = piece.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            out.writeBytes(le(Float.floatToIntBits(0f)));
+            out.writeBytes(le(utf8.length));
+            out.writeBytes(utf8);
+        }
+        return Files.write(dir.resolve("stories260K.stand-in-tokenizer.bin"), out.toByteArray());
+    }
+
+    private static byte[] le(int v) {
+        return java.nio.ByteBuffer.allocate(4).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(v).array();
     }
 
     /** {@code count} token sequences the model samples after BOS (temperature 1, seeded), BOS first. */
@@ -72,20 +103,22 @@ final class ModelContexts {
         return out;
     }
 
-    static Dataset<Row> contexts(SparkSession spark, List<int[]> contexts) {
+    /** Contexts as text: rows (context_id, text), each the tokenizer's decoding of a sampled sequence. */
+    static Dataset<Row> contexts(SparkSession spark, List<int[]> contexts, Tokenizer tokenizer) {
         List<Row> rows = new ArrayList<>();
         for (int c = 0; c < contexts.size(); c++) {
-            rows.add(RowFactory.create(contextId(c), contexts.get(c)));
+            rows.add(RowFactory.create(contextId(c), tokenizer.decode(contexts.get(c))));
         }
         return spark.createDataFrame(rows, CONTEXTS);
     }
 
-    /** Questions of each context: rows (question_id, context_id, tokens), question ids numbered per context. */
-    static Dataset<Row> questions(SparkSession spark, List<List<int[]>> perContext) {
+    /** Questions of each context as text: rows (question_id, context_id, text), ids numbered per context. */
+    static Dataset<Row> questions(SparkSession spark, List<List<int[]>> perContext, Tokenizer tokenizer) {
         List<Row> rows = new ArrayList<>();
         for (int c = 0; c < perContext.size(); c++) {
             for (int q = 0; q < perContext.get(c).size(); q++) {
-                rows.add(RowFactory.create((long) c * 1000 + q, contextId(c), perContext.get(c).get(q)));
+                rows.add(RowFactory.create((long) c * 1000 + q, contextId(c),
+                        tokenizer.decode(perContext.get(c).get(q))));
             }
         }
         return spark.createDataFrame(rows, QUESTIONS);

@@ -27,11 +27,16 @@ public final class SettingsOptions {
 
     /** The settings these options describe; validation errors name the flag. */
     public CSAttentionSettings settings() {
-        Map<String, String> options = new LinkedHashMap<>();
         Map<String, String> typed = new LinkedHashMap<>();
+        return Flags.parse(options(typed), typed).settings();
+    }
+
+    /** These options as CSAttention option keys (for a Spark job); {@code typed} learns which flag each was. */
+    Map<String, String> options(Map<String, String> typed) {
+        Map<String, String> options = new LinkedHashMap<>();
         Flags.put(options, typed, CSAttentionOptions.SPARSITY, Double.toString(sparsity), "--sparsity");
         build.into(options, typed);
         decode.into(options, typed);
-        return Flags.parse(options, typed).settings();
+        return options;
     }
 }

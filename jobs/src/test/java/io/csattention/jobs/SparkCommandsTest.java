@@ -7,8 +7,10 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The Spark commands end to end on the embedded local session, and their one-line errors. */
@@ -45,6 +47,8 @@ class SparkCommandsTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("build-index : 20 heads of 1 contexts (prefill on the executors"), r.out());
         assertTrue(r.out().contains("agreement   : csattention "), r.out());
+        assertTrue(r.out().contains("as text tables tokenized on the executors"), r.out());
+        assertTrue(r.out().contains("text        : question 0 of story-0 -> \""), r.out());
         assertTrue(Files.isDirectory(demo.resolve("answers.parquet")));
         assertTrue(r.out().contains("build-index : 4 heads of 2 contexts"), r.out());
         assertTrue(r.out().contains("decode      : 24 rows"), r.out());
@@ -57,10 +61,50 @@ class SparkCommandsTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains(": 4 heads of 2 contexts"), r.out());
 
-        r = run("build-index", "--contexts", demo.resolve("model-contexts.parquet").toString(), "--model",
-                demo.resolve("stories260K.bin").toString(), "--out", dir.resolve("model-index").toString());
+        String model = demo.resolve("stories260K.bin").toString();
+        String tokenizer = demo.resolve("stories260K.stand-in-tokenizer.bin").toString();
+        r = run("build-index", "--contexts", demo.resolve("model-contexts.parquet").toString(), "--model", model,
+                "--tokenizer", tokenizer, "--out", dir.resolve("model-index").toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains(": 20 heads of 1 contexts"), r.out());
+
+        // the generate job on the demo's text tables, with the demo's settings, writes the demo's answers
+        String answers = dir.resolve("answers.parquet").toString();
+        r = run("generate", "--model", model, "--tokenizer", tokenizer, "--contexts",
+                demo.resolve("model-contexts.parquet").toString(), "--questions",
+                demo.resolve("questions.parquet").toString(), "--out", answers, "--attention", "csattention",
+                "--sparsity", "0.75", "--max-new-tokens", "4");
+        assertEquals(0, r.code(), r.err());
+        assertEquals("answered 1 questions into " + answers, r.out().substring(0, r.out().indexOf(" in ")),
+                r.out());
+        assertEquals(answerTexts(demo.resolve("answers.parquet")), answerTexts(Path.of(answers)));
+        r = run("generate", "--model", model, "--tokenizer", tokenizer, "--contexts",
+                demo.resolve("model-contexts.parquet").toString(), "--questions",
+                demo.resolve("contexts.parquet").toString(), "--out", dir.resolve("never.parquet").toString(),
+                "--max-new-tokens", "4");
+        assertEquals(2, r.code(), r.err());
+        assertEquals("error: questions table must have exactly one of the columns text and tokens; columns=[context_id"
+                + ", layer, kv_head, head_dim, keys, values, prefill_queries]", r.err().strip());
+        assertFalse(Files.exists(dir.resolve("never.parquet")));
+
+        // an empty question: one line naming it and nothing written, or with --on-error route its error row
+        String bad = dir.resolve("bad-questions.parquet").toString();
+        writeQuestions(bad, "story-0");
+        r = run("generate", "--model", model, "--tokenizer", tokenizer, "--contexts",
+                demo.resolve("model-contexts.parquet").toString(), "--questions", bad, "--out",
+                dir.resolve("failed.parquet").toString(), "--max-new-tokens", "4");
+        assertEquals(2, r.code(), r.err());
+        String[] lines = r.err().strip().split("\n");
+        assertEquals("error: question text must hold at least one character (question_id=2); text=''",
+                lines[lines.length - 1]);
+        assertFalse(Files.exists(dir.resolve("failed.parquet")));
+        String routed = dir.resolve("routed.parquet").toString();
+        r = run("generate", "--model", model, "--tokenizer", tokenizer, "--contexts",
+                demo.resolve("model-contexts.parquet").toString(), "--questions", bad, "--out", routed,
+                "--max-new-tokens", "4", "--on-error", "route");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("answered 1 questions into " + routed), r.out());
+        assertTrue(r.out().contains("(1 error rows)"), r.out());
 
         String decoded = dir.resolve("decoded.parquet").toString();
         r = run("decode", "--queries", demo.resolve("queries.parquet").toString(), "--index", index, "--out",
@@ -72,6 +116,33 @@ class SparkCommandsTest {
                 dir.resolve("other.parquet").toString());
         assertEquals(2, r.code(), r.err());
         assertTrue(r.err().startsWith("error: [PATH_NOT_FOUND] Path does not exist: "), r.err());
+    }
+
+    /** Writes questions 1 (two characters) and 2 (empty) about {@code context} as a text questions table. */
+    private static void writeQuestions(String path, String context) {
+        org.apache.spark.sql.SparkSession spark = SparkJob.session("csattention-test-write");
+        try {
+            org.apache.spark.sql.types.StructType schema = new org.apache.spark.sql.types.StructType()
+                    .add("question_id", org.apache.spark.sql.types.DataTypes.LongType)
+                    .add("context_id", org.apache.spark.sql.types.DataTypes.StringType)
+                    .add("text", org.apache.spark.sql.types.DataTypes.StringType);
+            spark.createDataFrame(List.of(org.apache.spark.sql.RowFactory.create(1L, context, "\u0150\u0151"),
+                    org.apache.spark.sql.RowFactory.create(2L, context, "")), schema).write().parquet(path);
+        } finally {
+            spark.stop();
+        }
+    }
+
+    /** question_id, generated ids and text of an answers table, in question order. */
+    private static List<String> answerTexts(Path table) {
+        org.apache.spark.sql.SparkSession spark = SparkJob.session("csattention-test-read");
+        try {
+            return spark.read().parquet(table.toString()).orderBy("question_id").collectAsList().stream()
+                    .map(row -> row.getAs("question_id") + " " + row.getList(row.fieldIndex("generated")) + " "
+                            + row.getAs("text")).toList();
+        } finally {
+            spark.stop();
+        }
     }
 
     /**

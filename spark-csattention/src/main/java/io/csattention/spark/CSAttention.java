@@ -97,54 +97,68 @@ public final class CSAttention {
     }
 
     /**
-     * Builds the index set of a model-level contexts table (context_id, tokens array&lt;int&gt;): each context is
-     * prefilled once on the executors by the model at {@code modelPath} ({@link ModelPrefill}), then its layers' and
-     * KV heads' tensors are built as a tensor-level table would be.
+     * Builds the index set of a model-level contexts table (context_id, and text string or tokens array&lt;int&gt;):
+     * each context is tokenized (text) and prefilled once on the executors by the model at {@code modelPath}
+     * ({@link ModelPrefill}), then its layers' and KV heads' tensors are built as a tensor-level table would be.
+     * Option {@code tokenizer}: llama2.c's tokenizer.bin, for text with a llama2.c checkpoint.
      */
     public static IndexSet.Manifest buildIndexes(Dataset<Row> contexts, String modelPath, String indexPath,
                                                  Map<String, String> options) throws IOException {
-        return buildIndexes(ModelPrefill.tensors(contexts, modelPath), indexPath, options);
+        Map<String, String> rest = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        rest.putAll(options);
+        String tokenizer = rest.remove(ModelPrefill.TOKENIZER);
+        return buildIndexes(ModelPrefill.tensors(contexts, modelPath, tokenizer), indexPath, rest);
     }
 
     /**
      * Answers questions about reusable contexts with the model at {@code modelPath}. {@code contexts}: context_id
-     * string, tokens array&lt;int&gt;; {@code questions}: question_id (int or long), context_id, tokens array&lt;int&gt;.
-     * Per context, on the executors, the context is prefilled and its index built once, and every question continues
-     * a fork of that session ({@link ModelGeneration}). Options: {@code attention} (default csattention),
-     * {@code maxNewTokens} (16), {@code temperature} (0: greedy), {@code topP} (0.9), {@code samplingSeed} (42), {@code ignoreEos} (false: stop at the model's end-of-sequence and end-of-turn ids), and
-     * the index settings of {@link CSAttentionOptions}. The result (lazy) has one row per question: context_id,
-     * question_id, attention, generated ids, text (null without a tokenizer), prefill_nanos and index_nanos (of the
-     * context, shared by its questions) and decode_nanos (the question's own steps).
+     * string, and text string or tokens array&lt;int&gt;; {@code questions}: question_id (int or long), context_id, and
+     * text or tokens (a question's text is tokenized without BOS: it continues its context). Per context, on the
+     * executors, the context is tokenized and prefilled and its index built once, and every question continues a fork
+     * of that session ({@link ModelGeneration}). Options: {@code attention} (default csattention),
+     * {@code maxNewTokens} (16), {@code temperature} (0: greedy), {@code topP} (0.9), {@code samplingSeed} (42),
+     * {@code ignoreEos} (false: stop at the model's end-of-sequence and end-of-turn ids), {@code tokenizer}
+     * (llama2.c's tokenizer.bin, for text with a llama2.c checkpoint), {@code onError} (fail, or route: a bad context
+     * or question gives error rows), and the index settings of {@link CSAttentionOptions}. The result (lazy) has one
+     * row per question: context_id, question_id, attention, generated ids, text (their decoding; null without a
+     * tokenizer), prefill_nanos and index_nanos (of the context, shared by its questions), decode_nanos (the
+     * question's own steps), and error with onError=route (null on answered rows).
      */
     public static Dataset<Row> generate(Dataset<Row> contexts, Dataset<Row> questions, String modelPath,
                                         Map<String, String> options) {
         SparkSession spark = contexts.sparkSession();
-        ModelGeneration.Settings settings = ModelGeneration.Settings.take(options,
-                rest -> CSAttentionOptions.from(spark, rest).settings());
-        org.apache.spark.sql.types.DataType ids = org.apache.spark.sql.types.DataTypes.createArrayType(
-                org.apache.spark.sql.types.DataTypes.IntegerType, true);
-        ModelPrefill.tensors(contexts, modelPath);
+        CSAttentionOptions[] parsed = new CSAttentionOptions[1];
+        ModelGeneration.Settings settings = ModelGeneration.Settings.take(options, rest -> {
+            parsed[0] = CSAttentionOptions.from(spark, rest);
+            return parsed[0].settings();
+        });
+        boolean route = parsed[0].routeErrors();
+        boolean contextText = ModelPrefill.isText(contexts.schema(), ModelPrefill.TABLE);
+        TensorColumn.typed(contexts.schema(), ModelPrefill.TABLE, ContextsSchema.CONTEXT_ID,
+                org.apache.spark.sql.types.DataTypes.StringType);
+        boolean questionText = ModelPrefill.isText(questions.schema(), "questions");
         TensorColumn.typed(questions.schema(), "questions", "question_id",
                 org.apache.spark.sql.types.DataTypes.IntegerType, org.apache.spark.sql.types.DataTypes.LongType);
         TensorColumn.typed(questions.schema(), "questions", "context_id",
                 org.apache.spark.sql.types.DataTypes.StringType);
-        TensorColumn.typed(questions.schema(), "questions", ModelPrefill.TOKENS, ids,
-                org.apache.spark.sql.types.DataTypes.createArrayType(
-                        org.apache.spark.sql.types.DataTypes.IntegerType, false));
         Dataset<Row> grouped = questions
                 .select(functions.col("context_id").as("question_context"), functions.struct(
                         functions.col("question_id").cast("long").as("question_id"),
-                        functions.col(ModelPrefill.TOKENS).cast(ids).as(ModelPrefill.TOKENS)).as("question"))
+                        (questionText ? functions.lit(null).cast(ModelPrefill.IDS)
+                                : functions.col(ModelPrefill.TOKENS).cast(ModelPrefill.IDS)).as(ModelPrefill.TOKENS),
+                        (questionText ? functions.col(ModelPrefill.TEXT)
+                                : functions.lit(null).cast("string")).as(ModelPrefill.TEXT)).as("question"))
                 .groupBy("question_context")
                 .agg(functions.array_sort(functions.collect_list("question")).as("questions"));
+        Dataset<Row> known = ModelPrefill.inputs(contexts, ContextsSchema.CONTEXT_ID, contextText)
+                .withColumn("context_found", functions.lit(true));
         Dataset<Row> joined = grouped
-                .join(contexts.select(functions.col("context_id"), functions.col(ModelPrefill.TOKENS).cast(ids)
-                        .as(ModelPrefill.TOKENS)), grouped.col("question_context").equalTo(functions.col(
-                                "context_id")), "left")
+                .join(known, grouped.col("question_context").equalTo(known.col(ContextsSchema.CONTEXT_ID)), "left")
                 .select(functions.col("question_context").as("context_id"), functions.col(ModelPrefill.TOKENS),
-                        functions.col("questions"))
+                        functions.col(ModelPrefill.TEXT), functions.col("context_found"), functions.col("questions"))
                 .repartition(functions.col("context_id"));
-        return joined.flatMap(new ModelGeneration(modelPath, settings), Encoders.row(ModelGeneration.ANSWERS));
+        return joined.flatMap(new ModelGeneration(modelPath, contextText, questionText, settings, route),
+                Encoders.row(ModelGeneration.answers(route)));
     }
 
     /** {@link #decode(Dataset, String, Map, CSAttentionMetrics)} with counters nobody reads. */

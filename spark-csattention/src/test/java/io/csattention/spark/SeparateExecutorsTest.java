@@ -22,7 +22,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Build and decode with two executors in two separate JVMs ({@code local-cluster[2,1,1024]}: a standalone master and
  * two workers in this JVM, each worker launching its executor as a child process), so that the broadcast, the
- * serialization of options, accumulators and Hadoop configuration, and the per-executor cache cross processes.
+ * serialization of options, accumulators and Hadoop configuration, and the per-executor cache cross processes; then
+ * text contexts and text questions through {@code CSAttention.generate} with the bundled model, tokenized on the
+ * executors, against the library run on the driver.
  *
  * <p>A worker builds the executor command from {@code SPARK_HOME/jars} (and, to learn the Scala version, looks for
  * {@code SPARK_HOME/launcher/target/scala-2.13}); Maven has no Spark distribution, so the test makes one: a temporary
@@ -90,10 +92,66 @@ class SeparateExecutorsTest {
                     + (loads + metrics.cacheHits.value()));
             assertEquals(2, spark.sparkContext().getExecutorMemoryStatus().size() - 1,
                     "two executors besides the driver");
+
+            textAnswersEqualTheLibrarys(spark);
+            System.out.printf("generated from text at %.1f s%n", (System.nanoTime() - t0) / 1e9);
         } finally {
             spark.stop();
             SparkSession.clearActiveSession();
             SparkSession.clearDefaultSession();
+        }
+    }
+
+    /** Two text contexts, two text questions each, greedy csattention answers: the driver's library gives the same. */
+    private static void textAnswersEqualTheLibrarys(SparkSession spark) throws IOException {
+        String model;
+        try {
+            model = Path.of(SeparateExecutorsTest.class.getResource("/models/stories260K.bin").toURI()).toString();
+        } catch (java.net.URISyntaxException e) {
+            throw new IOException(e);
+        }
+        Path tokenizerFile = TextSparkTest.writeTokenizer(dir);
+        io.csattention.model.LlamaModel library = io.csattention.model.ModelFiles.load(Path.of(model));
+        io.csattention.model.Tokenizer tokenizer = io.csattention.model.Tokenizer.readLlama2c(tokenizerFile,
+                library.config().vocabSize());
+        java.util.SplittableRandom random = new java.util.SplittableRandom(31L);
+        System.out.println("SeparateExecutorsTest text seed=31");
+        List<Row> contexts = new ArrayList<>();
+        List<Row> questions = new ArrayList<>();
+        Map<Long, int[]> expected = new java.util.HashMap<>();
+        Map<String, String> options = Map.of("sparsity", "0.75", "centroids", "8", "maxNewTokens", "6",
+                "tokenizer", tokenizerFile.toString());
+        for (int c = 0; c < 2; c++) {
+            String context = TextSparkTest.text(random, 80);
+            contexts.add(org.apache.spark.sql.RowFactory.create("doc-" + c, context));
+            io.csattention.model.Session session = library.newSession();
+            session.prefill(tokenizer.encode(context));
+            session.useAttention(io.csattention.baseline.AttentionMethod.CSATTENTION,
+                    CSAttentionOptions.parse(Map.of("sparsity", "0.75", "centroids", "8")).settings());
+            for (int q = 0; q < 2; q++) {
+                long id = 10L * c + q;
+                String question = TextSparkTest.text(random, 5);
+                questions.add(org.apache.spark.sql.RowFactory.create(id, "doc-" + c, question));
+                int[] encoded = tokenizer.encode(question);
+                io.csattention.model.Session fork = session.forkWithAttention();
+                float[] logits = null;
+                for (int i = 1; i < encoded.length; i++) {
+                    logits = fork.decode(encoded[i]);
+                }
+                expected.put(id, io.csattention.model.Generation.run(fork, logits,
+                        io.csattention.model.Sampler.greedy(), 6, library.stopTokens()).tokens());
+            }
+        }
+        List<Row> answers = CSAttention.generate(
+                spark.createDataFrame(contexts, TextSparkTest.TEXT_CONTEXTS).repartition(2),
+                spark.createDataFrame(questions, TextSparkTest.TEXT_QUESTIONS).repartition(2), model, options)
+                .collectAsList();
+        assertEquals(4, answers.size());
+        for (Row r : answers) {
+            long id = r.getAs("question_id");
+            int[] ids = r.getList(r.fieldIndex("generated")).stream().mapToInt(v -> (Integer) v).toArray();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(expected.get(id), ids, "question " + id);
+            assertEquals(tokenizer.decode(expected.get(id)), r.getAs("text"), "question " + id);
         }
     }
 
