@@ -237,50 +237,102 @@ final class SimdKernels implements VectorKernels {
     }
 
     @Override
-    public float dotCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
-                               float[] mins, float[] x, int xOff, int blocks) {
+    public void dequantizeCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                                     float[] mins, float[] out, int outOff, int blocks) {
         if (blockSize % LANES != 0) {
-            return VectorKernels.super.dotCodeBlocks(codes, codesOff, blockStride, blockSize, scales, mins, x, xOff,
-                    blocks);
+            VectorKernels.super.dequantizeCodeBlocks(codes, codesOff, blockStride, blockSize, scales, mins, out,
+                    outOff, blocks);
+            return;
         }
-        // two loops without a branch inside: a vector assigned under a condition is not kept in registers
-        return mins == null ? scaledBlocks(codes, codesOff, blockStride, blockSize, scales, x, xOff, blocks)
-                : offsetBlocks(codes, codesOff, blockStride, blockSize, scales, mins, x, xOff, blocks);
-    }
-
-    private static float scaledBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
-                                      float[] x, int xOff, int blocks) {
-        FloatVector acc = FloatVector.zero(WIDE);
         for (int b = 0; b < blocks; b++) {
             int c = codesOff + b * blockStride;
-            int xb = xOff + b * blockSize;
-            FloatVector dot = FloatVector.zero(WIDE);
+            int o = outOff + b * blockSize;
+            FloatVector scale = FloatVector.broadcast(WIDE, scales[b]);
+            FloatVector min = FloatVector.broadcast(WIDE, mins == null ? 0f : mins[b]);
             for (int i = 0; i < blockSize; i += LANES) {
-                dot = widen(codes, c + i).fma(FloatVector.fromArray(WIDE, x, xb + i), dot);
+                widen(codes, c + i).mul(scale).sub(min).intoArray(out, o + i);
             }
-            acc = dot.fma(FloatVector.broadcast(WIDE, scales[b]), acc);
         }
-        return sum(acc);
     }
 
-    private static float offsetBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
-                                      float[] mins, float[] x, int xOff, int blocks) {
-        FloatVector acc = FloatVector.zero(WIDE);
-        FloatVector offsets = FloatVector.zero(WIDE);
-        for (int b = 0; b < blocks; b++) {
-            int c = codesOff + b * blockStride;
-            int xb = xOff + b * blockSize;
-            FloatVector dot = FloatVector.zero(WIDE);
-            FloatVector sum = FloatVector.zero(WIDE);
-            for (int i = 0; i < blockSize; i += LANES) {
-                FloatVector xv = FloatVector.fromArray(WIDE, x, xb + i);
-                dot = widen(codes, c + i).fma(xv, dot);
-                sum = sum.add(xv);
+    @Override
+    public void dotTokens(float[] row, int rowOff, float[] x, int xOff, int xStride, int tokens, int length,
+                          float[] out, int outOff, int outStride) {
+        int t = 0;
+        if (length >= LANES) {
+            for (; t + 4 <= tokens; t += 4) {
+                dotFourTokens(row, rowOff, x, xOff + t * xStride, xStride, length, out, outOff + t * outStride,
+                        outStride);
             }
-            acc = dot.fma(FloatVector.broadcast(WIDE, scales[b]), acc);
-            offsets = sum.fma(FloatVector.broadcast(WIDE, mins[b]), offsets);
         }
-        return sum(acc) - sum(offsets);
+        for (; t < tokens; t++) {
+            out[outOff + t * outStride] = dot(row, rowOff, x, xOff + t * xStride, length);
+        }
+    }
+
+    /**
+     * {@link #dot} of one row with four tokens, each with the accumulators and order {@code dot} uses (four over
+     * chunks of 4 lanes-wide vectors, then the first over single vectors, then the scalar tail), the row's chunk
+     * loaded once for the four.
+     */
+    private static void dotFourTokens(float[] row, int rowOff, float[] x, int xOff, int xStride, int length,
+                                      float[] out, int outOff, int outStride) {
+        int x0 = xOff;
+        int x1 = xOff + xStride;
+        int x2 = xOff + 2 * xStride;
+        int x3 = xOff + 3 * xStride;
+        FloatVector a00 = FloatVector.zero(WIDE);
+        FloatVector a01 = FloatVector.zero(WIDE);
+        FloatVector a02 = FloatVector.zero(WIDE);
+        FloatVector a03 = FloatVector.zero(WIDE);
+        FloatVector a10 = FloatVector.zero(WIDE);
+        FloatVector a11 = FloatVector.zero(WIDE);
+        FloatVector a12 = FloatVector.zero(WIDE);
+        FloatVector a13 = FloatVector.zero(WIDE);
+        FloatVector a20 = FloatVector.zero(WIDE);
+        FloatVector a21 = FloatVector.zero(WIDE);
+        FloatVector a22 = FloatVector.zero(WIDE);
+        FloatVector a23 = FloatVector.zero(WIDE);
+        FloatVector a30 = FloatVector.zero(WIDE);
+        FloatVector a31 = FloatVector.zero(WIDE);
+        FloatVector a32 = FloatVector.zero(WIDE);
+        FloatVector a33 = FloatVector.zero(WIDE);
+        int i = 0;
+        for (int upper4 = length - 4 * LANES; i <= upper4; i += 4 * LANES) {
+            FloatVector r0 = FloatVector.fromArray(WIDE, row, rowOff + i);
+            FloatVector r1 = FloatVector.fromArray(WIDE, row, rowOff + i + LANES);
+            FloatVector r2 = FloatVector.fromArray(WIDE, row, rowOff + i + 2 * LANES);
+            FloatVector r3 = FloatVector.fromArray(WIDE, row, rowOff + i + 3 * LANES);
+            a00 = r0.fma(FloatVector.fromArray(WIDE, x, x0 + i), a00);
+            a01 = r1.fma(FloatVector.fromArray(WIDE, x, x0 + i + LANES), a01);
+            a02 = r2.fma(FloatVector.fromArray(WIDE, x, x0 + i + 2 * LANES), a02);
+            a03 = r3.fma(FloatVector.fromArray(WIDE, x, x0 + i + 3 * LANES), a03);
+            a10 = r0.fma(FloatVector.fromArray(WIDE, x, x1 + i), a10);
+            a11 = r1.fma(FloatVector.fromArray(WIDE, x, x1 + i + LANES), a11);
+            a12 = r2.fma(FloatVector.fromArray(WIDE, x, x1 + i + 2 * LANES), a12);
+            a13 = r3.fma(FloatVector.fromArray(WIDE, x, x1 + i + 3 * LANES), a13);
+            a20 = r0.fma(FloatVector.fromArray(WIDE, x, x2 + i), a20);
+            a21 = r1.fma(FloatVector.fromArray(WIDE, x, x2 + i + LANES), a21);
+            a22 = r2.fma(FloatVector.fromArray(WIDE, x, x2 + i + 2 * LANES), a22);
+            a23 = r3.fma(FloatVector.fromArray(WIDE, x, x2 + i + 3 * LANES), a23);
+            a30 = r0.fma(FloatVector.fromArray(WIDE, x, x3 + i), a30);
+            a31 = r1.fma(FloatVector.fromArray(WIDE, x, x3 + i + LANES), a31);
+            a32 = r2.fma(FloatVector.fromArray(WIDE, x, x3 + i + 2 * LANES), a32);
+            a33 = r3.fma(FloatVector.fromArray(WIDE, x, x3 + i + 3 * LANES), a33);
+        }
+        for (int upper = length - LANES; i <= upper; i += LANES) {
+            FloatVector r = FloatVector.fromArray(WIDE, row, rowOff + i);
+            a00 = r.fma(FloatVector.fromArray(WIDE, x, x0 + i), a00);
+            a10 = r.fma(FloatVector.fromArray(WIDE, x, x1 + i), a10);
+            a20 = r.fma(FloatVector.fromArray(WIDE, x, x2 + i), a20);
+            a30 = r.fma(FloatVector.fromArray(WIDE, x, x3 + i), a30);
+        }
+        out[outOff] = dotScalar(row, rowOff, x, x0, i, length, sum(a00.add(a01).add(a02.add(a03))));
+        out[outOff + outStride] = dotScalar(row, rowOff, x, x1, i, length, sum(a10.add(a11).add(a12.add(a13))));
+        out[outOff + 2 * outStride] = dotScalar(row, rowOff, x, x2, i, length,
+                sum(a20.add(a21).add(a22.add(a23))));
+        out[outOff + 3 * outStride] = dotScalar(row, rowOff, x, x3, i, length,
+                sum(a30.add(a31).add(a32.add(a33))));
     }
 
     /** {@code LANES} int8 codes at {@code off} as floats. */

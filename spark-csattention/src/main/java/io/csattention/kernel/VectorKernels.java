@@ -67,28 +67,34 @@ public interface VectorKernels {
     }
 
     /**
-     * The dot product of a quantized weight row with {@code x}, dequantized in registers: the row is {@code blocks}
-     * blocks of {@code blockSize} int8 codes, block b's at {@code codes[codesOff + b * blockStride ..)}, standing for
-     * {@code scales[b] * code - mins[b]} ({@code mins} null: no offset). Returns
-     * {@code sum_b (scales[b] * sum_i codes[..i] * x[xOff + b * blockSize + i] - mins[b] * sum_i x[xOff + b * blockSize + i])},
-     * each block's sums first, then the blocks in order (the scalar reference's order; a faster implementation may
-     * reassociate within the block and across its vector lanes, the same way on every call).
+     * Dequantizes int8 code blocks into floats: {@code out[outOff + b * blockSize + i] = scales[b] * code - mins[b]}
+     * (a product rounded to float, then a difference; {@code mins} null: no offset) with code
+     * {@code codes[codesOff + b * blockStride + i]}, for b in [0, blocks) and i in [0, blockSize). Every
+     * implementation gives the same bits.
      */
-    default float dotCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
-                                float[] mins, float[] x, int xOff, int blocks) {
-        float total = 0f;
+    default void dequantizeCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                                      float[] mins, float[] out, int outOff, int blocks) {
         for (int b = 0; b < blocks; b++) {
             int c = codesOff + b * blockStride;
-            int xb = xOff + b * blockSize;
-            float dot = 0f;
-            float sum = 0f;
+            int o = outOff + b * blockSize;
+            float scale = scales[b];
+            float min = mins == null ? 0f : mins[b];
             for (int i = 0; i < blockSize; i++) {
-                dot += codes[c + i] * x[xb + i];
-                sum += x[xb + i];
+                out[o + i] = scale * codes[c + i] - min;
             }
-            total += scales[b] * dot - (mins == null ? 0f : mins[b] * sum);
         }
-        return total;
+    }
+
+    /**
+     * One weight row against a block of tokens: {@code out[outOff + t * outStride] = dot(row, rowOff, x, xOff + t *
+     * xStride, length)} for t in [0, tokens), each exactly as {@link #dot} computes it, so a token's result does not
+     * depend on the others in the block (a faster implementation reads the row once for several tokens).
+     */
+    default void dotTokens(float[] row, int rowOff, float[] x, int xOff, int xStride, int tokens, int length,
+                           float[] out, int outOff, int outStride) {
+        for (int t = 0; t < tokens; t++) {
+            out[outOff + t * outStride] = dot(row, rowOff, x, xOff + t * xStride, length);
+        }
     }
 
     /** {@code y[yOff+i] += alpha * x[xOff+i]} for i in [0, length). */

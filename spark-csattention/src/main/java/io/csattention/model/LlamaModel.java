@@ -207,9 +207,10 @@ public final class LlamaModel {
     }
 
     /**
-     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Each weight row is prepared once (its bytes read
-     * and unpacked to int8 codes and block scales, {@link WeightMatrix#prepare}) and dotted with every token of the
-     * block in registers ({@link WeightMatrix#dotPrepared}); row ranges are split across threads when the product is
+     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Each weight row is prepared once (its bytes read,
+     * unpacked and dequantized in vector registers into an L1-resident row, {@link WeightMatrix#prepare}) and dotted
+     * with every token of the block, four tokens per pass over the row ({@link WeightMatrix#dotPreparedTokens}); row
+     * ranges are split across threads when the product is
      * large. An output element is one dot product computed by one thread, the same whatever the number of tokens
      * (prefill, one decode step, a batch of sequences) or of threads, so batched and single-sequence decoding give
      * the same bits.
@@ -225,10 +226,8 @@ public final class LlamaModel {
             WeightMatrix.Scratch scratch = new WeightMatrix.Scratch();
             int to = (int) ((long) rows * (chunk + 1) / chunks);
             for (int r = (int) ((long) rows * chunk / chunks); r < to; r++) {
-                w.prepare(r, scratch);
-                for (int t = 0; t < tokens; t++) {
-                    out[t * rows + r] = w.dotPrepared(scratch, x, t * cols, kernels);
-                }
+                w.prepare(r, scratch, kernels);
+                w.dotPreparedTokens(scratch, x, tokens, out, r, rows, kernels);
             }
         });
     }

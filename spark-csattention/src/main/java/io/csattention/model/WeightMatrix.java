@@ -312,7 +312,6 @@ public final class WeightMatrix {
         private float[] scales = new float[0];
         private float[] mins = new float[0];
         private float[] floats = new float[0];
-        private boolean withOffsets;
 
         private void fit(int rawBytes, int cols, int blocks) {
             if (raw.length < rawBytes) {
@@ -330,20 +329,21 @@ public final class WeightMatrix {
     }
 
     /**
-     * {@code dot(row r, x[xOff .. xOff + cols))} without writing the row out as floats: {@link #prepare} then
-     * {@link #dotPrepared}. The same bits on every call and thread for the same inputs.
+     * {@code dot(row r, x[xOff .. xOff + cols))}: {@link #prepare} then {@link #dotPrepared}. The same bits on every
+     * call and thread for the same inputs.
      */
     public float dot(int r, float[] x, int xOff, io.csattention.kernel.VectorKernels kernels, Scratch s) {
-        prepare(r, s);
+        prepare(r, s, kernels);
         return dotPrepared(s, x, xOff, kernels);
     }
 
     /**
      * Makes row {@code r} ready for {@link #dotPrepared} in {@code s}: the row's bytes are copied once; integer types
-     * are unpacked to int8 codes with a scale (and offset) per block of 16 or 32; float types are widened to floats.
-     * A matrix product prepares a row once and dots it with every token of its block.
+     * are unpacked to int8 codes with a scale (and offset) per block of 16 or 32 and dequantized to floats in vector
+     * registers ({@link io.csattention.kernel.VectorKernels#dequantizeCodeBlocks}); float types are widened. A matrix
+     * product prepares a row once and dots it with every token of its block while it is in the L1 cache.
      */
-    public void prepare(int r, Scratch s) {
+    public void prepare(int r, Scratch s, io.csattention.kernel.VectorKernels kernels) {
         int rowBytes = (int) type.bytes(cols);
         int blocks = type.blockSize() > 1 ? cols / type.blockSize() : 0;
         s.fit(rowBytes, cols, Math.max(blocks * 16, 1));
@@ -364,33 +364,42 @@ public final class WeightMatrix {
                 for (int b = 0; b < blocks; b++) {
                     s.scales[b] = Half.toFloat(shortAt(raw, b * 34));
                 }
+                kernels.dequantizeCodeBlocks(raw, 2, 34, 32, s.scales, null, s.floats, 0, blocks);
             }
-            case Q4_0, Q4_1, Q5_0, Q5_1 -> s.withOffsets = unpackSmall(raw, blocks, s);
+            case Q4_0, Q4_1, Q5_0, Q5_1 -> {
+                boolean offsets = unpackSmall(raw, blocks, s);
+                kernels.dequantizeCodeBlocks(s.codes, 0, 32, 32, s.scales, offsets ? s.mins : null, s.floats, 0,
+                        blocks);
+            }
             case Q4_K, Q5_K -> {
                 for (int b = 0; b < blocks; b++) {
                     unpackK(raw, b * type.blockBytes(), type == TensorType.Q5_K, s, b);
                 }
+                kernels.dequantizeCodeBlocks(s.codes, 0, 32, 32, s.scales, s.mins, s.floats, 0, 8 * blocks);
             }
             case Q6_K -> {
                 for (int b = 0; b < blocks; b++) {
                     unpackQ6K(raw, b * 210, s, b);
                 }
+                kernels.dequantizeCodeBlocks(s.codes, 0, 16, 16, s.scales, null, s.floats, 0, 16 * blocks);
             }
             default -> throw new IllegalStateException("no dot for " + type);
         }
     }
 
-    /** {@code dot(the row prepared in s, x[xOff .. xOff + cols))}, dequantized in registers. */
+    /** {@code dot(the row prepared in s, x[xOff .. xOff + cols))}. */
     public float dotPrepared(Scratch s, float[] x, int xOff, io.csattention.kernel.VectorKernels kernels) {
-        int blocks = type.blockSize() > 1 ? cols / type.blockSize() : 0;
-        return switch (type) {
-            case F32, F16, BF16 -> kernels.dot(s.floats, 0, x, xOff, cols);
-            case Q8_0 -> kernels.dotCodeBlocks(s.raw, 2, 34, 32, s.scales, null, x, xOff, blocks);
-            case Q4_0, Q4_1, Q5_0, Q5_1 -> kernels.dotCodeBlocks(s.codes, 0, 32, 32, s.scales,
-                    s.withOffsets ? s.mins : null, x, xOff, blocks);
-            case Q4_K, Q5_K -> kernels.dotCodeBlocks(s.codes, 0, 32, 32, s.scales, s.mins, x, xOff, 8 * blocks);
-            case Q6_K -> kernels.dotCodeBlocks(s.codes, 0, 16, 16, s.scales, null, x, xOff, 16 * blocks);
-        };
+        return kernels.dot(s.floats, 0, x, xOff, cols);
+    }
+
+    /**
+     * The row prepared in {@code s} against {@code tokens} rows of x [tokens, cols]: {@code out[outOff + t *
+     * outStride] = dotPrepared(s, x, t * cols)}, the same bits, the row read once for several tokens
+     * ({@link io.csattention.kernel.VectorKernels#dotTokens}).
+     */
+    public void dotPreparedTokens(Scratch s, float[] x, int tokens, float[] out, int outOff, int outStride,
+                                  io.csattention.kernel.VectorKernels kernels) {
+        kernels.dotTokens(s.floats, 0, x, 0, cols, tokens, cols, out, outOff, outStride);
     }
 
     private static short shortAt(byte[] raw, int at) {

@@ -89,6 +89,54 @@ class KernelContractTest {
 
     @ParameterizedTest
     @MethodSource("backends")
+    void dotTokensIsDotForEveryTokenBitForBit(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 7);
+        for (int length : LENGTHS) {
+            for (int tokens : new int[] {1, 3, 4, 5, 9}) {
+                int rowOff = 1;
+                int xStride = length + 2;
+                float[] row = random(random, rowOff + length);
+                float[] x = random(random, 3 + tokens * xStride);
+                float[] out = new float[2 + 3 * tokens];
+                kernels.dotTokens(row, rowOff, x, 3, xStride, tokens, length, out, 2, 3);
+                for (int t = 0; t < tokens; t++) {
+                    assertEquals(Float.floatToIntBits(kernels.dot(row, rowOff, x, 3 + t * xStride, length)),
+                            Float.floatToIntBits(out[2 + 3 * t]), kernels.name() + " length=" + length + " tokens="
+                                    + tokens + " token " + t);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dequantizeCodeBlocksIsScaleTimesCodeMinusOffsetExactly(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 8);
+        for (int blockSize : new int[] {16, 32}) {
+            for (boolean offsets : new boolean[] {false, true}) {
+                int blocks = 7;
+                int stride = blockSize + 2;
+                byte[] codes = new byte[3 + blocks * stride];
+                random.nextBytes(codes);
+                float[] scales = random(random, blocks);
+                float[] mins = offsets ? random(random, blocks) : null;
+                float[] out = new float[5 + blocks * blockSize];
+                kernels.dequantizeCodeBlocks(codes, 3, stride, blockSize, scales, mins, out, 5, blocks);
+                for (int b = 0; b < blocks; b++) {
+                    for (int i = 0; i < blockSize; i++) {
+                        // one float product, then one float difference: exact to the bit in every backend
+                        float expected = (float) ((double) scales[b] * codes[3 + b * stride + i]);
+                        expected = (float) ((double) expected - (offsets ? mins[b] : 0f));
+                        assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(out[5 + b * blockSize + i]),
+                                kernels.name() + " block " + b + " element " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
     void dotRowsMatchScalar(VectorKernels kernels) {
         SplittableRandom random = new SplittableRandom(SEED + 1);
         for (int length : LENGTHS) {

@@ -143,14 +143,14 @@ class WeightMatrixDotTest {
             assertEquals(Float.floatToIntBits(m.dot(r, x, 0, model.kernels(), scratch)),
                     Float.floatToIntBits(parallel[r]), "row " + r);
         }
-        // three tokens in one product (prefill, a batch of sequences): each token's outputs as if alone
-        float[] three = new float[3 * cols];
+        // five tokens in one product (prefill, a batch of sequences): each token's outputs as if alone
+        float[] three = new float[5 * cols];
         for (int i = 0; i < three.length; i++) {
             three[i] = (float) random.nextGaussian();
         }
-        float[] together = new float[3 * rows];
-        model.matmul(m, three, 3, together);
-        for (int t = 0; t < 3; t++) {
+        float[] together = new float[5 * rows];
+        model.matmul(m, three, 5, together);
+        for (int t = 0; t < 5; t++) {
             float[] alone = new float[rows];
             model.matmul(m, java.util.Arrays.copyOfRange(three, t * cols, (t + 1) * cols), 1, alone);
             for (int r = 0; r < rows; r++) {
