@@ -43,7 +43,8 @@ prepare() {
   mvn -o -q -DskipTests compile -pl jobs -am 2>/dev/null || mvn -q -DskipTests compile -pl jobs -am
   (cd jobs/target/classes && jar cf "$OLDPWD/$STAGE/lib/csattention-gpu-bench.jar" \
     io/csattention/jobs/GpuBenchCommand*.class io/csattention/jobs/DeviceOption*.class \
-    io/csattention/jobs/CommandRunner*.class io/csattention/jobs/UserErrors*.class)
+    io/csattention/jobs/CommandRunner*.class io/csattention/jobs/UserErrors*.class \
+    io/csattention/jobs/NumericOptions*.class)
   local picocli
   picocli="info.picocli:picocli:$(sed -n 's:.*<picocli.version>\(.*\)</picocli.version>.*:\1:p' pom.xml)"
   mvn -o -q "$DEPENDENCY_PLUGIN:copy" -Dartifact="$picocli" -DoutputDirectory="$PWD/$STAGE/lib" 2>/dev/null \
