@@ -7,6 +7,7 @@ Every cell runs in order; a cell error fails the run (exit 1), except in cells t
 error must be the command line's one line ("error: <what>; <name>=<value>"), not a stack trace. The executed
 notebook (with its outputs) is written to OUT; the committed notebook stays without outputs.
 """
+import datetime
 import sys
 import time
 
@@ -56,9 +57,18 @@ def main(argv):
         print("error: " + problem, file=sys.stderr)
     if problems:
         return 1
-    print("executed %d code cells of %s with kernel %s in %.1f s; outputs in %s"
+    for index, cell in enumerate(notebook.cells):
+        timing = cell.metadata.get("execution", {})
+        if cell.cell_type == "code" and "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            took = parse(timing["shell.execute_reply"]) - parse(timing["iopub.execute_input"])
+            print("  cell %2d %6.1f s  %s" % (index, took.total_seconds(), cell.source.split("\n")[0][:70]))
+    print("executed %d code cells of %s with kernel %s in %.1f s (kernel start included); outputs in %s"
           % (code_cells, path, kernel, seconds, out))
     return 0
+
+
+def parse(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 if __name__ == "__main__":

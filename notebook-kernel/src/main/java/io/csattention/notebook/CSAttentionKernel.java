@@ -7,6 +7,7 @@ import io.github.spencerpark.jupyter.kernel.LanguageInfo;
 import io.github.spencerpark.jupyter.kernel.display.DisplayData;
 import org.apache.spark.sql.Dataset;
 
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
@@ -18,17 +19,24 @@ import java.util.concurrent.CompletionException;
  * The Jupyter kernel of the walkthroughs: Scala cells (Scala 2.13, the session bound as {@code spark}) and
  * {@code %sql} cells against a local Spark session with the CSAttention extension, the project's jar on the class
  * path. Built on the Jupyter protocol library {@code io.github.spencerpark:jupyter-jvm-basekernel}. A cell's user
- * error (a missing index path, a wrong head) is shown as the command line's one line, not a stack trace.
+ * error (a missing index path, a wrong head) is shown as the command line's one line, not a stack trace. What a cell
+ * prints on stdout is its output; stderr (Spark's log) is the kernel's log.
  *
  * <p>Install: {@code jupyter kernelspec install --user --name csattention notebook-kernel/target/kernelspec}.
  */
 public final class CSAttentionKernel extends BaseKernel {
 
     private static final int SHOWN_ROWS = 50;
+    /** Held so that the level stays set: the protocol library logs every message at INFO. */
+    private static final java.util.logging.Logger PROTOCOL_LOG = java.util.logging.Logger.getLogger(
+            "io.github.spencerpark.jupyter");
 
     private final CompletableFuture<NotebookSession> session;
 
     CSAttentionKernel() {
+        // stdout goes to the cell (in eval); stderr stays the kernel's, so Spark's log lines (an executor's logged
+        // stack trace included) go to the kernel's log, not into the notebook
+        setShouldReplaceStdStreams(false);
         // started while the kernel already answers (the session and the Scala compiler take a while to start)
         session = CompletableFuture.supplyAsync(() -> new NotebookSession(NotebookSession.localSpark()));
         Walkthrough.displaySink = value -> display(displayData(value));
@@ -40,6 +48,7 @@ public final class CSAttentionKernel extends BaseKernel {
                     + args.length);
             System.exit(2);
         }
+        PROTOCOL_LOG.setLevel(java.util.logging.Level.WARNING);
         Path connectionFile = Path.of(args[0]);
         if (!Files.isReadable(connectionFile)) {
             System.err.println("error: connection file must be readable; path=" + connectionFile);
@@ -69,6 +78,17 @@ public final class CSAttentionKernel extends BaseKernel {
 
     @Override
     public DisplayData eval(String code) throws Exception {
+        PrintStream processOut = System.out;
+        System.setOut(getIO().out);
+        try {
+            return evalCell(code);
+        } finally {
+            System.out.flush();
+            System.setOut(processOut);
+        }
+    }
+
+    private DisplayData evalCell(String code) throws Exception {
         NotebookSession notebook;
         try {
             notebook = session.join();

@@ -15,6 +15,9 @@ public final class CellError extends Exception {
      * exception's own text with its stack trace (a bug to report, not bad input).
      */
     static CellError of(Throwable error) {
+        if (error instanceof CellError cell) {
+            return cell;
+        }
         String line = io.csattention.jobs.Notebooks.errorLine(error);
         if (line != null) {
             return new CellError(line, error);

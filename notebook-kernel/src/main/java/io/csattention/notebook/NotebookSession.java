@@ -65,7 +65,7 @@ public final class NotebookSession implements AutoCloseable {
     public Walkthrough.Shown sql(String statement, int rows) throws CellError {
         try {
             return Walkthrough.show(spark.sql(statement.strip()), rows);
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // Spark's exceptions reach here undeclared (SparkException is checked)
             throw CellError.of(e);
         }
     }

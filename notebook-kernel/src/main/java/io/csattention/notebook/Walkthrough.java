@@ -65,7 +65,8 @@ public final class Walkthrough {
 
     /**
      * Runs {@code body}; a user's error (a missing path, a wrong head) is printed as its one line, the way the command
-     * line prints it, instead of failing the cell. For notes whose runner shows a failed paragraph's stack trace.
+     * line prints it, instead of failing the cell: for notes whose runner (Zeppelin) shows a failed paragraph's stack
+     * trace. Any other error fails the cell.
      */
     public static void oneLine(scala.Function0<?> body) throws CellError {
         try {
