@@ -27,9 +27,6 @@ import java.util.concurrent.CompletionException;
 public final class CSAttentionKernel extends BaseKernel {
 
     private static final int SHOWN_ROWS = 50;
-    /** Held so that the level stays set: the protocol library logs every message at INFO. */
-    private static final java.util.logging.Logger PROTOCOL_LOG = java.util.logging.Logger.getLogger(
-            "io.github.spencerpark.jupyter");
 
     private final CompletableFuture<NotebookSession> session;
 
@@ -48,7 +45,8 @@ public final class CSAttentionKernel extends BaseKernel {
                     + args.length);
             System.exit(2);
         }
-        PROTOCOL_LOG.setLevel(java.util.logging.Level.WARNING);
+        // the protocol library logs every message at INFO; its sockets' loggers have this one as their parent
+        io.github.spencerpark.jupyter.channels.JupyterSocket.JUPYTER_LOGGER.setLevel(java.util.logging.Level.WARNING);
         Path connectionFile = Path.of(args[0]);
         if (!Files.isReadable(connectionFile)) {
             System.err.println("error: connection file must be readable; path=" + connectionFile);

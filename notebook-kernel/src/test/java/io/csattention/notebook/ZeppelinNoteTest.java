@@ -180,6 +180,7 @@ class ZeppelinNoteTest {
 
     private static <T> T titled(Map<String, T> results, String titleStart) {
         return results.entrySet().stream().filter(e -> e.getKey().startsWith(titleStart)).map(Map.Entry::getValue)
-                .findFirst().orElseGet(() -> fail("no paragraph titled '" + titleStart + "...' in " + results.keySet()));
+                .findFirst()
+                .orElseGet(() -> fail("no paragraph titled '" + titleStart + "...' in " + results.keySet()));
     }
 }
