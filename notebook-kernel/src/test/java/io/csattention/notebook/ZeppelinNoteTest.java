@@ -6,6 +6,7 @@ import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -30,12 +31,15 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@code spark-repl} module is not served here, the compiler's REPL that it builds on is), {@code %sql} through the
  * session after Zeppelin's form substitution ({@code ${name=default}} becomes its default; Zeppelin substitutes forms
  * in {@code %sql} only, the Spark interpreter's form type being native), {@code %md} rendered by Zeppelin and not
- * run. A paragraph of any other interpreter, or one that fails, fails the test.
+ * run. A paragraph of any other interpreter, or one that fails, fails the test. The sample goes to a temporary
+ * directory instead of the note's {@code /tmp/csattention-notebook}, as a user would type it into the note.
  */
 class ZeppelinNoteTest {
 
     private static final Path NOTE = Path.of("..", "notebooks", "csattention-walkthrough.zpln");
     private static final Pattern FORM = Pattern.compile("\\$\\{([^}]*)}");
+    /** The note's sample directory: the first paragraph's {@code val base} and the forms' defaults. */
+    private static final String NOTE_BASE = "/tmp/csattention-notebook";
     /** The sample's tensor-level size (Notebooks.writeSample) and the note's sparsity, stated independently. */
     private static final int CONTEXTS = 2;
     private static final int KV_HEADS = 2;
@@ -45,6 +49,9 @@ class ZeppelinNoteTest {
     private static final int MODEL_CONTEXTS = 2;
     private static final int QUESTIONS = 2;
     private static final double SPARSITY = 0.95;
+
+    @TempDir
+    static Path dir;
 
     private static SparkSession spark;
     private static NotebookSession session;
@@ -68,8 +75,13 @@ class ZeppelinNoteTest {
         JsonNode note = new ObjectMapper().readTree(NOTE.toFile());
         Map<String, String> printed = new LinkedHashMap<>();
         Map<String, Walkthrough.Shown> tables = new LinkedHashMap<>();
+        assertTrue(note.get("paragraphs").get(1).get("text").asText().contains("val base = \"" + NOTE_BASE + "\""),
+                "the first %spark paragraph names the sample directory");
+        // run as a user who typed another directory into the first paragraph and the forms: concurrent builds on
+        // one machine do not share the sample
+        String base = dir.resolve("csattention-notebook").toString();
         for (JsonNode paragraph : note.get("paragraphs")) {
-            String text = paragraph.get("text").asText();
+            String text = paragraph.get("text").asText().replace(NOTE_BASE, base);
             String title = paragraph.path("title").asText();
             String interpreter = text.startsWith("%") ? text.substring(1, text.indexOf('\n')).strip() : "spark";
             String code = text.startsWith("%") ? text.substring(text.indexOf('\n') + 1) : text;
