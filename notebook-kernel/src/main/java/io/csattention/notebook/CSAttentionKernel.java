@@ -35,7 +35,7 @@ public final class CSAttentionKernel extends BaseKernel {
         // stack trace included) go to the kernel's log, not into the notebook
         setShouldReplaceStdStreams(false);
         // started while the kernel already answers (the session and the Scala compiler take a while to start)
-        session = CompletableFuture.supplyAsync(() -> new NotebookSession(NotebookSession.localSpark()));
+        session = CompletableFuture.supplyAsync(NotebookSession::start);
         Walkthrough.displaySink = value -> display(displayData(value));
     }
 

@@ -4,6 +4,7 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
+import java.util.concurrent.CompletableFuture;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -26,9 +27,28 @@ public final class NotebookSession implements AutoCloseable {
     private final SparkSession spark;
     private final ScalaCells scala;
 
-    public NotebookSession(SparkSession spark) {
+    private NotebookSession(SparkSession spark, ScalaCells scala) {
         this.spark = spark;
-        this.scala = new ScalaCells(spark);
+        this.scala = scala;
+        scala.bind(spark);
+    }
+
+    /**
+     * {@link #localSpark()} and the Scala compiler, started on two threads at once (each is mostly one thread's
+     * work), then bound together.
+     */
+    public static NotebookSession start() {
+        CompletableFuture<SparkSession> spark = CompletableFuture.supplyAsync(NotebookSession::localSpark,
+                NotebookSession::newThread);
+        CompletableFuture<ScalaCells> scala = CompletableFuture.supplyAsync(ScalaCells::new,
+                NotebookSession::newThread);
+        return spark.thenCombine(scala, NotebookSession::new).join();
+    }
+
+    private static void newThread(Runnable task) {
+        Thread thread = new Thread(task, "notebook-start");
+        thread.setDaemon(true);
+        thread.start();
     }
 
     /** The session of a notebook on this machine: {@code local[*]}, the extension loaded, no UI. */

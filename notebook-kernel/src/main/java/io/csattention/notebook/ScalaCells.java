@@ -31,7 +31,8 @@ public final class ScalaCells implements AutoCloseable {
     private final IMain repl;
     private final StringWriter echo = new StringWriter();
 
-    public ScalaCells(SparkSession spark) {
+    /** Starts the compiler (seconds; nothing of Spark is needed, so it may run while the session starts). */
+    public ScalaCells() {
         Settings settings = new Settings();
         settings.processArgumentString("-classpath " + String.join(File.pathSeparator, classPath())
                 + " -Yrepl-class-based -deprecation:false");
@@ -39,6 +40,10 @@ public final class ScalaCells implements AutoCloseable {
         if (!repl.initializeCompiler()) {
             throw new IllegalStateException("the Scala compiler did not start: " + echo);
         }
+    }
+
+    /** Binds {@code spark} and imports {@code spark.implicits._} and {@link Walkthrough}'s helpers. */
+    void bind(SparkSession spark) {
         repl.bind("spark", SparkSession.class.getName(), spark,
                 scala.collection.immutable.List$.MODULE$.<String>empty());
         try {

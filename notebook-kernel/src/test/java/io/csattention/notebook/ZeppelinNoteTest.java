@@ -59,8 +59,8 @@ class ZeppelinNoteTest {
     @BeforeAll
     static void start() {
         long start = System.nanoTime();
-        spark = NotebookSession.localSpark();
-        session = new NotebookSession(spark);
+        session = NotebookSession.start();
+        spark = session.spark();
         System.err.printf("zeppelin: session and Scala REPL started in %.1f s%n", (System.nanoTime() - start) / 1e9);
     }
 
