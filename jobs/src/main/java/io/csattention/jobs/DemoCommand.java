@@ -170,7 +170,7 @@ final class DemoCommand implements Callable<Integer> {
                 }
             }
         }
-        writeSample(spark, data, contextsPath, queriesPath);
+        writeSample(spark, data, contexts, layers, kvHeads, queries, contextsPath, queriesPath);
 
         long start = System.nanoTime();
         IndexSet.Manifest manifest = CSAttention.buildIndexes(spark.read().parquet(contextsPath), indexPath,
@@ -222,12 +222,13 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     /** Writes the sample's contexts and queries tables, generated on the executors (one task per head). */
-    private void writeSample(SparkSession spark, DemoContexts data, String contextsPath, String queriesPath) {
+    static void writeSample(SparkSession spark, DemoContexts data, int contexts, int layers, int kvHeads, int queries,
+                            String contextsPath, String queriesPath) {
         int headCount = contexts * layers * kvHeads;
         int perHead = queries;
         int layerCount = layers;
         int kvHeadCount = kvHeads;
-        int headDim = dim;
+        int headDim = data.dim;
         var ids = spark.range(0, headCount, 1, Math.min(headCount, spark.sparkContext().defaultParallelism()));
         ids.flatMap((org.apache.spark.api.java.function.FlatMapFunction<Long, Row>) i -> {
             int h = (int) (i % kvHeadCount);
