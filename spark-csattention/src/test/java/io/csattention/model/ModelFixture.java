@@ -14,12 +14,13 @@ import java.util.Random;
  * pre-tokenizer). Matrix widths are multiples of 256, so the K-quant {@link Mix}es apply to every matrix.
  *
  * <p>Weights are Gaussian with standard deviation 1/sqrt(cols) (activations of order 1), norms 1 + N(0, 0.1^2),
- * biases N(0, 0.5^2); the seed is printed by {@link #write}.
+ * biases N(0, 0.5^2); the seed is printed by {@link #write}. Public for the Spark tests, which write fixtures to
+ * files that executors read.
  */
-final class ModelFixture {
+public final class ModelFixture {
 
     /** The tensor types of a file, as llama.cpp's quantization presets assign them to a 2-layer model. */
-    enum Mix {
+    public enum Mix {
         F32(TensorType.F32, TensorType.F32, TensorType.F32),
         Q8_0(TensorType.Q8_0, TensorType.Q8_0, TensorType.Q8_0),
         /** Q4_K, with attn_v, ffn_down (use_more_bits: both layers of two) and output in Q6_K. */
@@ -76,16 +77,16 @@ final class ModelFixture {
     }
 
     /** Llama 3.1-shaped: architecture llama, Llama 3 vocabulary, {@code rope_freqs.weight}, base 500000. */
-    static ModelFixture llama3() {
+    public static ModelFixture llama3() {
         return new ModelFixture("llama", "llama3", "llama-bpe", 500000f, LLAMA3_TEMPLATE);
     }
 
     /** Qwen2-shaped: architecture qwen2, QKV biases, the Qwen vocabulary, base 1000000. */
-    static ModelFixture qwen2() {
+    public static ModelFixture qwen2() {
         return new ModelFixture("qwen2", "qwen3", "qwen2", 1000000f, QWEN2_TEMPLATE);
     }
 
-    ModelFixture mix(Mix m) {
+    public ModelFixture mix(Mix m) {
         this.mix = m;
         return this;
     }
@@ -96,7 +97,7 @@ final class ModelFixture {
         return this;
     }
 
-    ModelFixture seed(long s) {
+    public ModelFixture seed(long s) {
         this.seed = s;
         return this;
     }
@@ -111,7 +112,7 @@ final class ModelFixture {
     }
 
     /** Swaps two rows of {@code output.weight} after drawing it (untied only): their logits trade places. */
-    ModelFixture swapOutputRows(int a, int b) {
+    public ModelFixture swapOutputRows(int a, int b) {
         this.swappedOutputRows = new int[] {a, b};
         return this;
     }
@@ -187,7 +188,7 @@ final class ModelFixture {
     }
 
     /** Writes the fixture to {@code file}, printing its seed and size. */
-    Path write(Path file) throws IOException {
+    public Path write(Path file) throws IOException {
         writer().write(file);
         System.out.printf("model fixture %s %s%s seed=%d: %d bytes%n", architecture, mix, tied ? " tied" : "", seed,
                 java.nio.file.Files.size(file));
