@@ -39,6 +39,15 @@ final class ModelContexts {
             .add("context_id", DataTypes.StringType, false)
             .add("text", DataTypes.StringType, false);
 
+    static final StructType TOKEN_CONTEXTS = new StructType()
+            .add("context_id", DataTypes.StringType, false)
+            .add("tokens", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
+
+    static final StructType TOKEN_QUESTIONS = new StructType()
+            .add("question_id", DataTypes.LongType, false)
+            .add("context_id", DataTypes.StringType, false)
+            .add("tokens", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
+
     /** The stand-in's first piece after the byte pieces: ids 259..511 are U+0100..U+01FC, one character each. */
     static final char FIRST_PIECE = '\u0100';
 
@@ -110,6 +119,26 @@ final class ModelContexts {
             rows.add(RowFactory.create(contextId(c), tokenizer.decode(contexts.get(c))));
         }
         return spark.createDataFrame(rows, CONTEXTS);
+    }
+
+    /** Contexts as token ids: rows (context_id, tokens). */
+    static Dataset<Row> tokenContexts(SparkSession spark, List<int[]> contexts) {
+        List<Row> rows = new ArrayList<>();
+        for (int c = 0; c < contexts.size(); c++) {
+            rows.add(RowFactory.create(contextId(c), contexts.get(c)));
+        }
+        return spark.createDataFrame(rows, TOKEN_CONTEXTS);
+    }
+
+    /** Questions of each context as token ids: rows (question_id, context_id, tokens), ids numbered per context. */
+    static Dataset<Row> tokenQuestions(SparkSession spark, List<List<int[]>> perContext) {
+        List<Row> rows = new ArrayList<>();
+        for (int c = 0; c < perContext.size(); c++) {
+            for (int q = 0; q < perContext.get(c).size(); q++) {
+                rows.add(RowFactory.create((long) c * 1000 + q, contextId(c), perContext.get(c).get(q)));
+            }
+        }
+        return spark.createDataFrame(rows, TOKEN_QUESTIONS);
     }
 
     /** Questions of each context as text: rows (question_id, context_id, text), ids numbered per context. */

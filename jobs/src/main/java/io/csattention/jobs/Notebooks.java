@@ -67,8 +67,8 @@ public final class Notebooks {
             }
             questions.add(perContext);
         }
-        ModelContexts.contexts(spark, contextTokens).write().parquet(root.resolve("model-contexts.parquet").toString());
-        ModelContexts.questions(spark, questions).write().parquet(root.resolve("questions.parquet").toString());
+        ModelContexts.tokenContexts(spark, contextTokens).write().parquet(root.resolve("model-contexts.parquet").toString());
+        ModelContexts.tokenQuestions(spark, questions).write().parquet(root.resolve("questions.parquet").toString());
         PrintStream out = System.out;
         out.printf("sample under %s%n", root);
         out.printf("  contexts.parquet       %d contexts x %d layer x %d KV heads, N=%d keys, head_dim=%d%n",
