@@ -487,29 +487,21 @@ public final class WeightMatrix {
     }
 
     /**
-     * Reads the bytes of rows [from, to) as longs and returns their XOR: the read-bandwidth reference of the model
-     * benchmark (the least a product over these rows must read).
+     * Copies the bytes of rows [from, to) into a small buffer, row by row, and returns a checksum of what it read:
+     * the read-bandwidth reference of the model benchmark (the least a product over these rows must read, at the
+     * speed of a bulk copy).
      */
     public long readRows(int from, int to) {
-        long rowBytes = type.bytes(cols);
-        long x0 = 0;
-        long x1 = 0;
+        int rowBytes = (int) type.bytes(cols);
+        byte[] buffer = new byte[rowBytes];
+        long sum = 0;
         for (int r = from; r < to; r++) {
             int stored = rowOrder == null ? r : rowOrder[r];
             int segment = stored / rowsPerSegment;
-            ByteBuffer bytes = segments[segment];
-            int start = (int) ((stored - segment * rowsPerSegment) * rowBytes);
-            int end = (int) (start + rowBytes);
-            int i = start;
-            for (; i + 16 <= end; i += 16) {
-                x0 ^= bytes.getLong(i);
-                x1 ^= bytes.getLong(i + 8);
-            }
-            for (; i < end; i++) {
-                x0 ^= bytes.get(i);
-            }
+            segments[segment].get((stored - segment * rowsPerSegment) * rowBytes, buffer, 0, rowBytes);
+            sum += buffer[r % rowBytes];
         }
-        return x0 ^ x1;
+        return sum;
     }
 
     /** Every element as float32 (small tensors: norms). */
