@@ -106,8 +106,15 @@ final class BenchModelCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter o = spec.commandLine().getOut();
-        SyntheticModel.Shape s = SyntheticModel.Shape.parse(shape);
-        SyntheticModel.Quant q = SyntheticModel.Quant.parse(quant);
+        SyntheticModel.Shape s;
+        SyntheticModel.Quant q;
+        try {
+            s = SyntheticModel.Shape.parse(shape);
+            q = SyntheticModel.Quant.parse(quant);
+        } catch (IllegalArgumentException e) {
+            // the flags' names, not the library's words
+            throw new IllegalArgumentException("--" + e.getMessage().replace("; ", "; --"));
+        }
         OutputDir.check(out);
         int maxContext = java.util.Arrays.stream(contextTokens).max().orElse(0);
         long longest = (long) maxContext + QUESTION_TOKENS + newTokens;
