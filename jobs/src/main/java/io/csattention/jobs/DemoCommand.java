@@ -34,7 +34,6 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -266,15 +265,8 @@ final class DemoCommand implements Callable<Integer> {
         // text adds the space SentencePiece puts in front of the context and of each question
         model.checkLength((long) modelTokens + questionTokens + newTokens + 2);
         List<int[]> contextTokens = ModelContexts.sample(model, modelContexts, modelTokens, seed);
-        List<List<int[]>> questionTokenLists = new ArrayList<>();
-        for (int c = 0; c < modelContexts; c++) {
-            List<int[]> questions = new ArrayList<>();
-            for (int[] sampled : ModelContexts.sample(model, questionsPerContext, questionTokens + 1,
-                    seed + 7919L * (c + 1))) {
-                questions.add(Arrays.copyOfRange(sampled, 1, sampled.length));
-            }
-            questionTokenLists.add(questions);
-        }
+        List<List<int[]>> questionTokenLists = ModelContexts.questionSamples(model, modelContexts,
+                questionsPerContext, questionTokens, seed);
         String modelContextsPath = dir.resolve("model-contexts.parquet").toString();
         String questionsPath = dir.resolve("questions.parquet").toString();
         ModelContexts.contexts(spark, contextTokens, tokenizer).write().parquet(modelContextsPath);

@@ -16,6 +16,7 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -38,15 +39,6 @@ final class ModelContexts {
             .add("question_id", DataTypes.LongType, false)
             .add("context_id", DataTypes.StringType, false)
             .add("text", DataTypes.StringType, false);
-
-    static final StructType TOKEN_CONTEXTS = new StructType()
-            .add("context_id", DataTypes.StringType, false)
-            .add("tokens", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
-
-    static final StructType TOKEN_QUESTIONS = new StructType()
-            .add("question_id", DataTypes.LongType, false)
-            .add("context_id", DataTypes.StringType, false)
-            .add("tokens", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
 
     /** The stand-in's first piece after the byte pieces: ids 259..511 are U+0100..U+01FC, one character each. */
     static final char FIRST_PIECE = '\u0100';
@@ -112,6 +104,22 @@ final class ModelContexts {
         return out;
     }
 
+    /**
+     * The questions of each of {@code contexts} contexts: {@code perContext} sequences of {@code tokens} ids the model
+     * samples after BOS (seeded per context), BOS dropped, since a question continues its context.
+     */
+    static List<List<int[]>> questionSamples(LlamaModel model, int contexts, int perContext, int tokens, long seed) {
+        List<List<int[]>> out = new ArrayList<>(contexts);
+        for (int c = 0; c < contexts; c++) {
+            List<int[]> questions = new ArrayList<>(perContext);
+            for (int[] sampled : sample(model, perContext, tokens + 1, seed + 7919L * (c + 1))) {
+                questions.add(Arrays.copyOfRange(sampled, 1, sampled.length));
+            }
+            out.add(questions);
+        }
+        return out;
+    }
+
     /** Contexts as text: rows (context_id, text), each the tokenizer's decoding of a sampled sequence. */
     static Dataset<Row> contexts(SparkSession spark, List<int[]> contexts, Tokenizer tokenizer) {
         List<Row> rows = new ArrayList<>();
@@ -119,26 +127,6 @@ final class ModelContexts {
             rows.add(RowFactory.create(contextId(c), tokenizer.decode(contexts.get(c))));
         }
         return spark.createDataFrame(rows, CONTEXTS);
-    }
-
-    /** Contexts as token ids: rows (context_id, tokens). */
-    static Dataset<Row> tokenContexts(SparkSession spark, List<int[]> contexts) {
-        List<Row> rows = new ArrayList<>();
-        for (int c = 0; c < contexts.size(); c++) {
-            rows.add(RowFactory.create(contextId(c), contexts.get(c)));
-        }
-        return spark.createDataFrame(rows, TOKEN_CONTEXTS);
-    }
-
-    /** Questions of each context as token ids: rows (question_id, context_id, tokens), ids numbered per context. */
-    static Dataset<Row> tokenQuestions(SparkSession spark, List<List<int[]>> perContext) {
-        List<Row> rows = new ArrayList<>();
-        for (int c = 0; c < perContext.size(); c++) {
-            for (int q = 0; q < perContext.get(c).size(); q++) {
-                rows.add(RowFactory.create((long) c * 1000 + q, contextId(c), perContext.get(c).get(q)));
-            }
-        }
-        return spark.createDataFrame(rows, TOKEN_QUESTIONS);
     }
 
     /** Questions of each context as text: rows (question_id, context_id, text), ids numbered per context. */

@@ -2,14 +2,13 @@ package io.csattention.jobs;
 
 import io.csattention.model.LlamaModel;
 import io.csattention.model.ModelFiles;
+import io.csattention.model.Tokenizer;
 import org.apache.spark.sql.SparkSession;
 
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Stream;
@@ -31,7 +30,7 @@ public final class Notebooks {
     public static final int HEAD_DIM = 64;
     public static final int QUERIES = 16;
     public static final long SEED = 2026;
-    /** The model-level sample: stories260K contexts and questions (token ids). */
+    /** The model-level sample: stories260K contexts and questions (tokens the model samples, written as text). */
     public static final int MODEL_CONTEXTS = 2;
     public static final int MODEL_TOKENS = 192;
     public static final int QUESTIONS = 2;
@@ -42,8 +41,10 @@ public final class Notebooks {
 
     /**
      * Writes under {@code dir}: {@code contexts.parquet} and {@code queries.parquet} (tensor-level, the demo's seeded
-     * generator), {@code model-contexts.parquet} and {@code questions.parquet} (token ids the bundled stories260K
-     * model writes itself) and {@code stories260K.bin}. A directory that exists must be empty or an earlier sample.
+     * generator), {@code model-contexts.parquet} ({@code context_id, text}) and {@code questions.parquet}
+     * ({@code question_id, context_id, text}): what the bundled stories260K model writes itself, as the demo's text
+     * tables, {@code stories260K.bin} and {@code stories260K.stand-in-tokenizer.bin}, the tokenizer the text tables
+     * are read with (option {@code tokenizer}). A directory that exists must be empty or an earlier sample.
      * Prints what it wrote; returns {@code dir}.
      */
     public static String writeSample(SparkSession spark, String dir) throws IOException {
@@ -57,27 +58,27 @@ public final class Notebooks {
         DemoCommand.writeSample(spark, data, CONTEXTS, LAYERS, KV_HEADS, QUERIES, contexts, queries);
 
         Path modelFile = ModelContexts.extractBundledModel(root);
+        Path tokenizerFile = ModelContexts.writeStandInTokenizer(root);
         LlamaModel model = ModelFiles.load(modelFile);
+        Tokenizer tokenizer = Tokenizer.readLlama2c(tokenizerFile, model.config().vocabSize());
         List<int[]> contextTokens = ModelContexts.sample(model, MODEL_CONTEXTS, MODEL_TOKENS, SEED);
-        List<List<int[]>> questions = new ArrayList<>();
-        for (int c = 0; c < MODEL_CONTEXTS; c++) {
-            List<int[]> perContext = new ArrayList<>();
-            for (int[] sampled : ModelContexts.sample(model, QUESTIONS, QUESTION_TOKENS + 1, SEED + 7919L * (c + 1))) {
-                perContext.add(Arrays.copyOfRange(sampled, 1, sampled.length));
-            }
-            questions.add(perContext);
-        }
-        ModelContexts.tokenContexts(spark, contextTokens).write().parquet(root.resolve("model-contexts.parquet").toString());
-        ModelContexts.tokenQuestions(spark, questions).write().parquet(root.resolve("questions.parquet").toString());
+        List<List<int[]>> questions = ModelContexts.questionSamples(model, MODEL_CONTEXTS, QUESTIONS, QUESTION_TOKENS,
+                SEED);
+        ModelContexts.contexts(spark, contextTokens, tokenizer).write()
+                .parquet(root.resolve("model-contexts.parquet").toString());
+        ModelContexts.questions(spark, questions, tokenizer).write().parquet(root.resolve("questions.parquet").toString());
         PrintStream out = System.out;
         out.printf("sample under %s%n", root);
         out.printf("  contexts.parquet       %d contexts x %d layer x %d KV heads, N=%d keys, head_dim=%d%n",
                 CONTEXTS, LAYERS, KV_HEADS, TOKENS, HEAD_DIM);
         out.printf("  queries.parquet        %d queries per head%n", QUERIES);
-        out.printf("  model-contexts.parquet %d contexts x %d tokens of stories260K (token ids)%n", MODEL_CONTEXTS,
+        out.printf("  model-contexts.parquet %d contexts x %d tokens of stories260K, as text%n", MODEL_CONTEXTS,
                 MODEL_TOKENS);
-        out.printf("  questions.parquet      %d questions x %d tokens per context%n", QUESTIONS, QUESTION_TOKENS);
+        out.printf("  questions.parquet      %d questions x %d tokens per context, as text%n", QUESTIONS,
+                QUESTION_TOKENS);
         out.printf("  stories260K.bin        the bundled model%n");
+        out.printf("  %s the stand-in tokenizer (option tokenizer; the model's own is not bundled)%n",
+                tokenizerFile.getFileName());
         return root.toString();
     }
 
