@@ -2,6 +2,8 @@ package io.csattention.notebook;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.csattention.model.Tokenizer;
+import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -49,6 +51,9 @@ class ZeppelinNoteTest {
     private static final int MODEL_CONTEXTS = 2;
     private static final int QUESTIONS = 2;
     private static final double SPARSITY = 0.95;
+    /** The note's model level: stories260K's vocabulary size and the note's maxNewTokens. */
+    private static final int VOCAB = 512;
+    private static final int NEW_TOKENS = 16;
 
     @TempDir
     static Path dir;
@@ -121,8 +126,30 @@ class ZeppelinNoteTest {
         assertTrue(lines.contains("error: --sparsity must be in (0, 1); --sparsity=1.5"), badInput);
         assertFalse(badInput.contains("\tat "), "no stack trace: " + badInput);
 
-        assertEquals(MODEL_CONTEXTS * QUESTIONS, titled(tables, "Tokens generated").rowCount(),
+        Walkthrough.Shown answers = titled(tables, "Answers' text");
+        assertEquals(MODEL_CONTEXTS * QUESTIONS, answers.rowCount(),
                 "an answer per question, with sparse and with full attention");
+        for (String name : List.of("question", "csattention", "full_attention", "same_tokens")) {
+            column(answers, name);
+        }
+        assertEquals(List.of("question_id", "context_id", "text"),
+                Arrays.asList(spark.read().parquet(base + "/questions.parquet").columns()), "questions as text");
+        assertEquals(List.of("context_id", "text"),
+                Arrays.asList(spark.read().parquet(base + "/model-contexts.parquet").columns()), "contexts as text");
+        Tokenizer tokenizer = Tokenizer.readLlama2c(Path.of(base, "stories260K.stand-in-tokenizer.bin"), VOCAB);
+        for (String file : List.of("answers.parquet", "answers-full.parquet")) {
+            List<Row> rows = spark.read().parquet(base + "/" + file).collectAsList();
+            assertEquals(MODEL_CONTEXTS * QUESTIONS, rows.size(), file);
+            for (Row row : rows) {
+                int[] generated = row.<Integer>getList(row.fieldIndex("generated")).stream()
+                        .mapToInt(Integer::intValue).toArray();
+                assertTrue(generated.length >= 1 && generated.length <= NEW_TOKENS, file + ": " + generated.length
+                        + " ids generated, maxNewTokens " + NEW_TOKENS);
+                String text = row.getAs("text");
+                assertEquals(standInDecoding(generated), text, file + ": an answer's text spells its ids");
+                assertEquals(tokenizer.decode(generated), text, file + ": and is the tokenizer's decoding");
+            }
+        }
         String charts = titled(printed, "Recall and error by sparsity");
         assertEquals(3, charts.split("%html <img src=\"data:image/png;base64,", -1).length - 1, "three charts");
     }
@@ -136,6 +163,35 @@ class ZeppelinNoteTest {
                 () -> substituteForms("SELECT ${name}"));
         assertEquals("a form must have a default to run without Zeppelin's UI; form=${name}",
                 noDefault.getMessage());
+    }
+
+    /**
+     * The decoding of {@code ids} in the stand-in vocabulary, spelled out from its layout (ModelContexts
+     * .writeStandInTokenizer): 0 {@code <unk>}, 1 BOS (dropped), 2 EOS {@code "\n</s>\n"}, 3..258 the bytes
+     * 0x00..0xFF, 259..511 the characters U+0100..U+01FC; bytes and characters joined as UTF-8.
+     */
+    static String standInDecoding(int[] ids) {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        for (int id : ids) {
+            if (id == 0) {
+                bytes.writeBytes("<unk>".getBytes(StandardCharsets.UTF_8));
+            } else if (id == 2) {
+                bytes.writeBytes("\n</s>\n".getBytes(StandardCharsets.UTF_8));
+            } else if (id >= 3 && id < 259) {
+                bytes.write(id - 3);
+            } else if (id >= 259 && id < VOCAB) {
+                bytes.writeBytes(String.valueOf((char) (0x100 + id - 259)).getBytes(StandardCharsets.UTF_8));
+            } else if (id != 1) {
+                fail("id outside the stand-in vocabulary of " + VOCAB + ": " + id);
+            }
+        }
+        return bytes.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void standInDecodingSpellsTheLayout() {
+        assertEquals("\u0100A\u01FC", standInDecoding(new int[] {1, 259, 3 + 'A', 511}));
+        assertEquals("\u00e9", standInDecoding(new int[] {3 + 0xC3, 3 + 0xA9}), "byte pieces join as UTF-8");
     }
 
     /** The paragraph's output, as Zeppelin shows it; a failure is the test's. */
