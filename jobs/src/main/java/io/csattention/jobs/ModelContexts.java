@@ -63,8 +63,9 @@ final class ModelContexts {
      * is not bundled, so this is a stand-in of its layout: {@code <unk>}, BOS, EOS, the 256 byte pieces at ids
      * 3..258 (where SentencePiece's byte fallback puts them), and ids 259..511 as the single characters
      * U+0100..U+01FC in place of the model's learned pieces. Text written with it encodes back to the same ids (after
-     * BOS and the space SentencePiece adds in front), so the demo's text tables hold the model's own samples; the
-     * answers' text spells the model's pieces as those characters.
+     * BOS and the space SentencePiece adds in front), except where a sampled byte piece is not UTF-8 on its own (it
+     * decodes to U+FFFD), so the demo's text tables hold the model's own samples; the answers' text spells the
+     * model's pieces as those characters.
      */
     static Path writeStandInTokenizer(Path dir) throws IOException {
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
