@@ -7,7 +7,6 @@ import io.csattention.core.CSAttentionSettings;
 import io.csattention.model.Generation;
 import io.csattention.model.LlamaConfig;
 import io.csattention.model.LlamaModel;
-import io.csattention.model.LlamaWeights;
 import io.csattention.model.Sampler;
 import io.csattention.model.Session;
 import io.csattention.model.SyntheticModel;
@@ -328,23 +327,22 @@ final class BenchModelCommand implements Callable<Integer> {
     private static double prefillFlops(LlamaModel model, int tokens) {
         LlamaConfig c = model.config();
         double perToken = 0;
-        for (LlamaWeights.Layer l : model.weights().layers()) {
-            for (WeightMatrix m : List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.gate(), l.down(), l.up())) {
-                perToken += 2.0 * m.rows() * m.cols();
-            }
+        List<WeightMatrix> matrices = SyntheticModel.decodeMatrices(model);
+        // the classifier is counted once below: only the last token goes through it
+        for (WeightMatrix m : matrices.subList(0, matrices.size() - 1)) {
+            perToken += 2.0 * m.rows() * m.cols();
         }
         double attention = 4.0 * c.layers() * c.heads() * c.headSize() * ((double) tokens * (tokens + 1) / 2);
         // only the last token goes through the classifier
         return perToken * tokens + attention + 2.0 * c.vocabSize() * c.dim();
     }
 
+    /** What the bandwidth pass read, kept so that the reads are not optimized away. */
+    private static volatile long readChecksum;
+
     /** Bytes per second of reading every weight a decode step reads, split across threads like the products. */
     private static double readBandwidth(LlamaModel model) {
-        List<WeightMatrix> matrices = new ArrayList<>();
-        for (LlamaWeights.Layer l : model.weights().layers()) {
-            matrices.addAll(List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.gate(), l.down(), l.up()));
-        }
-        matrices.add(model.weights().classifier());
+        List<WeightMatrix> matrices = SyntheticModel.decodeMatrices(model);
         long bytes = SyntheticModel.weightBytes(model);
         int chunks = 4 * Runtime.getRuntime().availableProcessors();
         double best = Double.MAX_VALUE;
@@ -358,9 +356,7 @@ final class BenchModelCommand implements Callable<Integer> {
             }
             best = Math.min(best, (System.nanoTime() - start) / 1e9);
         }
-        if (sink == 42) {
-            System.out.print("");
-        }
+        readChecksum = sink;
         return bytes / best;
     }
 

@@ -115,15 +115,19 @@ public final class SyntheticModel {
         return new LlamaModel(config, new LlamaWeights(embedding, blocks, ones(dim), embedding, null), null);
     }
 
-    /** Bytes of every weight a decode step reads: every matrix but the embedding's rows, the classifier once. */
-    public static long weightBytes(LlamaModel model) {
-        long total = 0;
+    /** The matrices a decode step reads whole: every block's seven, then the classifier (not the embedding). */
+    public static List<WeightMatrix> decodeMatrices(LlamaModel model) {
+        List<WeightMatrix> out = new ArrayList<>();
         for (LlamaWeights.Layer l : model.weights().layers()) {
-            for (WeightMatrix m : List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.gate(), l.down(), l.up())) {
-                total += bytes(m);
-            }
+            out.addAll(List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.gate(), l.down(), l.up()));
         }
-        return total + bytes(model.weights().classifier());
+        out.add(model.weights().classifier());
+        return out;
+    }
+
+    /** Bytes of every weight a decode step reads ({@link #decodeMatrices}). */
+    public static long weightBytes(LlamaModel model) {
+        return decodeMatrices(model).stream().mapToLong(SyntheticModel::bytes).sum();
     }
 
     public static long bytes(WeightMatrix m) {
