@@ -94,26 +94,44 @@ __device__ double csa_block_sum(double value, double* scratch) {
     return result;
 }
 
-// The k-th largest ordered key of scores[0 .. count) (1 <= k <= count) by 8-bit radix select, and how many entries
-// equal to it belong to the top k (the ones at the lowest positions). Every thread of the block must call it.
-__device__ void csa_radix_select(const float* scores, int count, int k, unsigned* threshold, int* takeEqual) {
+// Order-preserving unsigned keys of a row, read by the block top-k: CsaFloatKeys for float scores (csa_ordered_key),
+// CsaSumKeys for decode's integer list sums, which stay within +-(127 * 255) (8-bit units, fewer than 256 subspaces,
+// checked on the host), so sum + 32768 orders them in 16 bits and the radix select needs two passes, not four.
+struct CsaFloatKeys {
+    const float* scores;
+    static constexpr int TOP_SHIFT = 24;
+    __device__ __forceinline__ unsigned operator()(int i) const { return csa_ordered_key(scores[i]); }
+};
+
+struct CsaSumKeys {
+    const int* sums;
+    static constexpr int TOP_SHIFT = 8;
+    __device__ __forceinline__ unsigned operator()(int i) const { return (unsigned) (sums[i] + 32768); }
+};
+
+// The k-th largest key of keys(0 .. count) (1 <= k <= count) by 8-bit radix select from bit Keys::TOP_SHIFT down,
+// and how many entries equal to it belong to the top k (the ones at the lowest positions). Every thread of the block
+// must call it.
+template <class Keys>
+__device__ void csa_radix_select(Keys keys, int count, int k, unsigned* threshold, int* takeEqual) {
     __shared__ unsigned histogram[256];
     __shared__ unsigned chosenDigit;
     __shared__ int chosenRemaining;
     unsigned prefix = 0;
     unsigned mask = 0;
     int remaining = k;
-    for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int shift = Keys::TOP_SHIFT; shift >= 0; shift -= 8) {
         for (int b = threadIdx.x; b < 256; b += blockDim.x) {
             histogram[b] = 0;
         }
         __syncthreads();
-        // Scores bunch into a few bins (the untouched -inf keys all share one), so lanes of a warp that hit the same
-        // bin add their count once (warp-aggregated atomics) instead of queueing on one shared-memory address.
+        // Scores bunch into a few bins (most keys of a decode row meet no chosen list and sum to 0), so lanes of a
+        // warp that hit the same bin add their count once (warp-aggregated atomics) instead of queueing on one
+        // shared-memory address.
         int lane = threadIdx.x & 31;
         for (int base = 0; base < count; base += blockDim.x) {
             int i = base + threadIdx.x;
-            unsigned key = i < count ? csa_ordered_key(scores[i]) : 0u;
+            unsigned key = i < count ? keys(i) : 0u;
             bool active = i < count && (key & mask) == prefix;
             unsigned bin = active ? (key >> shift) & 255u : 0xffffffffu;
             unsigned peers = __match_any_sync(CSA_FULL_MASK, bin);
@@ -146,25 +164,26 @@ __device__ void csa_radix_select(const float* scores, int count, int k, unsigned
     *takeEqual = remaining;
 }
 
-// Writes the ids of the best k of scores[0 .. count) (larger score, then lower position) in ascending position order
+// Writes the ids of the best k of keys(0 .. count) (larger key, then lower position) in ascending position order
 // to out[0 .. k); the id of position i is ids[i], or idBase + i when ids is null. When k >= count every entry is
-// written and out[count .. k) gets -1. If outScores is not null the scores are written alongside. Returns the number
+// written and out[count .. k) gets -1. If outScores is not null, scores[i] is written alongside. Returns the number
 // written (min(k, count)). Every thread of the block must call it.
-__device__ int csa_block_top_k(const float* scores, const int* ids, int idBase, int count, int k, int* out,
-                               float* outScores) {
+template <class Keys>
+__device__ int csa_block_top_k_keys(Keys keys, const int* ids, int idBase, int count, int k, int* out,
+                                    const float* scores, float* outScores) {
     __shared__ int warpTotals[33];
     unsigned threshold = 0;
     int takeEqual = count;
     bool takeAll = k >= count;
     if (!takeAll) {
-        csa_radix_select(scores, count, k, &threshold, &takeEqual);
+        csa_radix_select(keys, count, k, &threshold, &takeEqual);
     }
     int written = 0;
     int equalSeen = 0;
     for (int base = 0; base < count; base += blockDim.x) {
         int i = base + threadIdx.x;
         bool inRange = i < count;
-        unsigned key = inRange ? csa_ordered_key(scores[i]) : 0u;
+        unsigned key = inRange ? keys(i) : 0u;
         bool greater = inRange && (takeAll || key > threshold);
         bool equal = inRange && !takeAll && key == threshold;
         int equalTotal;
@@ -186,4 +205,10 @@ __device__ int csa_block_top_k(const float* scores, const int* ids, int idBase, 
     }
     __syncthreads();
     return written;
+}
+
+// csa_block_top_k_keys over float scores (larger score, then lower position).
+__device__ int csa_block_top_k(const float* scores, const int* ids, int idBase, int count, int k, int* out,
+                               float* outScores) {
+    return csa_block_top_k_keys(CsaFloatKeys{scores}, ids, idBase, count, k, out, scores, outScores);
 }

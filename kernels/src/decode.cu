@@ -1,8 +1,11 @@
-// Sparse decode kernels for a block of queries against one indexed context: nearest centroid per subspace,
-// gather-and-sum of the chosen lists into a per-query score buffer, top-k selection (candidates, then the exact
-// re-scoring's best), and the sink/window part of the selection. Semantics follow io.csattention.core
-// .CSAttentionSelector: a touched key accumulates (list score - list estimate) over subspaces in order; untouched
-// keys keep -inf, so the top-k takes them only when fewer keys were touched than wanted, lowest ids first.
+// Sparse decode kernels for a block of queries against one indexed context, on the algorithm of
+// io.csattention.core.CSAttentionSelector: nearest centroid per subspace; the chosen lists, in their packed decode
+// form (PackedLists: per entry a 16-bit key offset within its block of 65,536 keys and a signed 8-bit score in units
+// over the list's missing-score estimate), summed as integers per key, a key met in no list summing to 0; the best
+// candidates by that sum (ties to the lower key); their re-scoring q . k over the int8 key sketch (KeySketch:
+// scale * sum of q_i * code_i); the best `chosen` of them (ties to the lower key); and the sink/window part of the
+// selection. The integer stage is exact, so it selects the CPU's candidates bit for bit whatever order the atomics
+// add in; the re-scoring is float and differs from the CPU's only by the order of its sum.
 
 #include "common.cuh"
 
@@ -57,26 +60,46 @@ extern "C" __global__ void nearest_centroids(const float* queries, int dim, int 
     }
 }
 
-// Grid (ceil(L/block), queries): adds subspace j's chosen list of every query into its score row [n] (initialised to
-// -inf). Launched once per subspace, in order, so every key sums its subspaces in the order the CPU does; a key
-// appears at most once per list, so no two threads of one launch touch the same score.
-extern "C" __global__ void accumulate_list(const int* lists, int m, int j, const int* listIds,
-                                           const float* listScores, const float* missing, int listLength, int from,
-                                           int to, float* scores, int n) {
+// Grid (ceil(m*L/block), queries), one thread per entry of the query's m chosen lists: adds the entry's units to
+// sums[q*n + id] (zeroed before) when id is in [from, to). Packed lists (PackedLists): entries [list*L, (list+1)*L),
+// block b of list `list` starting at starts[list*blocks + b], key id = (b << 16) + offsets[entry]. Integer atomics
+// add in any order to the same sums, so the subspaces of all queries go in one launch.
+extern "C" __global__ void accumulate_lists(const int* lists, int m, const int* starts, int blocks,
+                                            const unsigned short* offsets, const signed char* units, int listLength,
+                                            int from, int to, int* sums, int n) {
     int q = blockIdx.y;
-    int r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= listLength) {
+    long long r = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= (long long) m * listLength) {
         return;
     }
+    int j = (int) (r / listLength);
     long long list = lists[q * m + j];
-    int id = listIds[list * listLength + r];
-    if (id < from || id >= to) {
-        return;
+    long long entry = list * listLength + (r - (long long) j * listLength);
+    const int* listStarts = starts + list * blocks;
+    // the entry's block: the last b whose start is at or before the entry (empty blocks share their start)
+    int low = 0;
+    int high = blocks - 1;
+    while (low < high) {
+        int mid = (low + high + 1) >> 1;
+        if (listStarts[mid] <= entry) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
     }
-    float delta = listScores[list * listLength + r] - missing[list];
-    float* score = scores + (long long) q * n + id;
-    float current = *score;
-    *score = current == -CUDART_INF_F ? 0.0f + delta : current + delta;
+    int id = (low << 16) + offsets[entry];
+    if (id >= from && id < to) {
+        atomicAdd(sums + (long long) q * n + id, (int) units[entry]);
+    }
+}
+
+// One block per query: out[q*outStride + outOffset + 0 .. k) = the ids of the best k of sums[q*n + from .. to)
+// (larger sum, then lower id), ascending, as CSAttentionSelector's cut by sums.
+extern "C" __global__ void top_k_sums(const int* sums, int n, int from, int to, int k, int* out, int outStride,
+                                      int outOffset) {
+    long long q = blockIdx.x;
+    csa_block_top_k_keys(CsaSumKeys{sums + q * n + from}, nullptr, from, to - from, k,
+                         out + q * outStride + outOffset, nullptr, nullptr);
 }
 
 // One block per row: out[row*outStride + outOffset + 0 .. k) = ids of the best k of
@@ -90,9 +113,10 @@ extern "C" __global__ void top_k_rows(const float* scores, long long scoreStride
                     count, k, out + row * outStride + outOffset, nullptr);
 }
 
-// Grid (ceil(count/warpsPerBlock), queries), one warp per candidate: exact[q*count + c] = q . keys[ids[q*count + c]].
-extern "C" __global__ void rescore(const float* queries, const float* keys, int dim, const int* ids, int count,
-                                   float* exact) {
+// Grid (ceil(count/warpsPerBlock), queries), one warp per candidate: exact[q*count + c] = scales[id] * (q . codes[id])
+// with id = ids[q*count + c], over the int8 key sketch [n, dim] (KeySketch; VectorKernels.dotSelectedCodes).
+extern "C" __global__ void rescore_codes(const float* queries, const signed char* codes, const float* scales, int dim,
+                                         const int* ids, int count, float* exact) {
     int q = blockIdx.y;
     int warpsPerBlock = blockDim.x >> 5;
     int c = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
@@ -102,16 +126,16 @@ extern "C" __global__ void rescore(const float* queries, const float* keys, int 
     }
     int id = ids[(long long) q * count + c];
     const float* query = queries + (long long) q * dim;
-    const float* key = keys + (long long) id * dim;
+    const signed char* code = codes + (long long) id * dim;
     float sum = 0.0f;
     for (int t = lane; t < dim; t += 32) {
-        sum = fmaf(query[t], key[t], sum);
+        sum = fmaf(query[t], (float) code[t], sum);
     }
     for (int o = 16; o > 0; o >>= 1) {
         sum += __shfl_down_sync(CSA_FULL_MASK, sum, o);
     }
     if (lane == 0) {
-        exact[(long long) q * count + c] = sum;
+        exact[(long long) q * count + c] = sum * scales[id];
     }
 }
 

@@ -17,10 +17,13 @@ import java.util.stream.IntStream;
  *
  * Rounding moves a sum by at most m/2 units: the exact re-scoring that follows the sum decides between keys that
  * close. Scores above the largest representable difference saturate (they are far above any threshold).
+ *
+ * <p>Public for the GPU decoder ({@code io.csattention.device.cuda}), which uploads this layout as it is, so that both
+ * decoders sum the same integers.
  */
-final class PackedLists {
+public final class PackedLists {
 
-    static final int BLOCK_BITS = 16;
+    public static final int BLOCK_BITS = 16;
     static final int UNIT_MAX = 127;
 
     private final int blocks;
@@ -37,7 +40,7 @@ final class PackedLists {
         this.unit = unit;
     }
 
-    static PackedLists of(CSAttentionIndex index) {
+    public static PackedLists of(CSAttentionIndex index) {
         Check.that(!index.listsDropped(), "the index's lists were dropped: pack them before", "lists.length", 0);
         int lists = index.subspaces() * index.centroidCount();
         int length = index.listLength();
@@ -84,8 +87,17 @@ final class PackedLists {
         return Math.max(-UNIT_MAX, Math.min(UNIT_MAX, Math.round(difference / unit)));
     }
 
-    int blocks() {
+    /** Blocks of {@code 1 << BLOCK_BITS} keys. */
+    public int blocks() {
         return blocks;
+    }
+
+    /**
+     * [lists * blocks + 1]: entry {@code list * blocks + b} is where block b of the list starts ({@link #start}); the
+     * entries of a list are {@code [list * L, (list + 1) * L)}.
+     */
+    public int[] starts() {
+        return starts;
     }
 
     /** Where block {@code block} of list {@code list} starts; it ends where the next block starts. */
@@ -93,11 +105,13 @@ final class PackedLists {
         return starts[list * blocks + block];
     }
 
-    char[] offsets() {
+    /** Per entry, its key's offset within its block. */
+    public char[] offsets() {
         return offsets;
     }
 
-    byte[] units() {
+    /** Per entry, {@code score - missing} in units. */
+    public byte[] units() {
         return units;
     }
 

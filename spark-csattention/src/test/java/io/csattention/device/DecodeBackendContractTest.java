@@ -30,9 +30,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * method should compute, in float64 here: its selections hold the sink and window keys and find the exact top keys
  * of the middle range (mean and least recall per case, measured values next to each floor), each output is exact
  * softmax attention over the keys it selected, and it stays within a measured bound of exact attention over all keys.
- * A GPU backend must agree with {@code io.csattention.core} run directly: the selected sets agree (recall of the
- * reference set >= {@value #MIN_RECALL}; ties go to the lowest key id on every backend), outputs agree within
- * {@value #MAX_RELATIVE_ERROR} relative L2 error, and an index built by the backend decodes like the CPU-built one.
+ * A GPU backend runs the CPU's decode algorithm and must select what {@code io.csattention.core} run directly selects,
+ * key for key except at near-ties of its float steps ({@link GpuAgreement}: recall of the reference set >=
+ * {@value #MIN_RECALL} on every query, ties to the lowest key id on every backend), with outputs within
+ * {@value #MAX_RELATIVE_ERROR} relative L2 error; an index built by the backend decodes like the CPU-built one (recall
+ * and output bars: the two builds' float k-means may part on near-ties and change whole lists).
  * GPU cases are skipped where no usable CUDA device exists. Sizes are odd or prime to hit loop and block tails.
  */
 class DecodeBackendContractTest {
@@ -162,11 +164,13 @@ class DecodeBackendContractTest {
                 && meanError <= floors.meanError() && maxError <= floors.maxError(), measured + " against " + floors);
     }
 
-    /** The CPU backend meets {@code floors}; a GPU backend agrees with core run directly on {@code index}. */
+    /** The CPU backend meets {@code floors}; a GPU backend selects like core run directly on {@code index}. */
     static void assertDecodes(DecodeBackend backend, Context context, CSAttentionIndex index,
                               CSAttentionSettings settings, DecodedBlock block, Floors floors, String what) {
         if (backend.isGpu()) {
-            assertAgrees(reference(context, index, settings), block, what);
+            int nearTies = GpuAgreement.assertSelectsLikeCpu(context.cache(), index, settings, context.queries(),
+                    reference(context, index, settings), block, what);
+            System.out.println(what + ": " + nearTies + " selected keys differ from the CPU's, all at near-ties");
         } else {
             assertNearExact(context, block, floors, what);
         }
@@ -210,7 +214,7 @@ class DecodeBackendContractTest {
         return worst;
     }
 
-    private static boolean isAscendingWithPadding(int[] ids) {
+    static boolean isAscendingWithPadding(int[] ids) {
         int last = -1;
         boolean padding = false;
         for (int id : ids) {
@@ -225,15 +229,42 @@ class DecodeBackendContractTest {
         return true;
     }
 
-    private static CSAttentionSettings settings() {
+    static CSAttentionSettings settings() {
         return CSAttentionSettings.defaults().withSparsity(0.9).withCentroids(32).withSeed(SEED);
+    }
+
+    static Context oddSizesContext() {
+        return Context.random(1009, 24, 257, 37, SEED);
+    }
+
+    static Context settingsContext() {
+        return Context.random(2053, 64, 311, 19, SEED + 1);
+    }
+
+    /** The settings of {@link #decodeAgreesAcrossSettings}, each on {@link #settingsContext}. */
+    static CSAttentionSettings[] settingsVariants() {
+        return new CSAttentionSettings[] {
+                settings().withRescoreFactor(0),
+                settings().withDistance(CentroidDistance.L2).withMissingScore(MissingScore.MEAN_BELOW_FLOOR),
+                settings().withMissingScore(MissingScore.ZERO).withSink(0).withWindow(0),
+                settings().withSparsity(0.97).withSink(3).withWindow(59).withSubspaces(2),
+                settings().withListFraction(0.01),
+        };
+    }
+
+    static Context sinkAndWindowContext() {
+        return Context.random(101, 16, 31, 5, SEED + 2);
+    }
+
+    static CSAttentionSettings sinkAndWindowSettings() {
+        return settings().withSink(4).withWindow(7).withSparsity(0.892);
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"cpu", "gpu"})
     void decodeAgreesWithCoreOnOddSizes(String name) {
         DecodeBackend backend = backend(name);
-        Context context = Context.random(1009, 24, 257, 37, SEED);
+        Context context = oddSizesContext();
         CSAttentionSettings settings = settings();
         CSAttentionIndex index = CSAttentionIndex.build(REFERENCE_KERNELS, context.cache().keyMatrix(),
                 context.prefillQueries(), settings);
@@ -248,14 +279,8 @@ class DecodeBackendContractTest {
     @ValueSource(strings = {"cpu", "gpu"})
     void decodeAgreesAcrossSettings(String name) {
         DecodeBackend backend = backend(name);
-        Context context = Context.random(2053, 64, 311, 19, SEED + 1);
-        CSAttentionSettings[] variants = {
-                settings().withRescoreFactor(0),
-                settings().withDistance(CentroidDistance.L2).withMissingScore(MissingScore.MEAN_BELOW_FLOOR),
-                settings().withMissingScore(MissingScore.ZERO).withSink(0).withWindow(0),
-                settings().withSparsity(0.97).withSink(3).withWindow(59).withSubspaces(2),
-                settings().withListFraction(0.01),
-        };
+        Context context = settingsContext();
+        CSAttentionSettings[] variants = settingsVariants();
         // for the CPU: measured mean / least recall, mean / worst error against exact attention over all keys
         Floors[] floors = {
                 new Floors(0.25, 0.18, 0.45, 1.60), // 0.2828 / 0.2260, 0.3759 / 1.4655
@@ -279,8 +304,8 @@ class DecodeBackendContractTest {
     @ValueSource(strings = {"cpu", "gpu"})
     void budgetOfOnlySinkAndWindowSelectsThem(String name) {
         DecodeBackend backend = backend(name);
-        Context context = Context.random(101, 16, 31, 5, SEED + 2);
-        CSAttentionSettings settings = settings().withSink(4).withWindow(7).withSparsity(0.892);
+        Context context = sinkAndWindowContext();
+        CSAttentionSettings settings = sinkAndWindowSettings();
         CSAttentionIndex index = CSAttentionIndex.build(REFERENCE_KERNELS, context.cache().keyMatrix(),
                 context.prefillQueries(), settings);
         try (ContextDecoder decoder = backend.open(context.cache(), index, settings)) {

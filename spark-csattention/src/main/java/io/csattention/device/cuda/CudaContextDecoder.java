@@ -6,7 +6,9 @@ import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.CentroidDistance;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
+import io.csattention.core.KeySketch;
 import io.csattention.core.KeyValueCache;
+import io.csattention.core.PackedLists;
 import io.csattention.device.ContextDecoder;
 import io.csattention.device.CpuDecodeBackend;
 import io.csattention.device.DecodedBlock;
@@ -14,12 +16,16 @@ import jcuda.Sizeof;
 import jcuda.driver.JCudaDriver;
 
 /**
- * One context resident on the GPU (keys, values, centroids, lists, estimates), decoding blocks of queries with the
- * kernels of {@code decode.cu} and {@code attention.cu}. Per block: nearest centroid per subspace; the chosen lists
- * summed into a score row per query (one launch per subspace, in order); the top candidates by accumulated score; their
- * exact re-scoring and the best {@code chosen} of them; sink and window keys; attention over the selection, split over
- * the keys and combined. Queries go up and results come down through pinned buffers on one stream; every buffer is
- * reused across blocks. Large blocks are cut into launches whose score rows fit in {@value #SCORE_BYTES} bytes.
+ * One context resident on the GPU (keys, values, centroids, the packed lists, the key sketch), decoding blocks of
+ * queries with the kernels of {@code decode.cu} and {@code attention.cu} on the algorithm of
+ * {@link io.csattention.core.CSAttentionSelector}. Per block: nearest centroid per subspace; the chosen lists, in the
+ * CPU's packed form ({@link PackedLists}, uploaded as built on the host), summed as integers into a row per query (one
+ * launch for all subspaces: integer atomics add in any order to the CPU's sums); the top candidates by that sum (ties
+ * to the lower key); their re-scoring over the int8 {@link KeySketch} and the best {@code chosen} of them; sink and
+ * window keys; attention over the selection, split over the keys and combined. The selection is the CPU's except
+ * where the float steps (the centroid choice, the re-scoring's sum) meet near-ties. Queries go up and results come
+ * down through pinned buffers on one stream; every buffer is reused across blocks. Large blocks are cut into launches
+ * whose sum rows fit in {@value #SCORE_BYTES} bytes.
  */
 final class CudaContextDecoder implements ContextDecoder {
 
@@ -27,7 +33,7 @@ final class CudaContextDecoder implements ContextDecoder {
     private static final int MAX_QUERIES_PER_LAUNCH = 1024;
     private static final int ATTENTION_CHUNK = 256;
     private static final int TOP_K_THREADS = 1024;
-    private static final int NEGATIVE_INFINITY_BITS = Float.floatToRawIntBits(Float.NEGATIVE_INFINITY);
+    private static final int SUBSPACE_LIMIT = 256;
 
     private final CudaDevice device;
     private final CudaStream stream;
@@ -38,6 +44,7 @@ final class CudaContextDecoder implements ContextDecoder {
     private final int subspaces;
     private final int centroidCount;
     private final int listLength;
+    private final int packedBlocks;
     private final int useL2;
     private final double rescoreFactor;
     private final int queriesPerLaunch;
@@ -45,12 +52,14 @@ final class CudaContextDecoder implements ContextDecoder {
     private final DeviceBuffer keys = new DeviceBuffer("keys");
     private final DeviceBuffer values = new DeviceBuffer("values");
     private final DeviceBuffer centroids = new DeviceBuffer("centroids");
-    private final DeviceBuffer listIds = new DeviceBuffer("list ids");
-    private final DeviceBuffer listScores = new DeviceBuffer("list scores");
-    private final DeviceBuffer missing = new DeviceBuffer("missing estimates");
+    private final DeviceBuffer listStarts = new DeviceBuffer("packed list block starts");
+    private final DeviceBuffer listOffsets = new DeviceBuffer("packed list key offsets");
+    private final DeviceBuffer listUnits = new DeviceBuffer("packed list units");
+    private final DeviceBuffer sketchCodes = new DeviceBuffer("key sketch codes");
+    private final DeviceBuffer sketchScales = new DeviceBuffer("key sketch scales");
     private final DeviceBuffer queries = new DeviceBuffer("queries");
     private final DeviceBuffer lists = new DeviceBuffer("chosen lists");
-    private final DeviceBuffer scores = new DeviceBuffer("accumulated scores");
+    private final DeviceBuffer sums = new DeviceBuffer("list sums");
     private final DeviceBuffer candidates = new DeviceBuffer("candidates");
     private final DeviceBuffer exact = new DeviceBuffer("exact scores");
     private final DeviceBuffer selected = new DeviceBuffer("selected");
@@ -75,17 +84,39 @@ final class CudaContextDecoder implements ContextDecoder {
         this.useL2 = indexed && index.distance() == CentroidDistance.L2 ? 1 : 0;
         this.rescoreFactor = settings.rescoreFactor();
         this.queriesPerLaunch = (int) Math.max(1, Math.min(MAX_QUERIES_PER_LAUNCH,
-                SCORE_BYTES / ((long) n * Sizeof.FLOAT)));
+                SCORE_BYTES / ((long) n * Sizeof.INT)));
+        PackedLists packed = indexed ? PackedLists.of(index) : null;
+        KeySketch sketch = indexed && rescoreFactor > 0 ? KeySketch.of(cache) : null;
+        this.packedBlocks = indexed ? packed.blocks() : 0;
         device.makeCurrent();
         this.stream = new CudaStream(device);
         keys.upload(cache.keys(), n * d);
         values.upload(cache.values(), n * d);
         if (indexed) {
             centroids.upload(index.centroids(), index.centroids().length);
-            listIds.upload(index.listIds(), index.listIds().length);
-            listScores.upload(index.listScores(), index.listScores().length);
-            missing.upload(index.missing(), index.missing().length);
+            listStarts.upload(packed.starts(), packed.starts().length);
+            listOffsets.upload(packed.offsets(), packed.offsets().length);
+            listUnits.upload(packed.units(), packed.units().length);
         }
+        if (sketch != null) {
+            sketchCodes.upload(sketch.codes(), n * d);
+            sketchScales.upload(sketch.scales(), n);
+        }
+    }
+
+    /**
+     * What the GPU decoder needs of an index beyond {@link CpuDecodeBackend#checkContext}: the kernels order list sums
+     * as 16-bit keys ({@code sum + 32768}), which holds for fewer than {@value #SUBSPACE_LIMIT} subspaces of 8-bit
+     * units (the CPU decoder's limit too), and they take the query as it is, without the de-rotation of RoPE bands.
+     */
+    static void checkIndex(CSAttentionIndex index) {
+        if (index == null) {
+            return;
+        }
+        Check.that(index.subspaces() < SUBSPACE_LIMIT, "subspaces must be < " + SUBSPACE_LIMIT, "index.subspaces",
+                index.subspaces());
+        Check.that(index.rope() == null, "the GPU decoder takes an index built without RoPE information (the CPU "
+                + "decoder de-rotates its slow bands)", "index.rope", "set");
     }
 
     @Override
@@ -163,7 +194,7 @@ final class CudaContextDecoder implements ContextDecoder {
                 "cuMemcpyHtoDAsync(queries)");
     }
 
-    /** Fills {@code selected} [count, budget] as {@code CSAttentionSelector} + {@code Selections.assemble} do. */
+    /** Fills {@code selected} [count, budget] as {@code CSAttentionSelector} + {@code Selections.assembleAscending}. */
     private void select(int count) {
         int budget = plan.budget();
         int from = plan.middleStart();
@@ -174,28 +205,26 @@ final class CudaContextDecoder implements ContextDecoder {
         device.kernel(PtxFunction.NEAREST_CENTROIDS).launch(stream, subspaces, count, 128, 0, queries, d, subspaces,
                 centroidCount, centroids, useL2, lists);
         if (chosen > 0) {
-            scores.ensureFloats((long) count * n);
-            Cuda.check(JCudaDriver.cuMemsetD32Async(scores.pointer(), NEGATIVE_INFINITY_BITS, (long) count * n,
-                    stream.handle()), "cuMemsetD32Async(accumulated scores)");
-            CudaFunction accumulate = device.kernel(PtxFunction.ACCUMULATE_LIST);
-            for (int j = 0; j < subspaces; j++) {
-                accumulate.launch(stream, Cuda.blocks(listLength, 256), count, 256, 0, lists, subspaces, j, listIds,
-                        listScores, missing, listLength, from, to, scores, n);
-            }
+            sums.ensureInts((long) count * n);
+            Cuda.check(JCudaDriver.cuMemsetD32Async(sums.pointer(), 0, (long) count * n, stream.handle()),
+                    "cuMemsetD32Async(list sums)");
+            device.kernel(PtxFunction.ACCUMULATE_LISTS).launch(stream, Cuda.blocks(subspaces * listLength, 256), count,
+                    256, 0, lists, subspaces, listStarts, packedBlocks, listOffsets, listUnits, listLength, from, to,
+                    sums, n);
+            // as CSAttentionSelector: the candidates re-scored, or with rescoreFactor 0 the chosen keys themselves
             int wanted = rescoreFactor > 0 ? (int) Math.min(to - from, Math.ceil(rescoreFactor * chosen)) : chosen;
-            CudaFunction topK = device.kernel(PtxFunction.TOP_K_ROWS);
-            if (wanted > chosen) {
+            CudaFunction topSums = device.kernel(PtxFunction.TOP_K_SUMS);
+            if (rescoreFactor > 0 && wanted > chosen) {
                 candidates.ensureInts((long) count * wanted);
                 exact.ensureFloats((long) count * wanted);
-                topK.launch(stream, count, 1, TOP_K_THREADS, 0, scores, (long) n, from, null, 0, from, to - from,
-                        wanted, candidates, wanted, 0);
-                device.kernel(PtxFunction.RESCORE).launch(stream, Cuda.blocks(wanted, 8), count, 256, 0, queries, keys, d,
-                        candidates, wanted, exact);
-                topK.launch(stream, count, 1, TOP_K_THREADS, 0, exact, (long) wanted, 0, candidates, wanted, 0,
-                        wanted, chosen, selected, budget, plan.sink());
+                topSums.launch(stream, count, 1, TOP_K_THREADS, 0, sums, n, from, to, wanted, candidates, wanted, 0);
+                device.kernel(PtxFunction.RESCORE_CODES).launch(stream, Cuda.blocks(wanted, 8), count, 256, 0, queries,
+                        sketchCodes, sketchScales, d, candidates, wanted, exact);
+                device.kernel(PtxFunction.TOP_K_ROWS).launch(stream, count, 1, TOP_K_THREADS, 0, exact, (long) wanted,
+                        0, candidates, wanted, 0, wanted, chosen, selected, budget, plan.sink());
             } else {
-                topK.launch(stream, count, 1, TOP_K_THREADS, 0, scores, (long) n, from, null, 0, from, to - from,
-                        chosen, selected, budget, plan.sink());
+                topSums.launch(stream, count, 1, TOP_K_THREADS, 0, sums, n, from, to, chosen, selected, budget,
+                        plan.sink());
             }
         }
         if (plan.sink() + plan.window() > 0) {
@@ -260,8 +289,9 @@ final class CudaContextDecoder implements ContextDecoder {
         }
         closed = true;
         device.makeCurrent();
-        for (DeviceBuffer buffer : new DeviceBuffer[] {keys, values, centroids, listIds, listScores, missing, queries,
-                lists, scores, candidates, exact, selected, partMax, partSum, partAcc, output}) {
+        for (DeviceBuffer buffer : new DeviceBuffer[] {keys, values, centroids, listStarts, listOffsets, listUnits,
+                sketchCodes, sketchScales, queries, lists, sums, candidates, exact, selected, partMax, partSum, partAcc,
+                output}) {
             buffer.close();
         }
         hostQueries.close();

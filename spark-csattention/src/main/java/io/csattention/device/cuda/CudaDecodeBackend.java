@@ -17,8 +17,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * The GPU backend: the CUDA kernels of {@code kernels/} (PTX loaded from the class path) through JCuda's driver API,
  * on one device, in that device's primary context (one per JVM). Index builds run k-means++ seeding on the CPU (as
  * {@code KMeans} does, so both backends start from the same centroids) and the Lloyd iterations, the centroid x key
- * scores and the top-L lists on the GPU. Decoders keep a context's keys, values and index in device memory and reuse
- * their buffers across blocks of queries.
+ * scores and the top-L lists on the GPU. Decoders keep a context's keys, values and index (in the CPU decoder's packed
+ * form, with its int8 key sketch) in device memory and reuse their buffers across blocks of queries.
  */
 public final class CudaDecodeBackend implements DecodeBackend {
 
@@ -70,6 +70,7 @@ public final class CudaDecodeBackend implements DecodeBackend {
     @Override
     public ContextDecoder open(KeyValueCache cache, CSAttentionIndex index, CSAttentionSettings settings) {
         CpuDecodeBackend.checkContext(cache, index);
+        CudaContextDecoder.checkIndex(index);
         return new CudaContextDecoder(device, cache, index, settings);
     }
 

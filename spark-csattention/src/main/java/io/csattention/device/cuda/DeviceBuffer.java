@@ -52,6 +52,19 @@ final class DeviceBuffer implements AutoCloseable {
         return this;
     }
 
+    DeviceBuffer upload(byte[] data, int count) {
+        ensure(count);
+        Cuda.check(JCudaDriver.cuMemcpyHtoD(pointer, Pointer.to(data), count), "cuMemcpyHtoD(" + name + ")");
+        return this;
+    }
+
+    DeviceBuffer upload(char[] data, int count) {
+        ensure((long) count * Sizeof.CHAR);
+        Cuda.check(JCudaDriver.cuMemcpyHtoD(pointer, Pointer.to(data), (long) count * Sizeof.CHAR),
+                "cuMemcpyHtoD(" + name + ")");
+        return this;
+    }
+
     /** Synchronous download of the first {@code count} values. */
     void download(float[] target, int count) {
         Cuda.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(target), pointer, (long) count * Sizeof.FLOAT),

@@ -10,9 +10,10 @@ enum PtxFunction {
     CENTROID_KEY_SCORES("prefill", "centroid_key_scores"),
     BUILD_LISTS("prefill", "build_lists"),
     NEAREST_CENTROIDS("decode", "nearest_centroids"),
-    ACCUMULATE_LIST("decode", "accumulate_list"),
+    ACCUMULATE_LISTS("decode", "accumulate_lists"),
+    TOP_K_SUMS("decode", "top_k_sums"),
     TOP_K_ROWS("decode", "top_k_rows"),
-    RESCORE("decode", "rescore"),
+    RESCORE_CODES("decode", "rescore_codes"),
     SINK_AND_WINDOW("decode", "sink_and_window"),
     ATTEND_PARTIAL("attention", "attend_partial"),
     ATTEND_ALL_TILED("attention", "attend_all_tiled"),
@@ -20,6 +21,9 @@ enum PtxFunction {
 
     /** Centroids per tile of {@code centroid_key_scores} (CENTROID_TILE in prefill.cu). */
     static final int CENTROID_TILE = 32;
+
+    /** Bits of a key's offset within its block in {@code accumulate_lists} (its {@code << 16}); PackedLists' blocks. */
+    static final int PACKED_BLOCK_BITS = 16;
 
     /** Queries per thread block of {@code attend_all_tiled} (ATTEND_QUERY_TILE in attention.cu). */
     static final int QUERY_TILE = 8;
