@@ -1,9 +1,13 @@
 // Checks the kernels of kernels/src on the CPU emulator against straightforward restatements of the CPU semantics of
-// io.csattention.core (CSAttentionIndex.build, KMeans, CSAttentionSelector, Selections, Attention, TopK), launching
-// them with the same configurations as io.csattention.device.cuda. Run by kernels/emulator/run.sh.
+// io.csattention.core (CSAttentionIndex.build, KMeans, PackedLists, KeySketch, CSAttentionSelector, Selections,
+// Attention, TopK), and the decode kernels against the selections the Java CSAttentionSelector made of a seeded case
+// (fixtures/), launching them with the same configurations as io.csattention.device.cuda. Run by
+// kernels/emulator/run.sh.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <numeric>
 #include <random>
 #include <set>
@@ -492,6 +496,119 @@ static void checkDecode(const Index& index, const Packed& packed, const Sketch& 
     }
 }
 
+// The decode kernels on the data CSAttentionSelector decoded in Java (fixtures/decode-cpu-selector.txt, written by
+// spark-csattention's GpuDecodeFixtureTest): the kernels must select what the Java selector selected, key for key
+// but for near-ties of the re-scoring cut (the sums are integers and exact; the re-scoring's float sum runs in SIMD
+// lanes there, in warp lanes here).
+static bool readRecord(std::ifstream& in, const std::string& name, std::vector<int>& values) {
+    std::string got;
+    size_t count = 0;
+    if (!(in >> got >> count) || got != name) {
+        std::printf("FAIL fixture: expected record %s, found %s\n", name.c_str(), got.c_str());
+        failures++;
+        return false;
+    }
+    values.resize(count);
+    for (auto& v : values) in >> v;
+    return (bool) in;
+}
+
+static std::vector<float> asFloats(const std::vector<int>& bits) {
+    std::vector<float> out(bits.size());
+    for (size_t i = 0; i < bits.size(); i++) out[i] = __int_as_float(bits[i]);
+    return out;
+}
+
+static void checkFixture(const char* path) {
+    std::ifstream in(path);
+    expect((bool) in, std::string("fixture ") + path + " readable");
+    std::string word, name;
+    int cases = 0;
+    while (in >> word >> name) {
+        expect(word == "case", "fixture: a case record");
+        std::vector<int> shape, queryBits, centroidBits, starts, offsets, units, codes, scaleBits, want;
+        if (!readRecord(in, "shape", shape) || !readRecord(in, "queries", queryBits)
+                || !readRecord(in, "centroids", centroidBits) || !readRecord(in, "starts", starts)
+                || !readRecord(in, "offsets", offsets) || !readRecord(in, "units", units)
+                || !readRecord(in, "codes", codes) || !readRecord(in, "scales", scaleBits)
+                || !readRecord(in, "selected", want)) {
+            return;
+        }
+        int n = shape[0], d = shape[1], m = shape[2], c = shape[3], L = shape[4], useL2 = shape[5], budget = shape[6],
+            sink = shape[7], window = shape[8], chosen = shape[9], wanted = shape[10], queries = shape[11],
+            blocks = shape[12];
+        int from = sink, to = n - window;
+        std::vector<float> q = asFloats(queryBits), centroids = asFloats(centroidBits), scales = asFloats(scaleBits);
+        std::vector<unsigned short> packedOffsets(offsets.begin(), offsets.end());
+        std::vector<signed char> packedUnits(units.begin(), units.end());
+        Sketch sketch;
+        sketch.codes.assign(codes.begin(), codes.end());
+        sketch.scales = scales;
+        std::vector<int> lists(queries * m), selected((size_t) queries * budget, -9), sums((size_t) queries * n, 0);
+        csa_emu_launch(m, queries, 128, [&] {
+            nearest_centroids(q.data(), d, m, c, centroids.data(), useL2, lists.data());
+        });
+        csa_emu_launch((m * L + 255) / 256, queries, 256, [&] {
+            accumulate_lists(lists.data(), m, starts.data(), blocks, packedOffsets.data(), packedUnits.data(), L, from,
+                             to, sums.data(), n);
+        });
+        bool rescored = chosen > 0 && wanted > chosen;
+        std::vector<int> candidates((size_t) queries * wanted);
+        std::vector<float> exact((size_t) queries * wanted);
+        if (rescored) {
+            csa_emu_launch(queries, 1, 1024, [&] {
+                top_k_sums(sums.data(), n, from, to, wanted, candidates.data(), wanted, 0);
+            });
+            csa_emu_launch((wanted + 7) / 8, queries, 256, [&] {
+                rescore_codes(q.data(), sketch.codes.data(), sketch.scales.data(), d, candidates.data(), wanted,
+                              exact.data());
+            });
+            csa_emu_launch(queries, 1, 1024, [&] {
+                top_k_rows(exact.data(), wanted, 0, candidates.data(), wanted, 0, wanted, chosen, selected.data(),
+                           budget, sink);
+            });
+        } else if (chosen > 0) {
+            csa_emu_launch(queries, 1, 1024, [&] {
+                top_k_sums(sums.data(), n, from, to, chosen, selected.data(), budget, sink);
+            });
+        }
+        csa_emu_launch(queries, 1, 128, [&] { sink_and_window(selected.data(), budget, sink, window, n); });
+        for (int r = 0; r < queries; r++) {
+            std::string where = "fixture " + name + " query " + std::to_string(r) + ": ";
+            const float* query = &q[(size_t) r * d];
+            std::vector<int> expected(want.begin() + (size_t) r * budget, want.begin() + (size_t) (r + 1) * budget);
+            std::vector<int> got(selected.begin() + (size_t) r * budget, selected.begin() + (size_t) (r + 1) * budget);
+            if (got == expected) continue;
+            expect(rescored, where + "the literal selection differs from CSAttentionSelector's");
+            double cut = INFINITY, cutError = 0;
+            for (int id : expected) {
+                if (id < from || id >= to) continue;
+                double s = 0;
+                for (int t = 0; t < d; t++) s += (double) query[t] * sketch.codes[(size_t) id * d + t];
+                s *= sketch.scales[id];
+                if (s < cut) {
+                    cut = s;
+                }
+                cutError = std::max(cutError, sketchError(query, sketch, d, id));
+            }
+            std::vector<int> difference;
+            std::set_symmetric_difference(expected.begin(), expected.end(), got.begin(), got.end(),
+                                          std::back_inserter(difference));
+            for (int id : difference) {
+                double s = 0;
+                for (int t = 0; t < d; t++) s += (double) query[t] * sketch.codes[(size_t) id * d + t];
+                s *= sketch.scales[id];
+                nearTieDifferences++;
+                expect(std::fabs(s - cut) <= 2 * (sketchError(query, sketch, d, id) + cutError),
+                       where + "key " + std::to_string(id) + " differs from CSAttentionSelector's selection away "
+                       "from a near-tie of the re-scoring cut");
+            }
+        }
+        cases++;
+    }
+    expect(cases == 2, "fixture: two cases, read " + std::to_string(cases));
+}
+
 static void checkFullAttention(const Index& index, bool tiled, std::mt19937& random) {
     int n = index.n, d = index.d, queries = tiled ? 11 : 3, chunk = 256;
     std::normal_distribution<float> gauss;
@@ -598,7 +715,8 @@ int main() {
         checkDecode(large, packed, sketch, 2, 717, 4, 12, 2.0, false, random);
         checkDecode(large, packed, sketch, 2, 301, 1, 0, 0.0, false, random);
     }
-    std::printf("decode pipeline: %s (%d selected keys differ from the double re-scoring, all at near-ties)\n",
+    checkFixture("fixtures/decode-cpu-selector.txt");
+    std::printf("decode pipeline and the Java selector's fixture: %s (%d selected keys differ, all at near-ties)\n",
                 failures == 0 ? "ok" : "FAILED", nearTieDifferences);
     checkFullAttention(index, false, random);
     checkFullAttention(index, true, random);
