@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <ul>
  *   <li>the re-scoring over the int8 sketch (a d-term float sum, in SIMD lanes on the CPU, in warp lanes on the GPU):
  *       a key may differ only if its sketch score, computed here in float64, is within twice the worst-case rounding
- *       of such a sum ({@code 2 d 2^-24 sum_i |q_i c_i| scale}, for the key and for the CPU's cut) of the CPU's cut;</li>
+ *       of such a sum ({@code 2 d 2^-24 sum_i |q_i c_i| scale}, for the key and for the CPU's cut) of the CPU's
+ *       cut;</li>
  *   <li>the centroid choice (a width-term float sum): a query whose best two centroids of some subspace are within
  *       the rounding of their sums may take another list; it is then held to the recall bar alone.</li>
  * </ul>
