@@ -325,6 +325,35 @@ class SparkCommandsTest {
         assertEquals(2, r.code(), r.err());
         assertEquals(1, r.err().strip().split("\n").length, r.err());
         assertTrue(!Files.exists(decoded), "the failed decode left " + decoded);
+        String badRow = r.err().strip();
+
+        // a bad row in a JVM of its own: the one line, none of Spark's log; with --verbose Spark's INFO log too
+        for (boolean verbose : new boolean[] {false, true}) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("decode", "--queries",
+                    badQueries, "--index", index, "--out", decoded.toString()));
+            if (verbose) {
+                args.add("--verbose");
+            }
+            process = new ProcessBuilder(javaCommand(args.toArray(String[]::new)))
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            stderr = new String(process.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertEquals(2, process.waitFor(), stderr);
+            lines = stderr.strip().lines().map(String::strip)
+                    .filter(l -> !l.isEmpty() && !l.startsWith("[Stage ")).toList();
+            long info = lines.stream().filter(l -> l.matches("\\d\\d/\\d\\d/\\d\\d \\S+ INFO .*")).count();
+            if (verbose) {
+                // Spark's INFO log and its report of the failed task, the error line among them (shutdown hooks
+                // log after it)
+                assertTrue(lines.contains(badRow), stderr);
+                assertTrue(info > 20 && stderr.contains(" INFO SparkContext: ")
+                        && stderr.contains(" ERROR Executor: Exception in task "), stderr);
+            } else {
+                assertEquals(badRow, lines.get(lines.size() - 1), stderr);
+                assertTrue(lines.size() <= 2 && info == 0 && lines.stream().noneMatch(l -> l.startsWith("at ")),
+                        stderr);
+            }
+            assertTrue(!Files.exists(decoded), "the failed decode left " + decoded);
+        }
 
         Files.createDirectories(decoded);
         r = run("decode", "--queries", badQueries, "--index", index, "--out", decoded.toString());

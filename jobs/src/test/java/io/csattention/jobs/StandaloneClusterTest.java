@@ -54,6 +54,11 @@ class StandaloneClusterTest {
     static final String LOOPBACK = "127.0.0.1";
     static final Duration CLUSTER_UP = Duration.ofSeconds(60);
     static final Duration JOB = Duration.ofSeconds(150);
+    /**
+     * JAVA_OPTS of the daemons and the drivers, which compute nothing the test compares (the executors build and
+     * decode, with the JIT and flags that spark-defaults.conf gives them): short-lived JVMs on shared cores.
+     */
+    static final String SHORT_LIVED = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1";
 
     @TempDir
     Path dir;
@@ -98,12 +103,12 @@ class StandaloneClusterTest {
             int ui = freePort();
             String master = "spark://" + LOOPBACK + ":" + port;
             String sparkClass = home + "/bin/spark-class";
-            start("master", "-Xmx256m", sparkClass, "org.apache.spark.deploy.master.Master", "--host", LOOPBACK,
-                    "--port", Integer.toString(port), "--webui-port", Integer.toString(ui));
+            start("master", "-Xmx256m " + SHORT_LIVED, sparkClass, "org.apache.spark.deploy.master.Master",
+                    "--host", LOOPBACK, "--port", Integer.toString(port), "--webui-port", Integer.toString(ui));
             for (int w = 1; w <= 2; w++) {
-                start("worker-" + w, "-Xmx256m", sparkClass, "org.apache.spark.deploy.worker.Worker", "--host",
-                        LOOPBACK, "--webui-port", "0", "--cores", "1", "--memory", "1g", "--work-dir",
-                        dir.resolve("work-" + w).toString(), master);
+                start("worker-" + w, "-Xmx256m " + SHORT_LIVED, sparkClass,
+                        "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK, "--webui-port", "0", "--cores",
+                        "1", "--memory", "1g", "--work-dir", dir.resolve("work-" + w).toString(), master);
             }
             awaitWorkers(ui, 2);
             System.out.printf("master and 2 workers up in %.1f s%n", (System.nanoTime() - t0) / 1e9);
@@ -214,7 +219,7 @@ class StandaloneClusterTest {
     private String job(String name, List<String> submit, String... args) throws Exception {
         List<String> command = new ArrayList<>(submit);
         command.addAll(List.of(args));
-        Process p = start(name, "-Xmx1g", command.toArray(String[]::new));
+        Process p = start(name, "-Xmx1g " + SHORT_LIVED, command.toArray(String[]::new));
         if (!p.waitFor(JOB.toSeconds(), TimeUnit.SECONDS)) {
             fail(name + " did not finish in " + JOB);
         }
