@@ -260,6 +260,22 @@ class SparkCommandsTest {
                 r.err().strip());
     }
 
+    /** spark-home copies the jar it runs from: from the build's class directory it says so, before writing. */
+    @Test
+    void sparkHomeNeedsANewFolderAndTheJobsJar() throws Exception {
+        Path exists = Files.createDirectories(dir.resolve("existing-home"));
+        Result r = run("spark-home", "--out", exists.toString());
+        assertEquals(2, r.code());
+        assertEquals("error: --out must not exist yet; --out=" + exists, r.err().strip());
+        Path classes = Path.of(SparkHomeCommand.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        Path home = dir.resolve("home");
+        r = run("spark-home", "--out", home.toString());
+        assertEquals(2, r.code());
+        assertEquals("error: spark-home must run from csattention-jobs.jar (java -jar jobs/target/csattention-jobs.jar "
+                + "spark-home ...); running from=" + classes, r.err().strip());
+        assertFalse(Files.exists(home));
+    }
+
     /**
      * A failed decode or build leaves no output behind (a rerun is not refused with "path already exists"), an
      * executor's error is the one line of its root cause, and an existing decode output is refused before any work.
