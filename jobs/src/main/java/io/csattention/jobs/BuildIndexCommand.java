@@ -30,6 +30,9 @@ final class BuildIndexCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    @Mixin
+    SparkJob.Logging logging;
+
     @Option(names = "--contexts", required = true, description = "Contexts table (Parquet).")
     String contexts;
 
@@ -94,7 +97,7 @@ final class BuildIndexCommand implements Callable<Integer> {
             throw new java.io.IOException("model file must exist; model=" + model);
         }
         PrintWriter stdout = spec.commandLine().getOut();
-        SparkSession spark = SparkJob.session("csattention build-index");
+        SparkSession spark = SparkJob.session("csattention build-index", logging);
         try {
             long start = System.nanoTime();
             IndexSet.Manifest manifest = SparkJob.writing(spark, out, "--out", false, true, () -> model == null

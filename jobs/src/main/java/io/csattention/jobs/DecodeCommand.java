@@ -24,6 +24,9 @@ final class DecodeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    @Mixin
+    SparkJob.Logging logging;
+
     @Option(names = "--queries", required = true, description = "Queries table (Parquet).")
     String queries;
 
@@ -70,7 +73,7 @@ final class DecodeCommand implements Callable<Integer> {
         decode.into(options, flags.typed);
         flags.parse(options);
         PrintWriter stdout = spec.commandLine().getOut();
-        SparkSession spark = SparkJob.session("csattention decode");
+        SparkSession spark = SparkJob.session("csattention decode", logging);
         try {
             CSAttentionMetrics metrics = new CSAttentionMetrics(spark.sparkContext());
             long start = System.nanoTime();

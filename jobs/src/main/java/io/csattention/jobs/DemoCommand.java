@@ -27,6 +27,7 @@ import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -71,6 +72,9 @@ final class DemoCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
+
+    @Mixin
+    SparkJob.Logging logging;
 
     @Option(names = "--out", description = "Directory for the Parquet tables and the index set (default: a new "
             + "temporary directory).")
@@ -138,7 +142,7 @@ final class DemoCommand implements Callable<Integer> {
         java.nio.file.Path dir = out != null ? Files.createDirectories(out)
                 : Files.createTempDirectory("csattention-demo");
         PrintWriter stdout = spec.commandLine().getOut();
-        SparkSession spark = SparkJob.session("csattention demo");
+        SparkSession spark = SparkJob.session("csattention demo", logging);
         try {
             tensorLevel(spark, dir, stdout, options, parsed);
             modelLevel(spark, dir, stdout);

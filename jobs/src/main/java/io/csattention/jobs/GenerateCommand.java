@@ -45,6 +45,9 @@ final class GenerateCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Mixin
+    SparkJob.Logging logging;
+
+    @Mixin
     ModelOptions model;
 
     @Mixin
@@ -178,7 +181,7 @@ final class GenerateCommand implements Callable<Integer> {
             options.put(ModelPrefill.TOKENIZER, model.tokenizer.toString());
         }
         PrintWriter stdout = spec.commandLine().getOut();
-        SparkSession spark = SparkJob.session("csattention generate");
+        SparkSession spark = SparkJob.session("csattention generate", logging);
         org.apache.hadoop.fs.Path outPath = new org.apache.hadoop.fs.Path(tables.out);
         org.apache.hadoop.fs.FileSystem fs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
         boolean existed = fs.exists(outPath);

@@ -27,6 +27,7 @@ import java.io.PrintWriter;
                 BenchCommand.class,
                 BenchModelCommand.class,
                 GpuBenchCommand.class,
+                SparkHomeCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main implements Runnable {

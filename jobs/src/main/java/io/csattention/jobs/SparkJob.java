@@ -67,15 +67,39 @@ final class SparkJob {
         }
     }
 
-    /** The session of this JVM; {@code local[*]} unless a master is configured. */
+    /**
+     * {@code --verbose}, a mixin of every Spark command. Spark's own logging is off below WARN by default (the
+     * bundled log4j2.properties, and the level set on the session), and its reports of a failed task are off
+     * altogether, because the command reports the failure as one line; {@code --verbose} turns all of them back on.
+     */
+    static final class Logging {
+        @Option(names = "--verbose", description = "Spark's own log at INFO on stderr, with its reports of failed "
+                + "tasks (by default only warnings, and a failure as the one line of its root cause).")
+        boolean verbose;
+    }
+
+    /** The session of this JVM, quiet; {@code local[*]} unless a master is configured. */
     static SparkSession session(String appName) {
+        return session(appName, new Logging());
+    }
+
+    /** The session of this JVM; {@code local[*]} unless a master is configured. */
+    static SparkSession session(String appName, Logging logging) {
+        if (logging.verbose) {
+            // every configured logger, the ones the bundled configuration turns off included
+            org.apache.logging.log4j.core.config.Configurator.setAllLevels(
+                    org.apache.logging.log4j.LogManager.ROOT_LOGGER_NAME, org.apache.logging.log4j.Level.INFO);
+        }
         SparkConf conf = new SparkConf();
         SparkSession.Builder builder = SparkSession.builder().appName(appName);
         if (!conf.contains("spark.master")) {
             builder.master("local[*]").config("spark.ui.showConsoleProgress", "true");
         }
         SparkSession spark = builder.getOrCreate();
-        spark.sparkContext().setLogLevel("WARN");
+        if (!logging.verbose) {
+            // under spark-submit the cluster's log4j2.properties may log Spark at INFO
+            spark.sparkContext().setLogLevel("WARN");
+        }
         return spark;
     }
 

@@ -260,6 +260,22 @@ class SparkCommandsTest {
                 r.err().strip());
     }
 
+    /** spark-home copies the jar it runs from: from the build's class directory it says so, before writing. */
+    @Test
+    void sparkHomeNeedsANewFolderAndTheJobsJar() throws Exception {
+        Path exists = Files.createDirectories(dir.resolve("existing-home"));
+        Result r = run("spark-home", "--out", exists.toString());
+        assertEquals(2, r.code());
+        assertEquals("error: --out must not exist yet; --out=" + exists, r.err().strip());
+        Path classes = Path.of(SparkHomeCommand.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        Path home = dir.resolve("home");
+        r = run("spark-home", "--out", home.toString());
+        assertEquals(2, r.code());
+        assertEquals("error: spark-home must run from csattention-jobs.jar (java -jar jobs/target/csattention-jobs.jar "
+                + "spark-home ...); running from=" + classes, r.err().strip());
+        assertFalse(Files.exists(home));
+    }
+
     /**
      * A failed decode or build leaves no output behind (a rerun is not refused with "path already exists"), an
      * executor's error is the one line of its root cause, and an existing decode output is refused before any work.
@@ -325,6 +341,35 @@ class SparkCommandsTest {
         assertEquals(2, r.code(), r.err());
         assertEquals(1, r.err().strip().split("\n").length, r.err());
         assertTrue(!Files.exists(decoded), "the failed decode left " + decoded);
+        String badRow = r.err().strip();
+
+        // a bad row in a JVM of its own: the one line, none of Spark's log; with --verbose Spark's INFO log too
+        for (boolean verbose : new boolean[] {false, true}) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("decode", "--queries",
+                    badQueries, "--index", index, "--out", decoded.toString()));
+            if (verbose) {
+                args.add("--verbose");
+            }
+            process = new ProcessBuilder(javaCommand(args.toArray(String[]::new)))
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            stderr = new String(process.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertEquals(2, process.waitFor(), stderr);
+            lines = stderr.strip().lines().map(String::strip)
+                    .filter(l -> !l.isEmpty() && !l.startsWith("[Stage ")).toList();
+            long info = lines.stream().filter(l -> l.matches("\\d\\d/\\d\\d/\\d\\d \\S+ INFO .*")).count();
+            if (verbose) {
+                // Spark's INFO log and its report of the failed task, the error line among them (shutdown hooks
+                // log after it)
+                assertTrue(lines.contains(badRow), stderr);
+                assertTrue(info > 20 && stderr.contains(" INFO SparkContext: ")
+                        && stderr.contains(" ERROR Executor: Exception in task "), stderr);
+            } else {
+                assertEquals(badRow, lines.get(lines.size() - 1), stderr);
+                assertTrue(lines.size() <= 2 && info == 0 && lines.stream().noneMatch(l -> l.startsWith("at ")),
+                        stderr);
+            }
+            assertTrue(!Files.exists(decoded), "the failed decode left " + decoded);
+        }
 
         Files.createDirectories(decoded);
         r = run("decode", "--queries", badQueries, "--index", index, "--out", decoded.toString());

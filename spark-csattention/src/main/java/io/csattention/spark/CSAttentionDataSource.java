@@ -1,5 +1,9 @@
 package io.csattention.spark;
 
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SQLContext;
+import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.connector.catalog.SupportsRead;
 import org.apache.spark.sql.connector.catalog.SupportsWrite;
@@ -10,6 +14,8 @@ import org.apache.spark.sql.connector.expressions.Transform;
 import org.apache.spark.sql.connector.read.ScanBuilder;
 import org.apache.spark.sql.connector.write.LogicalWriteInfo;
 import org.apache.spark.sql.connector.write.WriteBuilder;
+import org.apache.spark.sql.sources.BaseRelation;
+import org.apache.spark.sql.sources.CreatableRelationProvider;
 import org.apache.spark.sql.sources.DataSourceRegister;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
@@ -19,12 +25,19 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The DataSource V2 format {@value #NAME}: {@code df.write.format("csattention").mode("overwrite").save(path)} builds
- * an index set from a contexts table ({@link IndexSetWrite}); {@code spark.read.format("csattention").load(path)}
- * lists it ({@link IndexSetScan}); with {@code .option("queries", queriesParquetPath)} the read decodes that queries
- * table against it ({@link QueriesDecodeScan}: the decode job's output). The paths are any Hadoop FileSystem paths.
+ * The DataSource V2 format {@value #NAME}: {@code df.write.format("csattention").save(path)} builds an index set from
+ * a contexts table ({@link IndexSetWrite}); {@code spark.read.format("csattention").load(path)} lists it
+ * ({@link IndexSetScan}); with {@code .option("queries", queriesParquetPath)} the read decodes that queries table
+ * against it ({@link QueriesDecodeScan}: the decode job's output). The paths are any Hadoop FileSystem paths.
+ *
+ * <p><b>Save modes.</b> Spark's DataFrameWriter refuses the default mode, errorifexists (and ignore), for a V2 table
+ * that can be written: it asks such tables for append or overwrite only. So the table declares batch writes only
+ * when the write carries the option {@value CSAttention#MODE}, as {@link CSAttention#buildIndexes} always passes it;
+ * any other {@code save()} falls back to {@link #createRelation}, which gets Spark's save mode and builds through
+ * {@link CSAttention#buildIndexes}: one build path, whose checks (errorifexists refuses a committed set before any
+ * work) every mode shares.
  */
-public final class CSAttentionDataSource implements TableProvider, DataSourceRegister {
+public final class CSAttentionDataSource implements TableProvider, DataSourceRegister, CreatableRelationProvider {
 
     public static final String NAME = "csattention";
 
@@ -50,11 +63,61 @@ public final class CSAttentionDataSource implements TableProvider, DataSourceReg
         if (path == null || path.isBlank()) {
             throw new IllegalArgumentException("format csattention needs a path; path=" + path);
         }
-        return new IndexSetTable(schema, path);
+        return new IndexSetTable(schema, path, properties.containsKey(CSAttention.MODE));
     }
 
-    /** The index set at one path; the schema is the index table's when read and the contexts' when written. */
-    private record IndexSetTable(StructType schema, String path) implements SupportsRead, SupportsWrite {
+    /**
+     * {@code df.write.format("csattention").mode(m).save(path)} without the option {@value CSAttention#MODE}: the
+     * contexts table built into the index set at {@code path} by {@link CSAttention#buildIndexes}, in Spark's save
+     * mode {@code m}; ignore builds nothing when the path holds a committed set.
+     */
+    @Override
+    public BaseRelation createRelation(SQLContext sqlContext, SaveMode mode,
+                                       scala.collection.immutable.Map<String, String> parameters, Dataset<Row> data) {
+        Map<String, String> options = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        options.putAll(scala.jdk.javaapi.CollectionConverters.asJava(parameters));
+        String path = options.remove("path");
+        if (path == null || path.isBlank()) {
+            throw new IllegalArgumentException("format csattention needs a path; path=" + path);
+        }
+        try {
+            boolean build = true;
+            if (mode == SaveMode.Ignore) {
+                HadoopConf conf = new HadoopConf(sqlContext.sparkContext().hadoopConfiguration());
+                org.apache.hadoop.fs.Path root = new org.apache.hadoop.fs.Path(path);
+                build = IndexSet.latest(root.getFileSystem(conf.get()), root).isEmpty();
+            }
+            if (build) {
+                options.put(CSAttention.MODE, switch (mode) {
+                    case Append -> "append";
+                    case Overwrite -> "overwrite";
+                    case ErrorIfExists, Ignore -> "errorifexists";
+                });
+                CSAttention.buildIndexes(data, path, options);
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        StructType schema = IndexSetScan.SCHEMA;
+        return new BaseRelation() {
+            @Override
+            public SQLContext sqlContext() {
+                return sqlContext;
+            }
+
+            @Override
+            public StructType schema() {
+                return schema;
+            }
+        };
+    }
+
+    /**
+     * The index set at one path; the schema is the index table's when read and the contexts' when written. It
+     * declares batch writes only to a write that says its mode (see the class comment).
+     */
+    private record IndexSetTable(StructType schema, String path, boolean writable)
+            implements SupportsRead, SupportsWrite {
 
         @Override
         public String name() {
@@ -63,7 +126,9 @@ public final class CSAttentionDataSource implements TableProvider, DataSourceReg
 
         @Override
         public Set<TableCapability> capabilities() {
-            return EnumSet.of(TableCapability.BATCH_READ, TableCapability.BATCH_WRITE, TableCapability.TRUNCATE);
+            return writable
+                    ? EnumSet.of(TableCapability.BATCH_READ, TableCapability.BATCH_WRITE, TableCapability.TRUNCATE)
+                    : EnumSet.of(TableCapability.BATCH_READ);
         }
 
         @Override

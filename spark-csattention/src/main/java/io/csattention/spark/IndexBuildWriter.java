@@ -6,7 +6,6 @@ import io.csattention.core.FloatMatrix;
 import io.csattention.core.Rope;
 import io.csattention.core.RopeInfo;
 import io.csattention.format.IndexedHead;
-import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.catalyst.InternalRow;
@@ -246,17 +245,16 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
     }
 
     /**
-     * Deletes this attempt's files, and the job's temporary directory when that leaves it empty: a task killed after
-     * its job was aborted stops after the driver has removed that directory, and its late writes recreated it.
+     * Deletes this attempt's files, and the job's temporary directory and {@code _temporary/} when that leaves them
+     * empty: a task killed after its job was aborted stops after the driver has removed them, and its late writes
+     * recreated them.
      */
     @Override
     public void abort() throws IOException {
         fs.delete(attemptDir, true);
         Path jobDir = attemptDir.getParent();
-        FileStatus[] left = fs.exists(jobDir) ? fs.listStatus(jobDir) : null;
-        if (left != null && left.length == 0) {
-            fs.delete(jobDir, false);
-        }
+        IndexSet.removeIfEmpty(fs, jobDir);
+        IndexSet.removeIfEmpty(fs, jobDir.getParent());
     }
 
     @Override

@@ -418,6 +418,7 @@ public final class IndexSet {
         }
         try {
             fs.delete(temp, true);
+            removeIfEmpty(fs, temp.getParent());
         } catch (IOException e) {
             LOG.warn("index set {}: could not remove {} after commit {}: {}", root, temp, commit, e.toString());
         }
@@ -559,6 +560,25 @@ public final class IndexSet {
         }
     }
 
+    /**
+     * Removes {@code dir} when it holds nothing: {@code _temporary/} once the last job in it is done, so that a
+     * committed index set holds only its manifests and {@code data/}. A job that starts meanwhile keeps it: a
+     * non-recursive delete of a directory that is not empty fails (and is then not an error), and a job that
+     * creates its directory after the delete creates {@code _temporary/} again.
+     */
+    static void removeIfEmpty(FileSystem fs, Path dir) throws IOException {
+        if (list(fs, dir).length > 0 || !fs.exists(dir)) {
+            return;
+        }
+        try {
+            fs.delete(dir, false);
+        } catch (IOException e) {
+            if (list(fs, dir).length == 0) {
+                throw e;
+            }
+        }
+    }
+
     /** Adds the job directories ({@code data/JOB}) a manifest's files lie in. */
     private static void jobDirs(Manifest manifest, java.util.Set<String> into) {
         for (Entry e : manifest.heads()) {
@@ -582,6 +602,7 @@ public final class IndexSet {
     static void abort(FileSystem fs, Path root, String jobId) {
         try {
             fs.delete(jobTemp(root, jobId), true);
+            removeIfEmpty(fs, new Path(root, TEMP_DIR));
             Optional<Manifest> newest;
             try {
                 newest = latest(fs, root);

@@ -4,7 +4,7 @@ import org.apache.spark.sql.SparkSession;
 
 /**
  * The one local SparkSession of the ordinary Spark tests: two cores, a task may fail once and be retried
- * ({@code local[2,2]}), no UI, the CSAttention SQL extension installed. Stopped when the test JVM exits.
+ * ({@code local[2,2]}), no UI, the CSAttention SQL extension and catalog installed. Stopped when the test JVM exits.
  */
 final class SharedSpark {
 
@@ -22,6 +22,7 @@ final class SharedSpark {
                     .config("spark.sql.shuffle.partitions", "3")
                     .config("spark.sql.adaptive.enabled", "false")
                     .config("spark.sql.extensions", CSAttentionExtensions.class.getName())
+                    .config("spark.sql.catalog." + CSAttentionDataSource.NAME, CSAttentionCatalog.class.getName())
                     .getOrCreate();
             SparkSession started = session;
             Runtime.getRuntime().addShutdownHook(new Thread(started::stop));
