@@ -25,6 +25,7 @@ import java.io.PrintWriter;
                 EvalModelCommand.class,
                 DumpQkvCommand.class,
                 BenchCommand.class,
+                BenchSparkCommand.class,
                 BenchModelCommand.class,
                 GpuBenchCommand.class,
                 SparkHomeCommand.class,

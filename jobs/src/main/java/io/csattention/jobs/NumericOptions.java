@@ -125,7 +125,10 @@ final class NumericOptions {
             Map.entry("--prefill-tokens", Range.integers(1, MAX_TOKENS)),
             Map.entry("--decode-tokens", Range.integers(1, 65536)),
             Map.entry("--batches", Range.integers(1, 4096)),
-            Map.entry("--batch-new-tokens", Range.integers(1, 65536)));
+            Map.entry("--batch-new-tokens", Range.integers(1, 65536)),
+            Map.entry("--rows", Range.integers(1, 1L << 31)),
+            Map.entry("--distinct-queries", COUNT),
+            Map.entry("--query-files", Range.integers(1, 10_000)));
 
     /** Ranges that differ for one command, keyed {@code "command --option"}. */
     private static final Map<String, Range> BY_COMMAND = Map.of(

@@ -1,0 +1,79 @@
+package io.csattention.jobs;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** bench-spark end to end at a tiny size: the contract (JSON keys, the checked sample, bad input), no timing bars. */
+class BenchSparkCommandTest {
+
+    private static String[] run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new String[] {Integer.toString(code), out.toString(), err.toString()};
+    }
+
+    @Test
+    void decodesColdAndWarmAndMatchesTheLibrary(@TempDir Path dir) throws Exception {
+        Path work = dir.resolve("work");
+        String[] result = run("bench-spark", "--contexts", "2", "--layers", "1", "--kv-heads", "2", "--tokens",
+                "1024", "--head-dim", "32", "--rows", "2002", "--distinct-queries", "64", "--query-files", "3",
+                "--work", work.toString());
+        assertEquals("0", result[0], result[2]);
+        String[] lines = result[1].strip().split("\n");
+        JsonNode summary = new ObjectMapper().readTree(lines[lines.length - 1]);
+        assertEquals(2000, summary.get("rows").asLong(), "rounded down to a multiple of the 4 heads");
+        // the library's outputs of the first 64 rows of each head, computed outside Spark, are the job's bit for bit
+        assertEquals(0.0, summary.get("max_abs_diff_vs_library").asDouble());
+        for (String run : List.of("cold_mixed", "warm_mixed", "warm_sorted")) {
+            JsonNode node = summary.get(run);
+            assertEquals(2000, node.get("queriesDecoded").asLong(), run);
+            assertTrue(node.get("queries_per_s").asDouble() > 0, run);
+        }
+        assertEquals(4, summary.get("cold_mixed").get("indexesLoaded").asLong(), "the cold run loads each head once");
+        assertEquals(0, summary.get("warm_mixed").get("indexesLoaded").asLong(), "the warm run loads none");
+        for (String key : List.of("spark_library_ratio_warm_mixed", "spark_library_ratio_warm_sorted",
+                "cold_warm_ratio_mixed", "library_queries_per_s")) {
+            assertTrue(summary.get(key).asDouble() > 0, key);
+        }
+        assertTrue(Files.size(work.resolve("bench-spark.json")) > 0);
+    }
+
+    @Test
+    void theMixedOrderIsAPermutationThatSeparatesHeads() {
+        long n = 1000;
+        long stride = BenchSparkCommand.coprimeStride(n);
+        Set<Long> items = new HashSet<>();
+        int sameHead = 0;
+        for (long i = 0; i < n; i++) {
+            items.add((stride * i + 7) % n);
+            if (i > 0 && (stride * i + 7) % n / 250 == (stride * (i - 1) + 7) % n / 250) {
+                sameHead++;
+            }
+        }
+        assertEquals(n, items.size());
+        assertTrue(sameHead < n / 2, "consecutive rows mostly belong to different heads; same=" + sameHead);
+    }
+
+    @Test
+    void anExistingWorkFolderIsOneLine(@TempDir Path dir) {
+        String[] result = run("bench-spark", "--work", dir.toString());
+        assertEquals("2", result[0]);
+        assertEquals("error: --work must not exist yet; --work=" + dir, result[2].strip());
+        assertFalse(result[1].contains("bench-spark:"));
+    }
+}
