@@ -48,10 +48,18 @@ class BadQueryRowsTest {
     static String queries;
     static final Listener LISTENER = new Listener();
 
-    /** Failed task attempts and, per stage, the accumulators it reported. */
+    /** Failed task attempts, retries (attempts after the first) and the csattention accumulators of the stages. */
     static final class Listener extends SparkListener {
         final AtomicInteger failedAttempts = new AtomicInteger();
+        final AtomicInteger retries = new AtomicInteger();
         final Map<String, Long> counters = new ConcurrentHashMap<>();
+
+        @Override
+        public void onTaskStart(org.apache.spark.scheduler.SparkListenerTaskStart start) {
+            if (start.taskInfo().attemptNumber() > 0) {
+                retries.incrementAndGet();
+            }
+        }
 
         @Override
         public void onTaskEnd(SparkListenerTaskEnd end) {
@@ -75,6 +83,7 @@ class BadQueryRowsTest {
         void reset() {
             settle();
             failedAttempts.set(0);
+            retries.set(0);
             counters.clear();
         }
 
@@ -194,6 +203,7 @@ class BadQueryRowsTest {
             assertEquals(line, QueryCheck.badRow(job), "decode job, query_id=" + bad.getKey());
             LISTENER.settle();
             assertEquals(1, LISTENER.failedAttempts.get(), "failed attempts of the job, query_id=" + bad.getKey());
+            assertEquals(0, LISTENER.retries.get(), "retries of the job, query_id=" + bad.getKey());
 
             LISTENER.reset();
             assertEquals(line, sqlFailure("bad_rows WHERE query_id = " + bad.getKey(), ", 'fail', query_id"),
@@ -201,6 +211,7 @@ class BadQueryRowsTest {
             LISTENER.settle();
             assertEquals(1, LISTENER.failedAttempts.get(), "failed attempts of the SQL query, query_id="
                     + bad.getKey());
+            assertEquals(0, LISTENER.retries.get(), "retries of the SQL query, query_id=" + bad.getKey());
         }
         // without a query_id argument the line names the row's context, layer and head
         assertEquals("head must be a query head of context_id=ctx-0 layer=0, in [0, 2) (2 KV heads x 1 query heads "
@@ -212,7 +223,8 @@ class BadQueryRowsTest {
 
     @Test
     void aBadRowInAWrittenJobFailsOnceAndWritesNothing() throws IOException {
-        Dataset<Row> input = spark.read().parquet(queries).repartition(2);
+        // one task, so that no other task with a bad row can fail before the stage is aborted
+        Dataset<Row> input = spark.read().parquet(queries).coalesce(1);
         String out = dir.resolve("written").toString();
         LISTENER.reset();
         Exception e = assertThrows(Exception.class,
@@ -222,6 +234,7 @@ class BadQueryRowsTest {
         assertTrue(badRows().values().stream().anyMatch(b -> b[1].equals(line)), line);
         LISTENER.settle();
         assertEquals(1, LISTENER.failedAttempts.get(), "failed attempts of the write");
+        assertEquals(0, LISTENER.retries.get(), "retries of the write");
         assertFalse(java.nio.file.Files.exists(Path.of(out).resolve("_SUCCESS")));
     }
 
@@ -234,6 +247,7 @@ class BadQueryRowsTest {
                 }, org.apache.spark.sql.Encoders.LONG()).collectAsList());
         LISTENER.settle();
         assertEquals(4, LISTENER.failedAttempts.get());
+        assertEquals(3, LISTENER.retries.get());
     }
 
     @Test
