@@ -33,8 +33,12 @@ import java.util.regex.Pattern;
  */
 final class QueryCheck {
 
-    /** Spark's wording of a stage aborted by a {@link NotSerializableException}, the one Spark-version detail here. */
-    private static final Pattern NOT_RETRIED = Pattern.compile("had a not serializable result: ([^\\n]*)");
+    /**
+     * Spark's wording of a stage aborted by a {@link NotSerializableException} (the one Spark-version detail here),
+     * with a line that names a query as this class does: a real unserializable result names a class instead.
+     */
+    private static final Pattern NOT_RETRIED = Pattern.compile(
+            "had a not serializable result: ([^\\n]*\\((?:query_id|context_id)=[^\\n]*)");
 
     private QueryCheck() {
     }

@@ -239,6 +239,17 @@ class BadQueryRowsTest {
     }
 
     @Test
+    void onlyALineNamingAQueryIsTakenForABadRow() {
+        String aborted = "Job aborted due to stage failure: task 0.0 in stage 3.0 (TID 7) had a not serializable "
+                + "result: ";
+        assertEquals("query must not be null (query_id=4); query=null", QueryCheck.badRow(
+                new org.apache.spark.SparkException(aborted + "query must not be null (query_id=4); query=null")));
+        assertNull(QueryCheck.badRow(new org.apache.spark.SparkException(aborted + "org.example.Answer\n"
+                + "Serialization stack:\n\t- object not serializable (class: org.example.Answer, value: a)")));
+        assertNull(QueryCheck.badRow(new IllegalStateException("a transient failure")));
+    }
+
+    @Test
     void otherTaskFailuresAreStillRetried() {
         LISTENER.reset();
         assertThrows(Exception.class, () -> spark.range(4).coalesce(1).map(
