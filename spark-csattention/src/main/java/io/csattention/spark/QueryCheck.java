@@ -28,7 +28,7 @@ import java.util.regex.Pattern;
  * in fail mode leaves the task as a {@code NotSerializableException} carrying the one line ({@link #notRetried}).
  * It reaches the scheduler unwrapped for collects and for file writes too (Spark 4.0's {@code FileFormatDataWriter}
  * wraps the writing of a row, not the reading of its input iterator). The price: Spark does not attach the task's
- * exception to the job's, whose message reads {@code Job aborted due to stage failure: Task 0.0 in stage 3.0 (TID 7)
+ * exception to the job's, whose message reads {@code Job aborted due to stage failure: task 0.0 in stage 3.0 (TID 7)
  * had a not serializable result: <the line>}; {@link #badRow} finds the line there (the jobs print only it).
  */
 final class QueryCheck {

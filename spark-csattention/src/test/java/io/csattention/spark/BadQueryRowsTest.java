@@ -197,6 +197,12 @@ class BadQueryRowsTest {
         for (Map.Entry<Long, Object[]> bad : badRows().entrySet()) {
             String line = (String) bad.getValue()[1];
             Dataset<Row> one = spark.read().parquet(queries).where("query_id = " + bad.getKey());
+            // the job's line of every kind is also checked in route mode (routedRowsCarry...); failing the job
+            // carries the line the same way for each kind, so a few kinds of fail mode keep the test short
+            if (!JOB_FAIL_MODE_KINDS.contains(bad.getKey())) {
+                assertSqlFailsOnce(bad.getKey(), line);
+                continue;
+            }
             LISTENER.reset();
             Exception job = assertThrows(Exception.class,
                     () -> CSAttention.decode(one, index, Map.of()).collectAsList());
@@ -205,13 +211,7 @@ class BadQueryRowsTest {
             assertEquals(1, LISTENER.failedAttempts.get(), "failed attempts of the job, query_id=" + bad.getKey());
             assertEquals(0, LISTENER.retries.get(), "retries of the job, query_id=" + bad.getKey());
 
-            LISTENER.reset();
-            assertEquals(line, sqlFailure("bad_rows WHERE query_id = " + bad.getKey(), ", 'fail', query_id"),
-                    "SQL, query_id=" + bad.getKey());
-            LISTENER.settle();
-            assertEquals(1, LISTENER.failedAttempts.get(), "failed attempts of the SQL query, query_id="
-                    + bad.getKey());
-            assertEquals(0, LISTENER.retries.get(), "retries of the SQL query, query_id=" + bad.getKey());
+            assertSqlFailsOnce(bad.getKey(), line);
         }
         // without a query_id argument the line names the row's context, layer and head
         assertEquals("head must be a query head of context_id=ctx-0 layer=0, in [0, 2) (2 KV heads x 1 query heads "
@@ -219,6 +219,17 @@ class BadQueryRowsTest {
                 sqlFailure("bad_rows WHERE query_id = 108", ""));
         assertEquals("query must hold finite values (context_id=ctx-0 layer=0 head=1); query[3]=NaN",
                 sqlFailure("bad_rows WHERE query_id = 101", ", true"));
+    }
+
+    /** NaN, an unknown context, a null id. */
+    private static final java.util.Set<Long> JOB_FAIL_MODE_KINDS = java.util.Set.of(101L, 106L, 111L);
+
+    private static void assertSqlFailsOnce(long id, String line) {
+        LISTENER.reset();
+        assertEquals(line, sqlFailure("bad_rows WHERE query_id = " + id, ", 'fail', query_id"), "SQL, query_id=" + id);
+        LISTENER.settle();
+        assertEquals(1, LISTENER.failedAttempts.get(), "failed attempts of the SQL query, query_id=" + id);
+        assertEquals(0, LISTENER.retries.get(), "retries of the SQL query, query_id=" + id);
     }
 
     @Test
