@@ -170,13 +170,18 @@ final class SparkJob {
                     + "|io\\.csattention\\.[\\w.$]+(?:Exception|Conflict)): ([^\\n]*)");
 
     /**
-     * The user's problem inside a failed Spark job: the first IllegalArgumentException, IOException or
+     * The user's problem inside a failed Spark job: a bad query row's line ({@code CSAttention.badQueryRow}), the
+     * first IllegalArgumentException, IOException or
      * AnalysisException (a missing input path, an output path that exists) in the cause chain (a task's exception
      * arrives wrapped in a SparkException), else the task's exception as the job failure's message names it (an
      * executor's exception that did not travel), or the exception itself. The original stays the cause, for
      * {@code --stacktrace}.
      */
     static Exception unwrap(Exception e) {
+        String badRow = io.csattention.spark.CSAttention.badQueryRow(e);
+        if (badRow != null) {
+            return new IllegalArgumentException(badRow, e);
+        }
         Throwable t = e;
         while (t != null) {
             if (t instanceof IllegalArgumentException iae) {

@@ -339,7 +339,7 @@ class SparkCommandsTest {
         r = run("decode", "--queries", badQueries, "--index", index, "--out", decoded.toString());
         System.out.println("decode of the bad queries: " + r.err());
         assertEquals(2, r.code(), r.err());
-        assertEquals(1, r.err().strip().split("\n").length, r.err());
+        assertEquals("error: query must have head_dim=16 values (query_id=7); query.length=8", r.err().strip());
         assertTrue(!Files.exists(decoded), "the failed decode left " + decoded);
         String badRow = r.err().strip();
 

@@ -122,7 +122,9 @@ class ZeppelinNoteTest {
         List<String> lines = Arrays.stream(badInput.split("\\R")).filter(l -> !l.isBlank()).toList();
         assertEquals(3, lines.stream().filter(l -> l.startsWith("error: ")).count(), badInput);
         assertTrue(lines.stream().anyMatch(l -> l.startsWith("error: ") && l.contains("no-such-index")), badInput);
-        assertTrue(lines.stream().anyMatch(l -> l.startsWith("error: ") && l.endsWith("; head=7")), badInput);
+        // the SQL function's line names the row (its context, layer and head), as the decode job's names its query_id
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("error: ")
+                && l.matches(".*; head=7 \\(context_id=\\S+ layer=\\d+ head=7\\)")), badInput);
         assertTrue(lines.contains("error: --sparsity must be in (0, 1); --sparsity=1.5"), badInput);
         assertFalse(badInput.contains("\tat "), "no stack trace: " + badInput);
 

@@ -223,6 +223,16 @@ public final class CSAttention {
         return JavaSparkContext.fromSparkContext(sc).broadcast(plan);
     }
 
+    /**
+     * The one line of the bad query row that failed an action of a decode (this class's, the DataSource's or
+     * {@code csattention_decode}'s), from what the action threw on the driver; null when it failed otherwise. A bad
+     * row fails its task once, not retried, and Spark then reports the line inside its own message, without the
+     * row's exception as a cause (see {@link QueryCheck}).
+     */
+    public static String badQueryRow(Throwable failure) {
+        return QueryCheck.badRow(failure);
+    }
+
     /** The heads of the index set at {@code indexPath}, one row each (the DataSource's read). */
     public static Dataset<Row> describe(SparkSession spark, String indexPath) {
         return spark.read().format(CSAttentionDataSource.NAME).load(indexPath);

@@ -2,7 +2,6 @@ package io.csattention.spark;
 
 import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
-import io.csattention.format.IndexFileSummary;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Row;
@@ -17,7 +16,7 @@ import java.util.NoSuchElementException;
  * The decode stage on an executor: the partition's query rows are taken in blocks of {@code blockSize}; each row is
  * checked against the broadcast metadata, its head comes from the executor cache (loaded once), and the selector
  * (the rows of one head together) and exact attention give the output. The result depends only on the row and the committed index set, so a
- * retried task writes the same rows.
+ * retried task writes the same rows. A bad row ({@link QueryCheck}) is routed, or fails the task once, not retried.
  */
 final class DecodePartition implements MapPartitionsFunction<Row, Row> {
 
@@ -31,19 +30,12 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         this.metrics = metrics;
     }
 
-    /** A query row that cannot be decoded; the message names the query_id and the problem. */
-    static final class BadQueryException extends IllegalArgumentException {
-        BadQueryException(String message) {
-            super(message);
-        }
-    }
-
     @Override
     public Iterator<Row> call(Iterator<Row> input) {
         DecodePlan p = plan.value();
         int blockSize = p.options().blockSize();
         java.util.Map<HeadKey, LoadedHead> taskHeads = new java.util.HashMap<>();
-        return new Iterator<>() {
+        return QueryCheck.failOnce(new Iterator<>() {
             private final List<Row> block = new ArrayList<>(blockSize);
             private int next;
 
@@ -69,7 +61,7 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
                 }
                 return block.get(next++);
             }
-        };
+        });
     }
 
     /**
@@ -168,68 +160,13 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
 
     private HeadKey check(DecodePlan p, Row row) {
         QueriesSchema s = schema;
-        String contextId = row.isNullAt(s.contextId()) ? null : row.getString(s.contextId());
-        Integer layer = row.isNullAt(s.layer()) ? null : row.getInt(s.layer());
-        Integer head = row.isNullAt(s.head()) ? null : row.getInt(s.head());
-        String id = schema.queryIdText(row);
-        if (contextId == null || layer == null || head == null) {
-            throw new BadQueryException("context_id, layer and head must not be null (query_id=" + id + "); "
-                    + "context_id=" + contextId + ", layer=" + layer + ", head=" + head);
-        }
-        HeadKey key = new HeadKey(contextId, layer, p.kvHead(contextId, layer, head));
-        if (head < 0 || !p.entries().containsKey(key)) {
-            boolean knownContext = p.entries().keySet().stream().anyMatch(k -> k.contextId().equals(contextId));
-            if (!knownContext) {
-                throw new BadQueryException("context_id must name a context of the index set " + p.root()
-                        + " (query_id=" + id + "); context_id=" + contextId);
-            }
-            throw new BadQueryException(unknownHead(p, contextId, layer, head) + " (query_id=" + id + ")");
-        }
-        return key;
-    }
-
-    /**
-     * What is wrong with a layer and query head that name no head of a known context: the layers and the query
-     * heads each one has ({@code G * kv heads}, from the recorded group size).
-     */
-    static String unknownHead(DecodePlan p, String contextId, int layer, int head) {
-        java.util.Map<Integer, Integer> kvHeads = new java.util.TreeMap<>();
-        for (HeadKey k : p.entries().keySet()) {
-            if (k.contextId().equals(contextId)) {
-                kvHeads.merge(k.layer(), 1, Integer::sum);
-            }
-        }
-        if (!kvHeads.containsKey(layer)) {
-            return "layer must be a layer of context_id=" + contextId + " (" + kvHeads.keySet() + "); layer=" + layer;
-        }
-        int queryHeads = p.group(contextId, layer) * kvHeads.get(layer);
-        return "head must be a query head of context_id=" + contextId + " layer=" + layer + ", in [0, " + queryHeads
-                + ") (" + kvHeads.get(layer) + " KV heads x " + p.group(contextId, layer)
-                + " query heads per KV head); head=" + head;
+        return QueryCheck.head(p, row.isNullAt(s.contextId()) ? null : row.getString(s.contextId()),
+                row.isNullAt(s.layer()) ? null : row.getInt(s.layer()),
+                row.isNullAt(s.head()) ? null : row.getInt(s.head()), QueryCheck.queryId(s.queryIdText(row)));
     }
 
     private float[] vector(DecodePlan p, Row row, HeadKey key) {
-        String id = schema.queryIdText(row);
-        if (row.isNullAt(schema.query())) {
-            throw new BadQueryException("query must not be null (query_id=" + id + "); query=null");
-        }
-        float[] query;
-        try {
-            query = schema.queryType().floats(row, schema.query());
-        } catch (IllegalArgumentException e) {
-            throw new BadQueryException(e.getMessage() + " (query_id=" + id + ")");
-        }
-        IndexFileSummary summary = p.summaries().get(key);
-        if (query.length != summary.dim()) {
-            throw new BadQueryException("query must have head_dim=" + summary.dim() + " values (query_id=" + id
-                    + "); query.length=" + query.length);
-        }
-        for (int i = 0; i < query.length; i++) {
-            if (!Float.isFinite(query[i])) {
-                throw new BadQueryException("query must hold finite values (query_id=" + id + "); query[" + i + "]="
-                        + query[i]);
-            }
-        }
-        return query;
+        return QueryCheck.vector(row.isNullAt(schema.query()), () -> schema.queryType().floats(row, schema.query()),
+                p.summaries().get(key).dim(), QueryCheck.queryId(schema.queryIdText(row)));
     }
 }

@@ -73,7 +73,7 @@ record QueriesSchema(int queryId, int contextId, int layer, int head, int query,
         }
         long value = ((Number) row.get(position)).longValue();
         if (value < 0) {
-            throw new DecodePartition.BadQueryException("position must be >= 0 (query_id=" + queryIdText(row)
+            throw new BadQueryException("position must be >= 0 (query_id=" + queryIdText(row)
                     + "); position=" + value);
         }
         return value;

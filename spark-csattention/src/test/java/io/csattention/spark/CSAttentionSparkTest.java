@@ -280,7 +280,7 @@ class CSAttentionSparkTest {
         Exception e = assertThrows(Exception.class,
                 () -> CSAttention.decode(queries.where("query_id = 3"), index, OPTIONS).collectAsList());
         assertEquals("context_id must name a context of the index set " + index + " (query_id=3); "
-                + "context_id=nowhere", rootMessage(e));
+                + "context_id=nowhere", QueryCheck.badRow(e));
         Map<String, String> route = new HashMap<>(OPTIONS);
         route.put("onError", "route");
         List<Row> rows = CSAttention.decode(queries, index, route).orderBy("query_id").collectAsList();

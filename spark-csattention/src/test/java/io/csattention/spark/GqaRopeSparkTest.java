@@ -246,14 +246,14 @@ class GqaRopeSparkTest {
         Dataset<Row> table = spark.createDataFrame(bad, QUERIES).drop("position");
         Exception failed = assertThrows(Exception.class,
                 () -> CSAttention.decode(table, gqaIndex, Map.of()).collectAsList());
-        assertTrue(rootMessage(failed).equals("head must be a query head of context_id=doc layer=0, in [0, 8) "
-                + "(2 KV heads x 4 query heads per KV head); head=8 (query_id=99)"), rootMessage(failed));
+        assertEquals("head must be a query head of context_id=doc layer=0, in [0, 8) (2 KV heads x 4 query heads "
+                + "per KV head); head=8 (query_id=99)", QueryCheck.badRow(failed));
         String badFile = dir.resolve("bad-head.parquet").toString();
         table.write().parquet(badFile);
         Exception throughSource = assertThrows(Exception.class, () -> spark.read().format(CSAttentionDataSource.NAME)
                 .option("queries", badFile).load(gqaIndex).collectAsList());
         assertEquals("head must be a query head of context_id=doc layer=0, in [0, 8) (2 KV heads x 4 query heads "
-                + "per KV head); head=8 (query_id=99)", rootMessage(throughSource));
+                + "per KV head); head=8 (query_id=99)", QueryCheck.badRow(throughSource));
         IllegalArgumentException groupThroughSource = assertThrows(IllegalArgumentException.class,
                 () -> spark.read().format(CSAttentionDataSource.NAME).option("queries", badFile)
                         .option("queryHeadsPerKvHead", "2").load(gqaIndex).collectAsList());
@@ -262,7 +262,7 @@ class GqaRopeSparkTest {
         List<Row> negative = List.of(RowFactory.create(98L, "doc", 0, 1, new float[DIM], -3L));
         Exception position = assertThrows(Exception.class, () -> CSAttention.decode(
                 spark.createDataFrame(negative, QUERIES), gqaIndex, Map.of()).collectAsList());
-        assertEquals("position must be >= 0 (query_id=98); position=-3", rootMessage(position));
+        assertEquals("position must be >= 0 (query_id=98); position=-3", QueryCheck.badRow(position));
         List<Row> nullContext = List.of(RowFactory.create(null, 0, 0, 0, DIM, TestTensors.floats(keys[0]),
                 TestTensors.floats(values[0]), TestTensors.floats(prefill[0]), null));
         Exception nullId = assertThrows(Exception.class, () -> spark.createDataFrame(nullContext, CONTEXTS)
