@@ -278,8 +278,10 @@ public final class CSAttention {
             decoded.setName(what);
             JavaRDD<Row> out;
             if (parsed.preserveOrder()) {
+                // a stage is named by its last RDD: the pairs that leave the decode stage carry its description
+                JavaPairRDD<Long, Row> bySequence = decoded.mapToPair(t -> t);
                 jsc.setCallSite("csattention decode: rows back in the input's order, " + partitions + " partitions");
-                out = decoded.mapToPair(t -> t)
+                out = bySequence
                         .repartitionAndSortWithinPartitions(new DecodeTasks.ByInputPartition(Math.max(1, partitions)))
                         .values();
             } else {

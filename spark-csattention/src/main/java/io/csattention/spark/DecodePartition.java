@@ -63,7 +63,8 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
      * come out with the output rows, in the order the rows came in.
      */
     Iterator<Tuple2<Long, Row>> tagged(Iterator<Tuple2<Long, Row>> input) {
-        return blocks(input, plan.value().options().blockSize(), Tuple2::_2, (t, out) -> new Tuple2<>(t._1(), out));
+        return blocks(input, plan.value().options().blockSize(), Tuple2::_2,
+                (t, out) -> new Tuple2<>(t._1(), out));
     }
 
     /**

@@ -82,7 +82,8 @@ class CacheBudgetSparkTest {
             peak = oneStage.values().get("cachePeakBytes");
             assertTrue(peak > 0 && peak <= budget, "cache peak " + peak + " within the budget " + budget);
             System.out.printf("CacheBudgetSparkTest: %d index bytes, budget %d: by head %d loads, as is %d loads, "
-                    + "cache peak %d bytes; at %.1f s%n", total, budget, byHead.indexesLoaded.value(), loads, peak, (System.nanoTime() - t0) / 1e9);
+                    + "cache peak %d bytes; at %.1f s%n", total, budget, byHead.indexesLoaded.value(), loads, peak,
+                    (System.nanoTime() - t0) / 1e9);
             assertEquals(withoutTimes(unplanned), withoutTimes(planned));
         } finally {
             spark.stop();
