@@ -235,7 +235,8 @@ public final class CSAttention {
         long contexts = rowsPerHead.keySet().stream().map(HeadKey::contextId).distinct().count();
         String what = "csattention decode: " + tasks.heads() + " heads of " + contexts + " contexts, " + tasks.rows()
                 + " rows in " + tasks.tasks() + " tasks";
-        LOG.info("{} (at most {} rows a task); tasks by head: {}", what, tasks.share(), tasks.tasksByHead());
+        LOG.info("{} (at most {} rows a task)", what, tasks.share());
+        LOG.debug("tasks by head: {}", tasks.tasksByHead());
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(sc);
         int partitions = queries.rdd().getNumPartitions();
         DecodePartition stage = new DecodePartition(plan, schema, metrics);

@@ -175,7 +175,7 @@ final class ExecutorIndexCache {
             if (s.borrowers == 0 && s.head != null) {
                 it.remove();
                 bytes -= s.bytes;
-                LOG.info("evicted index {} ({} bytes) to make room for {} bytes", s.name, s.bytes, need);
+                LOG.debug("evicted index {} ({} bytes) to make room for {} bytes", s.name, s.bytes, need);
             }
         }
         return bytes + need <= budget;
