@@ -68,9 +68,10 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
     }
 
     /**
-     * The task's rows in blocks of {@code blockSize} rows, decoded in their order. The task holds at most one head of the
-     * executor cache at a time (the cache's bound depends on it): it keeps its head from one block to the next while
-     * the rows stay on it, releases it before it borrows another, and releases it when its rows end or the task ends.
+     * The task's rows in blocks of {@code blockSize} rows, decoded in their order. The task holds at most one head of
+     * the executor cache at a time (the cache's bound and its freedom from deadlock depend on it): it keeps its head
+     * from one block to the next while the rows stay on it, releases it before it borrows another, and releases it
+     * when its rows end or the task ends.
      */
     private <T> Iterator<T> blocks(Iterator<T> input, int blockSize, java.util.function.Function<T, Row> rowOf,
                                    java.util.function.BiFunction<T, Row, T> withOutput) {
