@@ -76,6 +76,7 @@ final class ExecutorIndexCache {
     private long bytes;
     private long peakBytes;
     private long loads;
+    private long borrows;
 
     /**
      * Borrows the head under {@code key} ({@code name} in messages), loading it when absent; waits while it does not
@@ -91,6 +92,7 @@ final class ExecutorIndexCache {
                 if (slot != null) {
                     if (slot.head != null) {
                         slot.borrowers++;
+                        borrows++;
                         count(metrics, true);
                         return new Lease(slot);
                     }
@@ -107,6 +109,7 @@ final class ExecutorIndexCache {
             }
             slot = new Slot(key, name, estimate);
             slot.borrowers = 1;
+            borrows++;
             slots.put(key, slot);
             bytes += estimate;
             peakBytes = Math.max(peakBytes, bytes);
@@ -225,6 +228,11 @@ final class ExecutorIndexCache {
         return loads;
     }
 
+    /** Leases handed out since this cache started or was last cleared. */
+    synchronized long borrows() {
+        return borrows;
+    }
+
     /** Heads held (loaded or loading). */
     synchronized int size() {
         return slots.size();
@@ -236,5 +244,6 @@ final class ExecutorIndexCache {
         bytes = slots.values().stream().mapToLong(s -> s.bytes).sum();
         peakBytes = bytes;
         loads = 0;
+        borrows = 0;
     }
 }

@@ -158,6 +158,34 @@ class DecodeByHeadSparkTest {
     }
 
     @Test
+    void theDataSourceReadBorrowsEachHeadOncePerFileAndKeepsTheFilesOrder() throws IOException {
+        String path = dir.resolve("queries.parquet").toString();
+        String[] files = spark.read().parquet(path).inputFiles();
+        java.util.Arrays.sort(files);
+        List<Object> order = new ArrayList<>();
+        int headsPerFile = 0;
+        for (String f : files) {
+            order.addAll(spark.read().parquet(f).select("query_id").collectAsList().stream().map(r -> r.get(0))
+                    .toList());
+            headsPerFile += (int) spark.read().parquet(f).select("context_id", "head").distinct().count();
+        }
+        Map<Object, Row> byId = new HashMap<>();
+        for (Row r : withoutTimes(CSAttention.decode(queries, index, OPTIONS).collectAsList())) {
+            byId.put(r.get(0), r);
+        }
+        ExecutorIndexCache.INSTANCE.clear();
+        List<Row> read = withoutTimes(spark.read().format(CSAttentionDataSource.NAME).option("queries", path)
+                .options(OPTIONS).load(index).collectAsList());
+        assertEquals(order, read.stream().map(r -> r.get(0)).toList(), "files by name, each file's rows in order");
+        for (Row r : read) {
+            assertEquals(byId.get(r.get(0)), r);
+        }
+        assertEquals(headsPerFile, ExecutorIndexCache.INSTANCE.borrows(),
+                "a file of fewer than 4096 rows borrows each of its heads once, its rows mixed as they are");
+        assertEquals(8, ExecutorIndexCache.INSTANCE.loads());
+    }
+
+    @Test
     void eachTaskHoldsTheRowsOfOneHead() throws IOException {
         List<List<Row>> tasks = CSAttention.decode(queries, index, with("preserveOrder", "false"))
                 .select("context_id", "kv_head").javaRDD().glom().collect();
