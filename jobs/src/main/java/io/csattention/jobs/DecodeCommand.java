@@ -84,8 +84,8 @@ final class DecodeCommand implements Callable<Integer> {
             });
             double seconds = (System.nanoTime() - start) / 1e9;
             long rows = metrics.queriesDecoded.value() + metrics.queryErrors.value();
-            stdout.printf("decoded %d query rows into %s in %.1f s (%.0f queries/s); counters %s%n", rows, out,
-                    seconds, rows / seconds, metrics.values());
+            stdout.printf("decoded %d query rows into %s in %.1f s (%.0f queries/s); counters %s; index loads per "
+                    + "executor %s%n", rows, out, seconds, rows / seconds, metrics.values(), metrics.loadsByExecutor());
             return 0;
         } catch (IllegalArgumentException bad) {
             throw flags.named(bad);

@@ -4,6 +4,8 @@ import io.csattention.format.IndexFileSummary;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkContext;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Dataset;
@@ -21,6 +23,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 
+import scala.Tuple2;
+
 /**
  * The Java API of the Spark extension, shared by Scala and PySpark users (through the JVM) and by the jobs.
  *
@@ -34,6 +38,8 @@ public final class CSAttention {
 
     /** Option of {@link #buildIndexes}: {@code errorifexists} (default), {@code overwrite} or {@code append}. */
     public static final String MODE = "mode";
+
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CSAttention.class);
 
     private CSAttention() {
     }
@@ -169,37 +175,179 @@ public final class CSAttention {
 
     /**
      * Decodes a queries table (see {@link QueriesSchema}) against the index set at {@code indexPath}. Runs one small
-     * job now (the distinct contexts of the queries, to broadcast their metadata); the returned Dataset decodes when
-     * an action runs, counting into {@code metrics}.
+     * job now (the rows per context, layer and head of the queries, to plan the tasks and broadcast the heads'
+     * metadata); the returned Dataset decodes when an action runs, counting into {@code metrics}.
+     *
+     * <p>Planned by head (option {@code decodePlan=byHead}, the default): the rows are shuffled into tasks that each
+     * hold the rows of one head, or of a few small heads, at most {@code rowsPerTask} rows ({@link DecodeTasks}), and
+     * a task decodes its rows grouped by head, so an executor loads each head once and a task borrows each of its heads
+     * once. With {@code preserveOrder=true} (the default) the decoded rows are shuffled back into the input's
+     * partitions and order (each row is tagged with its input partition and its place there, so a retried task sends
+     * the same rows to the same places); with false they come in task order, grouped by head. {@code decodePlan=asIs}
+     * decodes each input partition where it is, in its order, with no shuffle: for input already sorted by head.
      */
     public static Dataset<Row> decode(Dataset<Row> queries, String indexPath, Map<String, String> options,
                                       CSAttentionMetrics metrics) throws IOException {
         SparkSession spark = queries.sparkSession();
         CSAttentionOptions parsed = CSAttentionOptions.from(spark, options);
         QueriesSchema schema = QueriesSchema.of(queries.schema(), parsed);
-        Broadcast<DecodePlan> plan = plan(queries, schema, indexPath, parsed);
-        return queries.mapPartitions(new DecodePartition(plan, schema, metrics), Encoders.row(schema.output()));
+        if (!parsed.decodeByHead()) {
+            Broadcast<DecodePlan> plan = plan(queries, schema, indexPath, parsed);
+            return queries.mapPartitions(new DecodePartition(plan, schema, metrics), Encoders.row(schema.output()));
+        }
+        SparkContext sc = spark.sparkContext();
+        String[] names = queries.schema().fieldNames();
+        sc.setJobDescription("csattention decode plan: query rows per context, layer and head");
+        List<Row> counted;
+        try {
+            counted = queries.groupBy(functions.col(names[schema.contextId()]), functions.col(names[schema.layer()]),
+                    functions.col(names[schema.head()])).count().collectAsList();
+        } finally {
+            sc.setJobDescription(null);
+        }
+        Set<String> requested = new HashSet<>();
+        for (Row r : counted) {
+            if (!r.isNullAt(0)) {
+                requested.add(r.getString(0));
+            }
+        }
+        Broadcast<DecodePlan> plan = plan(spark, indexPath, parsed, requested);
+        DecodePlan p = plan.value();
+        Map<HeadKey, Long> rowsPerHead = new HashMap<>();
+        for (Row r : counted) {
+            if (r.isNullAt(0) || r.isNullAt(1) || r.isNullAt(2) || r.getInt(2) < 0) {
+                continue;
+            }
+            HeadKey key = new HeadKey(r.getString(0), r.getInt(1), p.kvHead(r.getString(0), r.getInt(1),
+                    r.getInt(2)));
+            if (p.entries().containsKey(key)) {
+                rowsPerHead.merge(key, r.getLong(3), Long::sum);
+            }
+        }
+        for (HeadKey key : new java.util.TreeSet<>(rowsPerHead.keySet())) {
+            long need = p.residentBytes(key);
+            if (need > parsed.cacheBudgetBytes()) {
+                throw new IllegalArgumentException(ExecutorIndexCache.tooLarge(key.toString(), need,
+                        parsed.cacheBudgetBytes()));
+            }
+        }
+        DecodeTasks tasks = DecodeTasks.plan(rowsPerHead, parsed.rowsPerTask(), sc.defaultParallelism());
+        long contexts = rowsPerHead.keySet().stream().map(HeadKey::contextId).distinct().count();
+        String what = "csattention decode: " + tasks.heads() + " heads of " + contexts + " contexts, " + tasks.rows()
+                + " rows in " + tasks.tasks() + " tasks";
+        LOG.info("{} (at most {} rows a task)", what, tasks.share());
+        LOG.debug("tasks by head: {}", tasks.tasksByHead());
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(sc);
+        int partitions = queries.rdd().getNumPartitions();
+        DecodePartition stage = new DecodePartition(plan, schema, metrics);
+        int contextColumn = schema.contextId();
+        int layerColumn = schema.layer();
+        int headColumn = schema.head();
+        try {
+            jsc.setCallSite("csattention decode: query rows to " + tasks.tasks() + " tasks by head");
+            JavaPairRDD<Long, Tuple2<Long, Row>> byTask = queries.toJavaRDD()
+                    .mapPartitionsWithIndex((partition, rows) -> {
+                        DecodePlan local = plan.value();
+                        Map<HeadKey, long[]> seen = new HashMap<>();
+                        long[] row = {0};
+                        return new java.util.Iterator<Tuple2<Long, Tuple2<Long, Row>>>() {
+                            @Override
+                            public boolean hasNext() {
+                                return rows.hasNext();
+                            }
+
+                            @Override
+                            public Tuple2<Long, Tuple2<Long, Row>> next() {
+                                Row r = rows.next();
+                                HeadKey key = r.isNullAt(contextColumn) || r.isNullAt(layerColumn)
+                                        || r.isNullAt(headColumn) ? null
+                                        : new HeadKey(r.getString(contextColumn), r.getInt(layerColumn),
+                                        local.kvHead(r.getString(contextColumn), r.getInt(layerColumn),
+                                                r.getInt(headColumn)));
+                                long nth = key == null ? 0 : seen.computeIfAbsent(key, k -> new long[1])[0]++;
+                                long sequence = DecodeTasks.sequence(partition, row[0]++);
+                                return new Tuple2<>(tasks.shuffleKey(key, partition, nth),
+                                        new Tuple2<>(sequence, r));
+                            }
+                        };
+                    }, true)
+                    .mapToPair(t -> t)
+                    .repartitionAndSortWithinPartitions(new DecodeTasks.ByTask(tasks.tasks()));
+            jsc.setCallSite(what);
+            JavaRDD<Tuple2<Long, Row>> decoded = byTask.mapPartitions(rows -> stage.tagged(
+                    new MappedIterator<>(rows, Tuple2::_2)));
+            decoded.setName(what);
+            JavaRDD<Row> out;
+            if (parsed.preserveOrder()) {
+                // a stage is named by its last RDD: the pairs that leave the decode stage carry its description
+                JavaPairRDD<Long, Row> bySequence = decoded.mapToPair(t -> t);
+                jsc.setCallSite("csattention decode: rows back in the input's order, " + partitions + " partitions");
+                out = bySequence
+                        .repartitionAndSortWithinPartitions(new DecodeTasks.ByInputPartition(Math.max(1, partitions)))
+                        .values();
+            } else {
+                out = decoded.map(Tuple2::_2);
+            }
+            return spark.createDataFrame(out, schema.output());
+        } finally {
+            jsc.clearCallSite();
+        }
+    }
+
+    /** An iterator's values through a function, lazily. */
+    private record MappedIterator<A, B>(java.util.Iterator<A> in,
+                                        org.apache.spark.api.java.function.Function<A, B> f)
+            implements java.util.Iterator<B> {
+        @Override
+        public boolean hasNext() {
+            return in.hasNext();
+        }
+
+        @Override
+        public B next() {
+            try {
+                return f.call(in.next());
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
     /**
      * The broadcast metadata of a decode: runs one small job (the distinct contexts of the queries) and reads the
-     * summaries of their heads; the index files themselves travel in the broadcast when they are at most
-     * {@code broadcastThreshold} bytes together, else each executor reads the heads it needs.
+     * summaries of their heads (see {@link #plan(SparkSession, String, CSAttentionOptions, Set)}).
      */
     static Broadcast<DecodePlan> plan(Dataset<Row> queries, QueriesSchema schema, String indexPath,
                                       CSAttentionOptions parsed) throws IOException {
         SparkSession spark = queries.sparkSession();
-        HadoopConf conf = new HadoopConf(spark.sparkContext().hadoopConfiguration());
-        IndexSet.Manifest manifest = IndexSet.require(conf, indexPath);
         SparkContext sc = spark.sparkContext();
         sc.setJobDescription("csattention: contexts requested by the queries");
         Set<String> requested = new HashSet<>();
-        List<Row> distinct = queries.select(functions.col(queries.schema().fields()[schema.contextId()].name()))
-                .distinct().collectAsList();
-        sc.setJobDescription(null);
+        List<Row> distinct;
+        try {
+            distinct = queries.select(functions.col(queries.schema().fields()[schema.contextId()].name()))
+                    .distinct().collectAsList();
+        } finally {
+            sc.setJobDescription(null);
+        }
         for (Row r : distinct) {
             requested.add(r.getString(0));
         }
+        return plan(spark, indexPath, parsed, requested);
+    }
+
+    /**
+     * The broadcast metadata of a decode of the {@code requested} contexts: the summaries of their heads; the index
+     * files themselves travel in the broadcast when they are at most {@code broadcastThreshold} bytes together, else
+     * each executor reads the heads it needs.
+     */
+    static Broadcast<DecodePlan> plan(SparkSession spark, String indexPath, CSAttentionOptions parsed,
+                                      Set<String> requested) throws IOException {
+        HadoopConf conf = new HadoopConf(spark.sparkContext().hadoopConfiguration());
+        IndexSet.Manifest manifest = IndexSet.require(conf, indexPath);
+        SparkContext sc = spark.sparkContext();
         Map<HeadKey, IndexSet.Entry> entries = new HashMap<>();
         Map<HeadKey, IndexFileSummary> summaries = new HashMap<>();
         long totalBytes = 0;

@@ -25,6 +25,13 @@ public final class CSAttentionMetrics implements Serializable {
     public final LongAccumulator queriesDecoded;
     /** Query rows routed to the error column. */
     public final LongAccumulator queryErrors;
+    /** Heads each executor loaded into its cache (executor id to loads). */
+    final ExecutorCounters loadsByExecutor;
+    /**
+     * Per executor, the most bytes its index cache held at once (loaded heads and reservations of loading ones) since
+     * the executor started, as its tasks saw it when they ended.
+     */
+    final ExecutorCounters cachePeakBytes;
 
     public CSAttentionMetrics(SparkContext sc) {
         contextsPrefilled = sc.longAccumulator("csattention.contextsPrefilled");
@@ -33,6 +40,10 @@ public final class CSAttentionMetrics implements Serializable {
         cacheHits = sc.longAccumulator("csattention.cacheHits");
         queriesDecoded = sc.longAccumulator("csattention.queriesDecoded");
         queryErrors = sc.longAccumulator("csattention.queryErrors");
+        loadsByExecutor = new ExecutorCounters(false);
+        sc.register(loadsByExecutor, "csattention.loadsByExecutor");
+        cachePeakBytes = new ExecutorCounters(true);
+        sc.register(cachePeakBytes, "csattention.cachePeakBytes");
     }
 
     /** The counters by name, read on the driver after an action. */
@@ -44,7 +55,25 @@ public final class CSAttentionMetrics implements Serializable {
         out.put("cacheHits", cacheHits.value());
         out.put("queriesDecoded", queriesDecoded.value());
         out.put("queryErrors", queryErrors.value());
+        out.put("maxLoadsPerExecutor", loadsByExecutor.largest());
+        out.put("cachePeakBytes", cachePeakBytes.largest());
         return out;
+    }
+
+    /** Heads each executor loaded (executor id to loads; "driver" in local mode). */
+    public Map<String, Long> loadsByExecutor() {
+        return loadsByExecutor.value();
+    }
+
+    /** One head loaded into this task's executor cache. */
+    void indexLoaded() {
+        indexesLoaded.add(1);
+        loadsByExecutor.add(1L);
+    }
+
+    /** This task's executor's cache high-water mark, reported when the task ends. */
+    void cachePeak(long bytes) {
+        cachePeakBytes.add(bytes);
     }
 
     @Override

@@ -36,11 +36,16 @@ import java.util.TreeMap;
  * @param routeErrors        bad query rows get an {@code error} column instead of failing the job
  * @param partitions         partitions of the index build (0: Spark's default shuffle partitions)
  * @param binaryFloat16      binary tensor columns hold float16 instead of float32
+ * @param rowsPerTask        decode planned by head: the most query rows a decode task holds
+ * @param decodeByHead       decode plans tasks by head ({@code decodePlan=byHead}) instead of decoding each input
+ *                           partition as it is ({@code asIs})
+ * @param preserveOrder      a decode planned by head gives its rows back in the input's order and partitioning
  */
 public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kernelChoice, long cacheBudgetBytes,
                                  long broadcastThreshold, int blockSize, int queryHeadsPerKvHead,
                                  double ropeBase, io.csattention.core.Rope.Style ropeStyle,
-                                 boolean withSelected, boolean routeErrors, int partitions, boolean binaryFloat16)
+                                 boolean withSelected, boolean routeErrors, int partitions, boolean binaryFloat16,
+                                 int rowsPerTask, boolean decodeByHead, boolean preserveOrder)
         implements Serializable {
 
     public static final String CONF_PREFIX = "spark.csattention.";
@@ -68,12 +73,15 @@ public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kern
     public static final String ON_ERROR = "onError";
     public static final String PARTITIONS = "partitions";
     public static final String BINARY_TYPE = "binaryType";
+    public static final String ROWS_PER_TASK = "rowsPerTask";
+    public static final String DECODE_PLAN = "decodePlan";
+    public static final String PRESERVE_ORDER = "preserveOrder";
 
     /** Every key this class reads; any other key given to a job is an error (a typo must not be ignored). */
     public static final Set<String> KEYS = Set.of(SPARSITY, SUBSPACES, CENTROIDS, LIST_FRACTION, SINK, WINDOW, SEED,
             KMEANS_ITERATIONS, KMEANS_SAMPLES, DISTANCE, MISSING_SCORE, RESCORE_FACTOR, KERNELS, CACHE_BUDGET,
             BROADCAST_THRESHOLD, BLOCK_SIZE, QUERY_HEADS_PER_KV_HEAD, ROPE_BASE, ROPE_STYLE, WITH_SELECTED, ON_ERROR,
-            PARTITIONS, BINARY_TYPE);
+            PARTITIONS, BINARY_TYPE, ROWS_PER_TASK, DECODE_PLAN, PRESERVE_ORDER);
 
     /** Settings of the core (their names in its messages) and the keys users type for them here. */
     private static final Map<String, String> CORE_NAMES = Map.ofEntries(Map.entry("sparsity", SPARSITY),
@@ -88,6 +96,7 @@ public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kern
     public static final long DEFAULT_CACHE_BUDGET = 1L << 30;
     public static final long DEFAULT_BROADCAST_THRESHOLD = 64L << 20;
     public static final int DEFAULT_BLOCK_SIZE = 256;
+    public static final int DEFAULT_ROWS_PER_TASK = 50_000;
 
     /** CPU kernels the executors use (the CPU-or-GPU choice is the device, not this option). */
     public enum KernelChoice {
@@ -193,9 +202,15 @@ public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kern
             throw new IllegalArgumentException("binaryType must be float32 or float16; binaryType="
                     + o.get(BINARY_TYPE));
         }
+        int rowsPerTask = integer(o, ROWS_PER_TASK, DEFAULT_ROWS_PER_TASK);
+        positive(rowsPerTask, ROWS_PER_TASK, o);
+        String decodePlan = o.getOrDefault(DECODE_PLAN, "byHead").toLowerCase(Locale.ROOT);
+        if (!decodePlan.equals("byhead") && !decodePlan.equals("asis")) {
+            throw new IllegalArgumentException("decodePlan must be byHead or asIs; decodePlan=" + o.get(DECODE_PLAN));
+        }
         return new CSAttentionOptions(settings, choice(o, KERNELS, KernelChoice.class, KernelChoice.AUTO), cacheBudget,
                 broadcast, blockSize, group, ropeBase, ropeStyle, bool(o, WITH_SELECTED, false), onError.equals("route"), partitions,
-                binaryType.equals("float16"));
+                binaryType.equals("float16"), rowsPerTask, decodePlan.equals("byhead"), bool(o, PRESERVE_ORDER, true));
     }
 
     /** The kernels of {@link #kernelChoice}. */

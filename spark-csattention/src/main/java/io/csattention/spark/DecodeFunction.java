@@ -171,16 +171,17 @@ final class DecodeFunction implements ScalarFunction<Object> {
     }
 
     private Object decode(DecodePlan plan, HeadKey key, float[] query) {
-        LoadedHead loaded;
-        try {
-            loaded = plan.load(key, firstUse(key) ? metrics : null);
+        float[] out = new float[query.length];
+        int[] selected;
+        // held only while this row decodes: the cache may evict the head between rows, never during one
+        try (ExecutorIndexCache.Lease lease = plan.borrow(key, firstUse(key) ? metrics : null)) {
+            LoadedHead loaded = lease.head();
+            BudgetPlan budget = options.settings().plan(loaded.cache.size());
+            selected = BlockDecoder.decodeBlock(options.kernels(), loaded.cache, loaded.selector, budget, query, 0, 1,
+                    null, out)[0];
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        BudgetPlan budget = options.settings().plan(loaded.cache.size());
-        float[] out = new float[query.length];
-        int[] selected = BlockDecoder.decodeBlock(options.kernels(), loaded.cache, loaded.selector, budget, query,
-                0, 1, null, out)[0];
         ArrayData output = ArrayData.toArrayData(out);
         ArrayData ids = null;
         if (flags.withSelected()) {

@@ -12,11 +12,14 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
 
+import scala.Tuple2;
+
 /**
  * The decode stage on an executor: the partition's query rows are taken in blocks of {@code blockSize}; each row is
- * checked against the broadcast metadata, its head comes from the executor cache (loaded once), and the selector
- * (the rows of one head together) and exact attention give the output. The result depends only on the row and the committed index set, so a
- * retried task writes the same rows. A bad row ({@link QueryCheck}) is routed, or fails the task once, not retried.
+ * checked against the broadcast metadata, its head is borrowed from the executor cache (loaded once per executor
+ * while the budget holds it; a task holds one head at a time), and the selector (the rows of one head together) and
+ * exact attention give the output. The result depends only on the row and the committed index set, so a retried
+ * task writes the same rows. A bad row ({@link QueryCheck}) is routed, or fails the task once, not retried.
  */
 final class DecodePartition implements MapPartitionsFunction<Row, Row> {
 
@@ -30,13 +33,48 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         this.metrics = metrics;
     }
 
+    /**
+     * Rows of a queries file the DataSource read ({@link QueriesDecodeScan}) takes at once and decodes grouped by
+     * head: a task borrows each head once per window (once per file for files of at most this many rows) while the
+     * rows keep the file's order; about 10 MB of rows at d = 128.
+     */
+    static final int FILE_WINDOW = 4096;
+
     @Override
     public Iterator<Row> call(Iterator<Row> input) {
+        return blocks(input, plan.value().options().blockSize(), r -> r, (r, out) -> out);
+    }
+
+    /** The DataSource read's decode: {@link #FILE_WINDOW} rows at a time (or the block size, when larger). */
+    Iterator<Row> file(Iterator<Row> input) {
+        return blocks(input, Math.max(FILE_WINDOW, plan.value().options().blockSize()), r -> r, (r, out) -> out);
+    }
+
+    /**
+     * The decode of rows tagged with their place in the input ({@link CSAttention#decode} planned by head): the tags
+     * come out with the output rows, in the order the rows came in.
+     */
+    Iterator<Tuple2<Long, Row>> tagged(Iterator<Tuple2<Long, Row>> input) {
+        return blocks(input, plan.value().options().blockSize(), Tuple2::_2,
+                (t, out) -> new Tuple2<>(t._1(), out));
+    }
+
+    /**
+     * The task's rows in blocks of {@code blockSize} rows, decoded in their order. The task holds at most one head of
+     * the executor cache at a time (the cache's bound and its freedom from deadlock depend on it): it keeps its head
+     * from one block to the next while the rows stay on it, releases it before it borrows another, and releases it
+     * when its rows end or the task ends.
+     */
+    private <T> Iterator<T> blocks(Iterator<T> input, int blockSize, java.util.function.Function<T, Row> rowOf,
+                                   java.util.function.BiFunction<T, Row, T> withOutput) {
         DecodePlan p = plan.value();
-        int blockSize = p.options().blockSize();
-        java.util.Map<HeadKey, LoadedHead> taskHeads = new java.util.HashMap<>();
+        Held held = new Held();
+        org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
+        if (task != null) {
+            task.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) context -> held.end());
+        }
         return QueryCheck.failOnce(new Iterator<>() {
-            private final List<Row> block = new ArrayList<>(blockSize);
+            private final List<T> block = new ArrayList<>(blockSize);
             private int next;
 
             @Override
@@ -46,16 +84,27 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
                 }
                 block.clear();
                 next = 0;
-                List<Row> in = new ArrayList<>(blockSize);
+                List<T> in = new ArrayList<>(blockSize);
                 while (in.size() < blockSize && input.hasNext()) {
                     in.add(input.next());
                 }
-                block.addAll(decode(p, in, taskHeads));
-                return !block.isEmpty();
+                List<Row> rows = new ArrayList<>(in.size());
+                for (T t : in) {
+                    rows.add(rowOf.apply(t));
+                }
+                List<Row> out = decode(p, rows, held);
+                for (int i = 0; i < in.size(); i++) {
+                    block.add(withOutput.apply(in.get(i), out.get(i)));
+                }
+                if (block.isEmpty()) {
+                    held.end();
+                    return false;
+                }
+                return true;
             }
 
             @Override
-            public Row next() {
+            public T next() {
                 if (!hasNext()) {
                     throw new NoSuchElementException();
                 }
@@ -64,17 +113,57 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         });
     }
 
+    /** The one head a task holds, and the end of its hold: the lease released, the cache's peak reported. */
+    private final class Held {
+        HeadKey key;
+        ExecutorIndexCache.Lease lease;
+        boolean ended;
+
+        LoadedHead take(DecodePlan p, HeadKey wanted) {
+            if (lease != null && wanted.equals(key)) {
+                return lease.head();
+            }
+            release();
+            try {
+                lease = p.borrow(wanted, metrics);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            key = wanted;
+            return lease.head();
+        }
+
+        void release() {
+            if (lease != null) {
+                lease.close();
+                lease = null;
+                key = null;
+            }
+        }
+
+        synchronized void end() {
+            release();
+            if (!ended) {
+                ended = true;
+                metrics.cachePeak(ExecutorIndexCache.INSTANCE.peakBytes());
+            }
+        }
+    }
+
     /**
-     * Decodes a block of rows, keeping their order; {@code taskHeads} keeps the heads this task has taken from the
-     * executor cache. The rows of one head are selected together, {@link BlockDecoder#DEFAULT_QUERY_BLOCK} at a time
-     * ({@code KeySelector.selectBlock}: the queries share csattention's re-scoring sweep), which selects what one row
-     * at a time would. A row's {@code decode_nanos} is its share of its group's time.
+     * Decodes a block of rows, keeping their order; {@code held} is the head the task holds. The rows of one head are
+     * selected together, {@link BlockDecoder#DEFAULT_QUERY_BLOCK} at a time ({@code KeySelector.selectBlock}: the
+     * queries share csattention's re-scoring sweep), which selects what one row at a time would; the head the task
+     * already holds goes first. A row's {@code decode_nanos} is its share of its group's time.
      */
-    private List<Row> decode(DecodePlan p, List<Row> in, java.util.Map<HeadKey, LoadedHead> taskHeads) {
+    private List<Row> decode(DecodePlan p, List<Row> in, Held held) {
         Row[] out = new Row[in.size()];
         float[][] queries = new float[in.size()][];
         long[] positions = new long[in.size()];
         java.util.Map<HeadKey, List<Integer>> byHead = new java.util.LinkedHashMap<>();
+        if (held.key != null) {
+            byHead.put(held.key, new ArrayList<>());
+        }
         for (int i = 0; i < in.size(); i++) {
             Row row = in.get(i);
             try {
@@ -91,16 +180,11 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
             }
         }
         for (java.util.Map.Entry<HeadKey, List<Integer>> group : byHead.entrySet()) {
-            LoadedHead loaded = taskHeads.get(group.getKey());
-            if (loaded == null) {
-                try {
-                    loaded = p.load(group.getKey(), metrics);
-                } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-                taskHeads.put(group.getKey(), loaded);
-            }
             List<Integer> rows = group.getValue();
+            if (rows.isEmpty()) {
+                continue;
+            }
+            LoadedHead loaded = held.take(p, group.getKey());
             int d = loaded.cache.dim();
             BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
             for (int first = 0; first < rows.size(); first += BlockDecoder.DEFAULT_QUERY_BLOCK) {

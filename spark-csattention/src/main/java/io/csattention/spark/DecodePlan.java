@@ -74,16 +74,27 @@ record DecodePlan(String root, CSAttentionOptions options, HadoopConf conf, Map<
         return Math.floorDiv(head, group(contextId, layer));
     }
 
-    /** The head, loaded into this executor's cache once; counts into {@code metrics} when given. */
-    LoadedHead load(HeadKey key, CSAttentionMetrics metrics) throws IOException {
+    /**
+     * The head, borrowed from this executor's cache (loaded into it when absent); counts into {@code metrics} when
+     * given. The caller closes the lease before it borrows another head.
+     */
+    ExecutorIndexCache.Lease borrow(HeadKey key, CSAttentionMetrics metrics) throws IOException {
         IndexSet.Entry entry = entries.get(key);
         String cacheKey = root + "/" + entry.file() + "#" + entry.checksum() + "#" + options.kernelChoice() + "#"
                 + options.settings().rescoreFactor();
-        return ExecutorIndexCache.INSTANCE.get(cacheKey, options.cacheBudgetBytes(), () -> {
-            byte[] bytes = files != null && files.containsKey(key) ? files.get(key)
-                    : IndexSet.readFile(conf, root, entry);
-            return new LoadedHead(IndexSet.parse(root, entry, bytes), options.kernels(),
-                    options.settings().rescoreFactor());
-        }, metrics);
+        return ExecutorIndexCache.INSTANCE.borrow(cacheKey, key.toString(), residentBytes(key),
+                options.cacheBudgetBytes(), () -> {
+                    byte[] bytes = files != null && files.containsKey(key) ? files.get(key)
+                            : IndexSet.readFile(conf, root, entry);
+                    return new LoadedHead(IndexSet.parse(root, entry, bytes), options.kernels(),
+                            options.settings().rescoreFactor());
+                }, metrics);
+    }
+
+    /** The bytes the executor cache reserves for a head of this plan (an upper bound of what it holds). */
+    long residentBytes(HeadKey key) {
+        IndexSet.Entry entry = entries.get(key);
+        return ExecutorIndexCache.residentBytes(entry.bytes(), entry.keys(), entry.dim(),
+                options.settings().rescoreFactor());
     }
 }

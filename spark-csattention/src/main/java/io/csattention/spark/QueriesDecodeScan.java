@@ -33,7 +33,10 @@ import java.util.NoSuchElementException;
  * <p>One input partition per Parquet file of the queries path, in the order of the files' names; each partition's
  * rows come out in the file's row order, so the read's row order is the files' (without an {@code orderBy}). The
  * files are read on the executors with Spark's own Parquet record reader ({@link ParquetReadSupport}, the one Spark
- * version detail of this class) and decoded by the decode stage of the job ({@link DecodePartition}).
+ * version detail of this class) and decoded by the decode stage of the job ({@link DecodePartition}), up to
+ * {@link DecodePartition#FILE_WINDOW} rows at a time grouped by head (so a task borrows each head of the executor
+ * cache once per window) and given back in the file's order. Unlike {@link CSAttention#decode} the read does not
+ * shuffle rows into tasks by head: a file's task loads every head its rows name.
  */
 final class QueriesDecodeScan implements ScanBuilder, Scan, Batch {
 
@@ -193,7 +196,7 @@ final class QueriesDecodeScan implements ScanBuilder, Scan, Batch {
                     return row;
                 }
             };
-            this.decoded = stage.call(rows);
+            this.decoded = stage.file(rows);
         }
 
         private InternalRow read() {

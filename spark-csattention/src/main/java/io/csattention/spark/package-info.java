@@ -19,10 +19,13 @@
  * write requires it, Spark plans the shuffle); each task builds every head of its contexts once
  * ({@code IndexBuildWriter}) into a task attempt directory; the job commit ({@link io.csattention.spark.IndexSet})
  * moves committed tasks' files and creates the next manifest, which is what readers accept.
- * <p>Decode: the driver reads the manifest and the distinct contexts of the queries, broadcasts their metadata and
- * centroid tables (and the whole files when they total at most {@code broadcastThreshold}); each task decodes its
- * rows in blocks ({@code DecodePartition}), taking heads from the executor's LRU cache ({@code ExecutorIndexCache},
- * bounded by {@code cacheBudget}), which loads each head once per executor. Counters are accumulators
- * ({@link io.csattention.spark.CSAttentionMetrics}).
+ * <p>Decode: the driver counts the queries' rows per context, layer and head, reads the manifest, broadcasts the
+ * requested heads' metadata and centroid tables (and the whole files when they total at most
+ * {@code broadcastThreshold}) and plans tasks by head ({@code DecodeTasks}: one head, or a few small ones, and at
+ * most {@code rowsPerTask} rows a task); the rows are shuffled into those tasks, each task decodes its rows grouped
+ * by head in blocks ({@code DecodePartition}), borrowing one head at a time from the executor's cache
+ * ({@code ExecutorIndexCache}: at most {@code cacheBudget} bytes, unborrowed heads evicted least recently used
+ * first), and a second shuffle gives the rows back in the input's order. Counters are accumulators
+ * ({@link io.csattention.spark.CSAttentionMetrics}), with loads and the cache's high-water mark per executor.
  */
 package io.csattention.spark;

@@ -48,31 +48,7 @@ class SeparateExecutorsTest {
     @Test
     void buildAndDecodeAcrossTwoExecutorProcesses() throws IOException {
         long t0 = System.nanoTime();
-        SharedSpark.stop();
-        Path home = sparkHome();
-        List<String> directories = classPath().stream().filter(p -> new File(p).isDirectory()).toList();
-        String jvmFlags = ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-                .filter(a -> a.startsWith("--add-opens") || a.startsWith("--add-modules") || a.startsWith("-Djdk.")
-                        || a.startsWith("-Dio.netty"))
-                .collect(Collectors.joining(" "));
-        System.setProperty("spark.testing", "true");
-        System.setProperty("spark.test.home", home.toString());
-        SparkSession spark;
-        try {
-            spark = SparkSession.builder()
-                    .master("local-cluster[2,1,1024]")
-                    .appName("csattention-separate-executors")
-                    .config("spark.ui.enabled", "false")
-                    .config("spark.executor.memory", "768m")
-                    .config("spark.executor.extraClassPath", String.join(File.pathSeparator, directories))
-                    .config("spark.executor.extraJavaOptions", jvmFlags + " " + SHORT_LIVED_JVM)
-                    .config("spark.sql.shuffle.partitions", "2")
-                    .config("spark.sql.adaptive.enabled", "false")
-                    .getOrCreate();
-        } finally {
-            System.clearProperty("spark.testing");
-            System.clearProperty("spark.test.home");
-        }
+        SparkSession spark = cluster(dir, "local-cluster[2,1,1024]", "768m", Map.of());
         System.out.printf("cluster up in %.1f s%n", (System.nanoTime() - t0) / 1e9);
         try {
             TestTensors data = new TestTensors(2, 1, 2, 200, 16, 11L);
@@ -212,6 +188,39 @@ class SeparateExecutorsTest {
         }
     }
 
+    /**
+     * Stops the shared session and starts {@code master} (a {@code local-cluster[...]}), whose executors get
+     * {@code executorMemory} of heap and {@code conf}, from a Spark home made under {@code dir}.
+     */
+    static SparkSession cluster(Path dir, String master, String executorMemory, Map<String, String> conf)
+            throws IOException {
+        SharedSpark.stop();
+        Path home = sparkHome(dir);
+        List<String> directories = classPath().stream().filter(p -> new File(p).isDirectory()).toList();
+        String jvmFlags = ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+                .filter(a -> a.startsWith("--add-opens") || a.startsWith("--add-modules") || a.startsWith("-Djdk.")
+                        || a.startsWith("-Dio.netty"))
+                .collect(Collectors.joining(" "));
+        System.setProperty("spark.testing", "true");
+        System.setProperty("spark.test.home", home.toString());
+        try {
+            SparkSession.Builder builder = SparkSession.builder()
+                    .master(master)
+                    .appName("csattention-separate-executors")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.executor.memory", executorMemory)
+                    .config("spark.executor.extraClassPath", String.join(File.pathSeparator, directories))
+                    .config("spark.executor.extraJavaOptions", jvmFlags + " " + SHORT_LIVED_JVM)
+                    .config("spark.sql.shuffle.partitions", "2")
+                    .config("spark.sql.adaptive.enabled", "false");
+            conf.forEach(builder::config);
+            return builder.getOrCreate();
+        } finally {
+            System.clearProperty("spark.testing");
+            System.clearProperty("spark.test.home");
+        }
+    }
+
     private static List<String> classPath() {
         String path = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
         List<String> out = new ArrayList<>();
@@ -224,7 +233,7 @@ class SeparateExecutorsTest {
     }
 
     /** A minimal Spark home: jars/ linking the test class path's jars, and the directory the launcher probes. */
-    private static Path sparkHome() throws IOException {
+    private static Path sparkHome(Path dir) throws IOException {
         Path home = dir.resolve("spark-home");
         Path jars = Files.createDirectories(home.resolve("jars"));
         Files.createDirectories(home.resolve("launcher/target/scala-2.13"));
