@@ -51,6 +51,23 @@ class BenchSparkCommandTest {
             assertTrue(summary.get(key).asDouble() > 0, key);
         }
         assertTrue(Files.size(work.resolve("bench-spark.json")) > 0);
+
+        String[] again = run("bench-spark", "--contexts", "2", "--layers", "1", "--kv-heads", "2", "--tokens",
+                "1024", "--head-dim", "32", "--rows", "2002", "--distinct-queries", "64", "--query-files", "3",
+                "--work", work.toString());
+        assertEquals("0", again[0], again[2]);
+        assertTrue(again[1].contains("reusing the index set and the queries tables in " + work), again[1]);
+        String[] last = again[1].strip().split("\n");
+        assertEquals(0.0, new ObjectMapper().readTree(last[last.length - 1]).get("max_abs_diff_vs_library")
+                .asDouble());
+        String[] other = run("bench-spark", "--contexts", "2", "--layers", "1", "--kv-heads", "2", "--tokens",
+                "1024", "--head-dim", "32", "--rows", "4000", "--distinct-queries", "64", "--query-files", "3",
+                "--work", work.toString());
+        assertEquals("2", other[0]);
+        assertEquals("error: --work must not exist yet, or hold the tables and index set of an earlier bench-spark "
+                + "run with the same generation options (contexts=2 layers=1 kv-heads=2 tokens=1024 head-dim=32 "
+                + "rows=4000 distinct-queries=64 sparsity=0.95 seed=7 query-files=3); --work=" + work,
+                other[2].strip());
     }
 
     @Test
@@ -70,10 +87,13 @@ class BenchSparkCommandTest {
     }
 
     @Test
-    void anExistingWorkFolderIsOneLine(@TempDir Path dir) {
+    void aWorkFolderOfOtherInputsIsOneLine(@TempDir Path dir) {
         String[] result = run("bench-spark", "--work", dir.toString());
         assertEquals("2", result[0]);
-        assertEquals("error: --work must not exist yet; --work=" + dir, result[2].strip());
+        assertEquals("error: --work must not exist yet, or hold the tables and index set of an earlier bench-spark "
+                + "run with the same generation options (contexts=4 layers=2 kv-heads=2 tokens=32768 head-dim=128 "
+                + "rows=1000000 distinct-queries=2048 sparsity=0.95 seed=7 query-files=8); --work=" + dir,
+                result[2].strip());
         assertFalse(result[1].contains("bench-spark:"));
     }
 }
