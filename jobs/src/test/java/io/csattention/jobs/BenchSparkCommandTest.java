@@ -5,8 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -20,11 +18,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** bench-spark end to end at a tiny size: the contract (JSON keys, the checked sample, bad input), no timing bars. */
 class BenchSparkCommandTest {
 
+    /** {@link SparkCommandsTest#run} as {code, stdout, stderr}. */
     private static String[] run(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new String[] {Integer.toString(code), out.toString(), err.toString()};
+        SparkCommandsTest.Result r = SparkCommandsTest.run(args);
+        return new String[] {Integer.toString(r.code()), r.out(), r.err()};
     }
 
     @Test
