@@ -31,7 +31,7 @@ final class CudaContextDecoder implements ContextDecoder {
 
     private static final long SCORE_BYTES = 256L << 20;
     private static final int MAX_QUERIES_PER_LAUNCH = 1024;
-    private static final int ATTENTION_CHUNK = 256;
+    static final int ATTENTION_CHUNK = 256;
     private static final int TOP_K_THREADS = 1024;
     private static final int SUBSPACE_LIMIT = 256;
 
