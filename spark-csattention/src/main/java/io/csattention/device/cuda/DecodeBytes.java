@@ -92,6 +92,24 @@ public record DecodeBytes(long centroids, long lists, long sumRow, long rescorin
         return new DecodeBytes(centroidBytes, listBytes, sumBytes, rescoreBytes, sinkWindow, keyValueBytes, scratch);
     }
 
+    /**
+     * Bytes per query of the block-GEMM full attention ({@link CudaContextDecoder#attendAllGemm}) over {@code batch}
+     * queries: K and V read once per tile of {@value PtxFunction#GEMM_TILE} queries (by each thread block of its tile
+     * row), the score row written by gemm_scores, read twice and written once by softmax_rows, read by gemm_values once
+     * per column tile of the head dimension, the partial outputs written and read, the query read once per key tile
+     * and the output written.
+     */
+    public static long gemmAttentionPerQuery(int n, int d, int batch) {
+        long f = Float.BYTES;
+        long rowTiles = (batch + PtxFunction.GEMM_TILE - 1) / PtxFunction.GEMM_TILE;
+        long colTiles = (d + PtxFunction.GEMM_TILE - 1) / PtxFunction.GEMM_TILE;
+        long keyTiles = (n + PtxFunction.GEMM_TILE - 1) / PtxFunction.GEMM_TILE;
+        long splits = (n + CudaContextDecoder.GEMM_SPLIT_KEYS - 1) / CudaContextDecoder.GEMM_SPLIT_KEYS;
+        long sharedReads = rowTiles * fullAttentionPerQuery(n, d);
+        long perQuery = f * n * (1 + 3 + colTiles) + 2 * f * splits * d + f * keyTiles * d + f + f * d;
+        return (sharedReads + batch / 2) / batch + perQuery;
+    }
+
     /** Bytes per query of full attention reading every K and V row itself (flash-decoding: K/V streamed once). */
     public static long fullAttentionPerQuery(int n, int d) {
         return 2L * Float.BYTES * n * d;
