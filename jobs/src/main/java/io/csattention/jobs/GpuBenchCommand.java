@@ -15,6 +15,7 @@ import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -99,9 +100,9 @@ public final class GpuBenchCommand implements Callable<Integer> {
         DecodeBackend cpu = Backends.cpu();
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "gpu-bench: d=%d, %d queries per block, sparsity %.3f, %d prefill queries, C=%d, "
-                + "median of %d blocks, seed %d, %d heads on the GPU (K and V float32: %.0f MB per context length "
-                + "of 128K)%n", dim, queries, sparsity, prefillQueries, centroids, repetitions, seed, heads,
-                heads * 131072.0 * dim * 8 / 1e6);
+                + "median of %d blocks, seed %d, heads on the GPU at once: %d (K and V in float32: %.1f MB)%n", dim,
+                queries, sparsity, prefillQueries, centroids, repetitions, seed, heads,
+                heads * (double) Arrays.stream(tokens).max().orElse(0) * dim * 2 * Float.BYTES / 1e6);
         out.println("cpu: " + cpu.name() + ", " + Runtime.getRuntime().availableProcessors() + " cores");
         double copyBandwidth = Double.NaN;
         if (gpu != null) {
@@ -187,7 +188,7 @@ public final class GpuBenchCommand implements Callable<Integer> {
     private static final GpuBench.Micros NONE = new GpuBench.Micros(Double.NaN, Double.NaN);
 
     private String batches() {
-        return java.util.Arrays.toString(gemmBatches);
+        return Arrays.toString(gemmBatches);
     }
 
     private static void row(PrintWriter out, int n, String on, String method, double buildMs, GpuBench.Micros us,

@@ -94,6 +94,18 @@ class DecodeBytesTest {
     }
 
     @Test
+    void theBlockGemmReadsKeysAndValuesOncePerTileOfQueries() {
+        // 70 queries: two tiles of 64 rows; 1009 keys: 16 key tiles, one split of 2,048; d = 32: one column tile
+        long keysValues = 2L * 4 * 1009 * 32 * 2;
+        long scoreRows = 4L * 1009 * (1 + 3 + 1);
+        long partials = 2L * 4 * 32;
+        long queryReads = 16L * 4 * 32;
+        long rowSumAndOutput = 4 + 4L * 32;
+        assertEquals((keysValues + 35) / 70 + scoreRows + partials + queryReads + rowSumAndOutput,
+                DecodeBytes.gemmAttentionPerQuery(1009, 32, 70));
+    }
+
+    @Test
     void fullAttentionReadsEveryKeyAndValueRowOnce() {
         assertEquals(2L * 4 * 131_072 * 128, DecodeBytes.fullAttentionPerQuery(131_072, 128));
     }
