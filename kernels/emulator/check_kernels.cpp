@@ -658,6 +658,57 @@ static void checkFullAttention(const Index& index, bool tiled, std::mt19937& ran
     }
 }
 
+// The block-GEMM form (gemm_scores, softmax_rows, gemm_values, gemm_sum_splits), launched as
+// CudaContextDecoder.attendAllGemm launches them, against attention in float64: queries past one tile of 64, keys
+// past the splits, a head dimension that is no multiple of the GEMM step.
+static void checkGemmAttention(int n, int d, int queries, int splitKeys, std::mt19937& random) {
+    std::normal_distribution<float> gauss;
+    std::vector<float> keys((size_t) n * d), values((size_t) n * d), q((size_t) queries * d);
+    for (auto& v : keys) v = gauss(random);
+    for (auto& v : values) v = gauss(random);
+    for (auto& v : q) v = gauss(random);
+    float scale = (float) (1.0 / std::sqrt((double) d));
+    int splits = (n + splitKeys - 1) / splitKeys;
+    int colTiles = (d + CSA_GEMM_TILE - 1) / CSA_GEMM_TILE;
+    int rowTiles = (queries + CSA_GEMM_TILE - 1) / CSA_GEMM_TILE;
+    std::vector<float> scores((size_t) queries * n), rowSums(queries), partial((size_t) splits * queries * d),
+            out((size_t) queries * d);
+    csa_emu_launch((n + CSA_GEMM_TILE - 1) / CSA_GEMM_TILE, rowTiles, 256, [&] {
+        gemm_scores(q.data(), queries, keys.data(), n, d, scale, scores.data());
+    });
+    csa_emu_launch(queries, 1, 1024, [&] { softmax_rows(scores.data(), n, rowSums.data()); });
+    csa_emu_launch(colTiles * splits, rowTiles, 256, [&] {
+        gemm_values(scores.data(), queries, values.data(), n, d, splitKeys, partial.data());
+    });
+    csa_emu_launch((queries * d + 255) / 256, 1, 256, [&] {
+        gemm_sum_splits(partial.data(), splits, queries, d, rowSums.data(), out.data());
+    });
+    for (int r = 0; r < queries; r++) {
+        std::vector<double> w(n);
+        double maxScore = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            double v = 0;
+            for (int t = 0; t < d; t++) v += (double) q[(size_t) r * d + t] * keys[(size_t) i * d + t];
+            w[i] = v * scale;
+            maxScore = std::max(maxScore, w[i]);
+        }
+        double total = 0;
+        for (auto& v : w) {
+            v = std::exp(v - maxScore);
+            total += v;
+        }
+        double diff = 0, norm = 0;
+        for (int t = 0; t < d; t++) {
+            double o = 0;
+            for (int i = 0; i < n; i++) o += w[i] / total * values[(size_t) i * d + t];
+            diff += (o - out[(size_t) r * d + t]) * (o - out[(size_t) r * d + t]);
+            norm += o * o;
+        }
+        expect(std::sqrt(diff / norm) < 1e-4, "gemm attention n=" + std::to_string(n) + " d=" + std::to_string(d)
+                + " query " + std::to_string(r));
+    }
+}
+
 int main() {
     unsigned seed = 20261128u;
     std::printf("emulated kernel checks, seed %u\n", seed);
@@ -721,6 +772,10 @@ int main() {
     checkFullAttention(index, false, random);
     checkFullAttention(index, true, random);
     std::printf("full attention, per query and tiled: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkGemmAttention(1009, 32, 70, 256, random);
+    checkGemmAttention(300, 24, 5, 128, random);
+    checkGemmAttention(129, 136, 65, 64, random);
+    std::printf("full attention as block GEMMs: %s\n", failures == 0 ? "ok" : "FAILED");
     std::printf("%s (%d failures)\n", failures == 0 ? "ALL OK" : "FAILED", failures);
     return failures == 0 ? 0 : 1;
 }

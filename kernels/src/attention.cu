@@ -217,3 +217,169 @@ extern "C" __global__ void attend_combine(const float* partMax, const float* par
         out[q * dim + t] = total > 0.0f ? acc / total : 0.0f;
     }
 }
+
+// Full attention of a block of queries that share one context as two matrix products with a softmax between, the form
+// of shared-prefix serving: scores = scale * Q K^T [queries, n], the rows exponentiated in place, outputs = P V over
+// splits of the keys, summed and divided by the row sums. Each key and value row is read once per tile of
+// CSA_GEMM_TILE queries, against once per ATTEND_QUERY_TILE queries in attend_all_tiled and once per query in
+// attend_partial; the price is the score rows, written and read back. CUDA-core float32 register tiles (64 x 64 per
+// block, 4 x 4 per thread), not tensor cores: cuBLAS does not resolve offline here (kernels/README.md).
+#define CSA_GEMM_TILE 64
+#define CSA_GEMM_STEP 16
+
+// acc (thread's 4 x 4: rows rowTile + ty + 16 i, columns colTile + tx + 16 j, tx = thread % 16, ty = thread / 16) =
+// sum over inner k in [k0, k1) of a[row * lda + k] * B(k, col), with B(k, col) = b[col * ldb + k] when bTransposed
+// (the keys as K^T), b[k * ldb + col] otherwise (the values). 256 threads.
+__device__ void csa_gemm_tile(const float* a, int lda, int rows, const float* b, int ldb, int cols, bool bTransposed,
+                              int k0, int k1, int rowTile, int colTile, float acc[4][4]) {
+    __shared__ float aTile[CSA_GEMM_STEP][CSA_GEMM_TILE];
+    __shared__ float bTile[CSA_GEMM_STEP][CSA_GEMM_TILE];
+    int tx = threadIdx.x & 15;
+    int ty = threadIdx.x >> 4;
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) {
+            acc[i][j] = 0.0f;
+        }
+    }
+    for (int k = k0; k < k1; k += CSA_GEMM_STEP) {
+        for (int x = threadIdx.x; x < CSA_GEMM_STEP * CSA_GEMM_TILE; x += blockDim.x) {
+            // consecutive threads read consecutive floats of a row of a (and of K when transposed)
+            int r = x / CSA_GEMM_STEP;
+            int kk = x % CSA_GEMM_STEP;
+            int row = rowTile + r;
+            aTile[kk][r] = row < rows && k + kk < k1 ? a[(long long) row * lda + k + kk] : 0.0f;
+            if (bTransposed) {
+                int col = colTile + r;
+                bTile[kk][r] = col < cols && k + kk < k1 ? b[(long long) col * ldb + k + kk] : 0.0f;
+            } else {
+                int c = x % CSA_GEMM_TILE;
+                int kr = x / CSA_GEMM_TILE;
+                int col = colTile + c;
+                bTile[kr][c] = col < cols && k + kr < k1 ? b[(long long) (k + kr) * ldb + col] : 0.0f;
+            }
+        }
+        __syncthreads();
+        for (int kk = 0; kk < CSA_GEMM_STEP; kk++) {
+            float av[4];
+            float bv[4];
+            for (int i = 0; i < 4; i++) {
+                av[i] = aTile[kk][ty + 16 * i];
+                bv[i] = bTile[kk][tx + 16 * i];
+            }
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < 4; j++) {
+                    acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+}
+
+// Grid (ceil(n / 64), ceil(queryCount / 64)), 256 threads: scores[q * n + key] = scale * (query q . key).
+extern "C" __global__ void gemm_scores(const float* queries, int queryCount, const float* keys, int n, int dim,
+                                       float scale, float* scores) {
+    float acc[4][4];
+    int rowTile = blockIdx.y * CSA_GEMM_TILE;
+    int colTile = blockIdx.x * CSA_GEMM_TILE;
+    csa_gemm_tile(queries, dim, queryCount, keys, dim, n, true, 0, dim, rowTile, colTile, acc);
+    int tx = threadIdx.x & 15;
+    int ty = threadIdx.x >> 4;
+    for (int i = 0; i < 4; i++) {
+        int q = rowTile + ty + 16 * i;
+        for (int j = 0; j < 4; j++) {
+            int key = colTile + tx + 16 * j;
+            if (q < queryCount && key < n) {
+                scores[(long long) q * n + key] = acc[i][j] * scale;
+            }
+        }
+    }
+}
+
+// One block per row (up to 1024 threads): scores[q, :] = exp(scores[q, :] - max), rowSums[q] = their sum (the division
+// waits for gemm_sum_splits, so the weights are written once).
+extern "C" __global__ void softmax_rows(float* scores, int n, float* rowSums) {
+    __shared__ float reduce[32];
+    float* row = scores + (long long) blockIdx.x * n;
+    int lane = threadIdx.x & 31;
+    int warp = threadIdx.x >> 5;
+    int warps = blockDim.x >> 5;
+    float localMax = -CUDART_INF_F;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        localMax = fmaxf(localMax, row[i]);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        localMax = fmaxf(localMax, __shfl_down_sync(CSA_FULL_MASK, localMax, o));
+    }
+    if (lane == 0) {
+        reduce[warp] = localMax;
+    }
+    __syncthreads();
+    float rowMax = -CUDART_INF_F;
+    for (int w = 0; w < warps; w++) {
+        rowMax = fmaxf(rowMax, reduce[w]);
+    }
+    __syncthreads();
+    float localSum = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float w = expf(row[i] - rowMax);
+        row[i] = w;
+        localSum += w;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        localSum += __shfl_down_sync(CSA_FULL_MASK, localSum, o);
+    }
+    if (lane == 0) {
+        reduce[warp] = localSum;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float total = 0.0f;
+        for (int w = 0; w < warps; w++) {
+            total += reduce[w];
+        }
+        rowSums[blockIdx.x] = total;
+    }
+}
+
+// Grid (ceil(dim / 64) * splits, ceil(queryCount / 64)), 256 threads; split s covers keys [s * splitKeys,
+// min(n, (s + 1) * splitKeys)): partial[(s * queryCount + q) * dim + t] = sum over those keys of weights[q, key] *
+// values[key, t].
+extern "C" __global__ void gemm_values(const float* weights, int queryCount, const float* values, int n, int dim,
+                                       int splitKeys, float* partial) {
+    float acc[4][4];
+    int colTiles = (dim + CSA_GEMM_TILE - 1) / CSA_GEMM_TILE;
+    int split = blockIdx.x / colTiles;
+    int colTile = (blockIdx.x % colTiles) * CSA_GEMM_TILE;
+    int rowTile = blockIdx.y * CSA_GEMM_TILE;
+    int k0 = split * splitKeys;
+    int k1 = min(n, k0 + splitKeys);
+    csa_gemm_tile(weights + k0, n, queryCount, values + (long long) k0 * dim, dim, dim, false, 0, k1 - k0, rowTile,
+                  colTile, acc);
+    int tx = threadIdx.x & 15;
+    int ty = threadIdx.x >> 4;
+    for (int i = 0; i < 4; i++) {
+        int q = rowTile + ty + 16 * i;
+        for (int j = 0; j < 4; j++) {
+            int t = colTile + tx + 16 * j;
+            if (q < queryCount && t < dim) {
+                partial[((long long) split * queryCount + q) * dim + t] = acc[i][j];
+            }
+        }
+    }
+}
+
+// Grid ceil(queryCount * dim / 256), 256 threads: out[q, t] = sum_s partial[s, q, t] / rowSums[q].
+extern "C" __global__ void gemm_sum_splits(const float* partial, int splits, int queryCount, int dim,
+                                           const float* rowSums, float* out) {
+    long long x = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    long long size = (long long) queryCount * dim;
+    if (x >= size) {
+        return;
+    }
+    float sum = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        sum += partial[s * size + x];
+    }
+    out[x] = sum / rowSums[x / dim];
+}

@@ -1,5 +1,6 @@
 package io.csattention.jobs;
 
+import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.device.Backends;
 import io.csattention.device.DecodeBackend;
@@ -14,6 +15,7 @@ import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -36,7 +38,7 @@ public final class GpuBenchCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
-    @Option(names = "--tokens", split = ",", paramLabel = "N[,N...]", defaultValue = "32768,131072",
+    @Option(names = "--tokens", split = ",", paramLabel = "N[,N...]", defaultValue = "131072",
             description = "Context lengths. Default: ${DEFAULT-VALUE}.")
     int[] tokens;
 
@@ -63,6 +65,15 @@ public final class GpuBenchCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "Default: ${DEFAULT-VALUE}.")
     long seed;
 
+    @Option(names = "--heads", defaultValue = "8",
+            description = "Heads resident on the GPU at once, decoded in turn, so that K and V exceed the L2. "
+                    + "Default: ${DEFAULT-VALUE}.")
+    int heads;
+
+    @Option(names = "--gemm-batches", split = ",", paramLabel = "B[,B...]", defaultValue = "1,8,32,64,128,256,512",
+            description = "Batch sizes of the block-GEMM full attention. Default: ${DEFAULT-VALUE}.")
+    int[] gemmBatches;
+
     /**
      * {@code java -cp ... io.csattention.jobs.GpuBenchCommand [flags]}: this command alone, without the Spark classes
      * the other commands load (kernels/device-check.sh runs it so); the same exit codes and error lines as Main.
@@ -75,8 +86,12 @@ public final class GpuBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Backends.Mode mode = device.mode();
+        Check.that(heads >= 1, "heads must be >= 1", "heads", heads);
+        for (int batch : gemmBatches) {
+            Check.that(batch >= 1, "gemm batches must be >= 1", "gemm-batches", batch);
+        }
         GpuBench.Config config = new GpuBench.Config(dim, queries, repetitions, sparsity, prefillQueries, centroids,
-                seed);
+                seed, heads, gemmBatches);
         CudaDecodeBackend gpu = null;
         if (mode != Backends.Mode.CPU) {
             DecodeBackend chosen = Backends.select(mode, device.gpuOrdinal());
@@ -85,8 +100,9 @@ public final class GpuBenchCommand implements Callable<Integer> {
         DecodeBackend cpu = Backends.cpu();
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "gpu-bench: d=%d, %d queries per block, sparsity %.3f, %d prefill queries, C=%d, "
-                + "median of %d blocks, seed %d%n", dim, queries, sparsity, prefillQueries, centroids, repetitions,
-                seed);
+                + "median of %d blocks, seed %d, heads on the GPU at once: %d (K and V in float32: %.1f MB)%n", dim,
+                queries, sparsity, prefillQueries, centroids, repetitions, seed, heads,
+                heads * (double) Arrays.stream(tokens).max().orElse(0) * dim * 2 * Float.BYTES / 1e6);
         out.println("cpu: " + cpu.name() + ", " + Runtime.getRuntime().availableProcessors() + " cores");
         double copyBandwidth = Double.NaN;
         if (gpu != null) {
@@ -101,8 +117,8 @@ public final class GpuBenchCommand implements Callable<Integer> {
             out.println("gpu: unavailable (" + reason + "); timing the CPU rows only");
         }
         out.println();
-        out.printf(Locale.ROOT, "%-8s %-4s %-12s %10s %12s %12s %9s %7s %8s %8s%n", "tokens", "on", "method",
-                "build ms", "decode us/q", "bytes/q", "GB/s", "% copy", "recall", "error");
+        out.printf(Locale.ROOT, "%-8s %-4s %-12s %10s %12s %12s %12s %9s %7s %8s %8s%n", "tokens", "on", "method",
+                "build ms", "decode us/q", "kernel us/q", "bytes/q", "GB/s", "% copy", "recall", "error");
         List<String> speedups = new ArrayList<>();
         for (int n : tokens) {
             GpuBench.ContextTimes times = GpuBench.measure(config, n, gpu, cpu);
@@ -115,23 +131,37 @@ public final class GpuBenchCommand implements Callable<Integer> {
                         copyBandwidth, Double.NaN, Double.NaN);
                 row(out, n, "gpu", "full/query", Double.NaN, g.fullPerQueryUs(), times.fullBytes(), copyBandwidth,
                         Double.NaN, worstError(g.perQueryFull(), g.tiledFull()));
-                row(out, n, "gpu", "(gpu index)", Double.NaN, Double.NaN, 0, Double.NaN,
+                for (GpuBench.GemmTimes gemm : g.gemm()) {
+                    row(out, n, "gpu", "gemm/" + gemm.batch(), Double.NaN, gemm.us(), gemm.bytes(), copyBandwidth,
+                            Double.NaN, gemm.batch() == queries ? worstError(g.gemmFull(), g.tiledFull()) : Double.NaN);
+                }
+                row(out, n, "gpu", "(gpu index)", Double.NaN, NONE, 0, Double.NaN,
                         meanRecall(g.cpuDecode(), g.gpuIndexDecode()),
                         worstError(g.gpuIndexDecode().outputs(), g.cpuDecode().outputs()));
-                speedups.add(String.format(Locale.ROOT, "%d tokens: gpu csattention decode %.2fx faster than gpu "
-                                + "full attention (%.2fx than full attention per query), %.2fx faster than cpu "
-                                + "csattention; gpu index build %.2fx faster than cpu", n, g.fullUs() / g.sparseUs(),
-                        g.fullPerQueryUs() / g.sparseUs(), times.cpuDecodeUs() / g.sparseUs(),
-                        times.cpuBuildMs() / g.buildMs()));
+                double sparse = g.sparseUs().kernel();
+                int crossover = g.crossoverBatch();
+                speedups.add(String.format(Locale.ROOT, "%d tokens, by kernel time: gpu csattention decode %.2fx "
+                                + "faster than flash-decoding full attention per query, %.2fx than the tiled full "
+                                + "attention; block-GEMM full attention %s; gpu csattention %.2fx faster than cpu "
+                                + "csattention (wall); gpu index build %.2fx faster than cpu", n,
+                        g.fullPerQueryUs().kernel() / sparse, g.fullUs().kernel() / sparse,
+                        crossover > 0 ? "beats csattention per query from batch " + crossover
+                                : "beats csattention per query at none of the batches " + batches(),
+                        times.cpuDecodeUs() / g.sparseUs().wall(), times.cpuBuildMs() / g.buildMs()));
             }
-            row(out, n, "cpu", "csattention", times.cpuBuildMs(), times.cpuDecodeUs(), times.sparseBytes(),
-                    Double.NaN, Double.NaN, Double.NaN);
+            row(out, n, "cpu", "csattention", times.cpuBuildMs(), new GpuBench.Micros(times.cpuDecodeUs(), Double.NaN),
+                    times.sparseBytes(), Double.NaN, Double.NaN, Double.NaN);
         }
         out.println();
         speedups.forEach(out::println);
         out.println("recall: mean recall of the CPU decode's selection by the GPU decode of the same (CPU-built) "
                 + "index; error: worst relative L2 error of its outputs; for the GPU build, the CPU decode of the "
-                + "GPU-built index against the CPU-built one.");
+                + "GPU-built index against the CPU-built one. decode us/q: wall clock per query and head (upload, "
+                + "kernels, download); kernel us/q: the kernels alone by CUDA events; GB/s and % copy: bytes/q over "
+                + "kernel time on the GPU, over wall time on the CPU. bytes/q: csattention's every kernel read and "
+                + "write (packed lists, key sketch, centroids, sum rows, selected K and V, partials); full: K and V "
+                + "over the 8 queries sharing a read; full/query: flash-decoding, K and V once per query; gemm/B: "
+                + "scores = Q K^T, softmax, P V over blocks of B queries (float32 CUDA cores, not tensor cores).");
         out.flush();
         return 0;
     }
@@ -155,11 +185,19 @@ public final class GpuBenchCommand implements Callable<Integer> {
         return worst;
     }
 
-    private static void row(PrintWriter out, int n, String on, String method, double buildMs, double decodeUs,
+    private static final GpuBench.Micros NONE = new GpuBench.Micros(Double.NaN, Double.NaN);
+
+    private String batches() {
+        return Arrays.toString(gemmBatches);
+    }
+
+    private static void row(PrintWriter out, int n, String on, String method, double buildMs, GpuBench.Micros us,
                             long bytes, double copyBandwidth, double recall, double error) {
-        double bandwidth = bytes / (decodeUs * 1e-6);
-        out.printf(Locale.ROOT, "%-8d %-4s %-12s %10s %12s %12s %9s %7s %8s %8s%n", n, on, method,
-                format("%.1f", buildMs), format("%.2f", decodeUs), bytes > 0 ? Long.toString(bytes) : "-",
+        double seconds = (Double.isFinite(us.kernel()) ? us.kernel() : us.wall()) * 1e-6;
+        double bandwidth = bytes / seconds;
+        out.printf(Locale.ROOT, "%-8d %-4s %-12s %10s %12s %12s %12s %9s %7s %8s %8s%n", n, on, method,
+                format("%.1f", buildMs), format("%.2f", us.wall()), format("%.2f", us.kernel()),
+                bytes > 0 ? Long.toString(bytes) : "-",
                 format("%.1f", bandwidth / 1e9), format("%.1f", 100 * bandwidth / copyBandwidth),
                 format("%.4f", recall), format("%.1e", error));
         out.flush();

@@ -14,7 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GpuBenchCommandTest {
 
     private static final String[] SMALL = {"--tokens", "1031", "--head-dim", "16", "--queries", "4", "--repetitions",
-            "1", "--prefill-queries", "64", "--centroids", "8"};
+            "1", "--prefill-queries", "64", "--centroids", "8", "--heads", "1", "--gemm-batches", "4"};
 
     private record Result(int code, String out, String err) {
     }
@@ -60,6 +60,27 @@ class GpuBenchCommandTest {
         assertEquals(2, result.code());
         assertEquals("error: device gpu needs a usable CUDA device: " + reason + "; device=gpu",
                 result.err().strip());
+    }
+
+    @Test
+    void theTableHasKernelTimeBesideWallTimeAndTheCpuRowHasNone() {
+        Result result = run(bench("--device", "cpu"));
+        assertEquals(0, result.code(), result.err());
+        assertTrue(result.out().lines().anyMatch(l -> l.matches("tokens\\s+on\\s+method\\s+build ms\\s+decode us/q\\s+"
+                + "kernel us/q\\s+bytes/q\\s+GB/s\\s+% copy\\s+recall\\s+error")), result.out());
+        assertTrue(result.out().lines().anyMatch(l -> l.matches("1031\\s+cpu\\s+csattention\\s+\\S+\\s+\\S+\\s+-\\s+\\d+\\s+.*")),
+                result.out());
+        assertTrue(result.out().contains(", heads on the GPU at once: 1 (K and V in float32: 0.1 MB)"), result.out());
+    }
+
+    @Test
+    void headsAndGemmBatchesAreChecked() {
+        Result heads = run("gpu-bench", "--device", "cpu", "--heads", "0");
+        assertEquals(2, heads.code());
+        assertEquals("error: heads must be >= 1; heads=0", heads.err().strip());
+        Result batches = run(bench("--gemm-batches", "8,0"));
+        assertEquals(2, batches.code());
+        assertEquals("error: gemm batches must be >= 1; gemm-batches=0", batches.err().strip());
     }
 
     @Test

@@ -31,7 +31,9 @@ final class CudaContextDecoder implements ContextDecoder {
 
     private static final long SCORE_BYTES = 256L << 20;
     private static final int MAX_QUERIES_PER_LAUNCH = 1024;
-    private static final int ATTENTION_CHUNK = 256;
+    static final int ATTENTION_CHUNK = 256;
+    /** Keys per split of {@code gemm_values}: enough thread blocks to fill a large GPU at 128K keys and 64 queries. */
+    static final int GEMM_SPLIT_KEYS = 2048;
     private static final int TOP_K_THREADS = 1024;
     private static final int SUBSPACE_LIMIT = 256;
 
@@ -67,9 +69,13 @@ final class CudaContextDecoder implements ContextDecoder {
     private final DeviceBuffer partSum = new DeviceBuffer("attention partial sum");
     private final DeviceBuffer partAcc = new DeviceBuffer("attention partial values");
     private final DeviceBuffer output = new DeviceBuffer("outputs");
+    private final DeviceBuffer gemmScores = new DeviceBuffer("gemm score rows");
+    private final DeviceBuffer gemmRowSums = new DeviceBuffer("gemm row sums");
+    private final DeviceBuffer gemmPartial = new DeviceBuffer("gemm partial outputs");
     private final PinnedBuffer hostQueries = new PinnedBuffer("queries");
     private final PinnedBuffer hostSelected = new PinnedBuffer("selected");
     private final PinnedBuffer hostOutput = new PinnedBuffer("outputs");
+    private final CudaEventTimer kernelTimer;
     private boolean closed;
 
     CudaContextDecoder(CudaDevice device, KeyValueCache cache, CSAttentionIndex index, CSAttentionSettings settings) {
@@ -90,6 +96,7 @@ final class CudaContextDecoder implements ContextDecoder {
         this.packedBlocks = indexed ? packed.blocks() : 0;
         device.makeCurrent();
         this.stream = new CudaStream(device);
+        this.kernelTimer = new CudaEventTimer(stream);
         keys.upload(cache.keys(), n * d);
         values.upload(cache.values(), n * d);
         if (indexed) {
@@ -136,9 +143,12 @@ final class CudaContextDecoder implements ContextDecoder {
         for (int first = 0; first < block.rows(); first += queriesPerLaunch) {
             int count = Math.min(queriesPerLaunch, block.rows() - first);
             upload(block.data(), first, count);
+            kernelTimer.start();
             select(count);
             attend(count, selected, budget, budget);
+            kernelTimer.stop();
             download(count, first, selection, outputs);
+            kernelTimer.collect();
         }
         return new DecodedBlock(plan, selection, new FloatMatrix(block.rows(), d, outputs));
     }
@@ -157,7 +167,31 @@ final class CudaContextDecoder implements ContextDecoder {
         return attendAll(block, false);
     }
 
+    /**
+     * Full attention as two matrix products over the block's queries with a softmax between ({@code gemm_scores},
+     * {@code softmax_rows}, {@code gemm_values} split over {@value #GEMM_SPLIT_KEYS} keys, {@code gemm_sum_splits}):
+     * each K and V row read once per {@value PtxFunction#GEMM_TILE} queries, the score rows written and read back.
+     */
+    synchronized FloatMatrix attendAllGemm(FloatMatrix block) {
+        return attendAll(block, Form.GEMM);
+    }
+
+    /**
+     * Device milliseconds of the kernels of every {@code decode} and full attention since the last call (CUDA events
+     * on the decoder's stream around the kernels of each launch, the query upload and result download outside them),
+     * and starts counting again.
+     */
+    synchronized double takeKernelMillis() {
+        return kernelTimer.take();
+    }
+
+    private enum Form { PER_QUERY, TILED, GEMM }
+
     private FloatMatrix attendAll(FloatMatrix block, boolean tiled) {
+        return attendAll(block, tiled ? Form.TILED : Form.PER_QUERY);
+    }
+
+    private FloatMatrix attendAll(FloatMatrix block, Form form) {
         checkOpen();
         CpuDecodeBackend.checkQueries(block, d);
         device.makeCurrent();
@@ -165,14 +199,34 @@ final class CudaContextDecoder implements ContextDecoder {
         for (int first = 0; first < block.rows(); first += queriesPerLaunch) {
             int count = Math.min(queriesPerLaunch, block.rows() - first);
             upload(block.data(), first, count);
-            if (tiled) {
-                attendAllTiled(count);
-            } else {
-                attend(count, null, n, 0);
+            kernelTimer.start();
+            switch (form) {
+                case TILED -> attendAllTiled(count);
+                case GEMM -> attendAllGemm(count);
+                case PER_QUERY -> attend(count, null, n, 0);
             }
+            kernelTimer.stop();
             download(count, first, null, outputs);
+            kernelTimer.collect();
         }
         return new FloatMatrix(block.rows(), d, outputs);
+    }
+
+    private void attendAllGemm(int count) {
+        int splits = Cuda.blocks(n, GEMM_SPLIT_KEYS);
+        gemmScores.ensureFloats((long) count * n);
+        gemmRowSums.ensureFloats(count);
+        gemmPartial.ensureFloats((long) splits * count * d);
+        output.ensureFloats((long) count * d);
+        float scale = (float) (1.0 / Math.sqrt(d));
+        int rowTiles = Cuda.blocks(count, PtxFunction.GEMM_TILE);
+        device.kernel(PtxFunction.GEMM_SCORES).launch(stream, Cuda.blocks(n, PtxFunction.GEMM_TILE), rowTiles, 256, 0,
+                queries, count, keys, n, d, scale, gemmScores);
+        device.kernel(PtxFunction.SOFTMAX_ROWS).launch(stream, count, 1, 1024, 0, gemmScores, n, gemmRowSums);
+        device.kernel(PtxFunction.GEMM_VALUES).launch(stream, Cuda.blocks(d, PtxFunction.GEMM_TILE) * splits, rowTiles,
+                256, 0, gemmScores, count, values, n, d, GEMM_SPLIT_KEYS, gemmPartial);
+        device.kernel(PtxFunction.GEMM_SUM_SPLITS).launch(stream, Cuda.blocks(count * d, 256), 1, 256, 0, gemmPartial,
+                splits, count, d, gemmRowSums, output);
     }
 
     private void attendAllTiled(int count) {
@@ -291,12 +345,13 @@ final class CudaContextDecoder implements ContextDecoder {
         device.makeCurrent();
         for (DeviceBuffer buffer : new DeviceBuffer[] {keys, values, centroids, listStarts, listOffsets, listUnits,
                 sketchCodes, sketchScales, queries, lists, sums, candidates, exact, selected, partMax, partSum, partAcc,
-                output}) {
+                output, gemmScores, gemmRowSums, gemmPartial}) {
             buffer.close();
         }
         hostQueries.close();
         hostSelected.close();
         hostOutput.close();
+        kernelTimer.close();
         stream.close();
     }
 }

@@ -17,13 +17,20 @@ enum PtxFunction {
     SINK_AND_WINDOW("decode", "sink_and_window"),
     ATTEND_PARTIAL("attention", "attend_partial"),
     ATTEND_ALL_TILED("attention", "attend_all_tiled"),
-    ATTEND_COMBINE("attention", "attend_combine");
+    ATTEND_COMBINE("attention", "attend_combine"),
+    GEMM_SCORES("attention", "gemm_scores"),
+    SOFTMAX_ROWS("attention", "softmax_rows"),
+    GEMM_VALUES("attention", "gemm_values"),
+    GEMM_SUM_SPLITS("attention", "gemm_sum_splits");
 
     /** Centroids per tile of {@code centroid_key_scores} (CENTROID_TILE in prefill.cu). */
     static final int CENTROID_TILE = 32;
 
     /** Bits of a key's offset within its block in {@code accumulate_lists} (its {@code << 16}); PackedLists' blocks. */
     static final int PACKED_BLOCK_BITS = 16;
+
+    /** Rows and columns of the output tile of one thread block of the GEMM kernels (CSA_GEMM_TILE in attention.cu). */
+    static final int GEMM_TILE = 64;
 
     /** Queries per thread block of {@code attend_all_tiled} (ATTEND_QUERY_TILE in attention.cu). */
     static final int QUERY_TILE = 8;
