@@ -128,7 +128,9 @@ final class NumericOptions {
             Map.entry("--batch-new-tokens", Range.integers(1, 65536)),
             Map.entry("--rows", Range.integers(1, 1L << 31)),
             Map.entry("--distinct-queries", COUNT),
-            Map.entry("--query-files", Range.integers(1, 10_000)));
+            Map.entry("--query-files", Range.integers(1, 10_000)),
+            Map.entry("--heads", Range.integers(1, 1024)),
+            Map.entry("--gemm-batches", Range.integers(1, 65536)));
 
     /** Ranges that differ for one command, keyed {@code "command --option"}. */
     private static final Map<String, Range> BY_COMMAND = Map.of(

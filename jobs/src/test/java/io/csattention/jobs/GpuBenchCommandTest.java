@@ -77,10 +77,10 @@ class GpuBenchCommandTest {
     void headsAndGemmBatchesAreChecked() {
         Result heads = run("gpu-bench", "--device", "cpu", "--heads", "0");
         assertEquals(2, heads.code());
-        assertEquals("error: heads must be >= 1; heads=0", heads.err().strip());
+        assertEquals("error: --heads must be an integer in [1, 1024]; --heads=0", heads.err().strip());
         Result batches = run(bench("--gemm-batches", "8,0"));
         assertEquals(2, batches.code());
-        assertEquals("error: gemm batches must be >= 1; gemm-batches=0", batches.err().strip());
+        assertEquals("error: --gemm-batches must be an integer in [1, 65536]; --gemm-batches=0", batches.err().strip());
     }
 
     @Test
