@@ -35,4 +35,12 @@ public interface DecodeBackend {
      * what it holds (device memory on a GPU).
      */
     ContextDecoder open(KeyValueCache cache, CSAttentionIndex index, CSAttentionSettings settings);
+
+    /**
+     * Why {@link #open} would refuse {@code index} on this backend (one line ending with the value), or null when it
+     * takes it. Callers that can decode elsewhere ask first, so that a refused index is a fallback and not an error.
+     */
+    default String refusal(CSAttentionIndex index) {
+        return null;
+    }
 }

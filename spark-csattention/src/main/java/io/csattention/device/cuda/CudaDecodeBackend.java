@@ -74,6 +74,16 @@ public final class CudaDecodeBackend implements DecodeBackend {
         return new CudaContextDecoder(device, cache, index, settings);
     }
 
+    @Override
+    public String refusal(CSAttentionIndex index) {
+        try {
+            CudaContextDecoder.checkIndex(index);
+            return null;
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
+        }
+    }
+
     /**
      * The card's device-to-device copy bandwidth in bytes per second, counting bytes read plus bytes written (the
      * convention of the decode's achieved bandwidth), from {@code repetitions} copies of {@code bytes} bytes timed with
