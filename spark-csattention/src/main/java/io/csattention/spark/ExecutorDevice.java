@@ -100,6 +100,11 @@ final class ExecutorDevice {
         }
     }
 
+    /** Why {@code auto} decodes {@code key} on the CPU although {@code gpu} was usable, or null when it does not. */
+    static String cpuReason(HeadKey key, DecodeBackend gpu) {
+        return CPU_HEADS.get(key + " on " + gpu.name());
+    }
+
     private static ContextDecoder onCpu(String where, String reason) {
         if (CPU_HEADS.putIfAbsent(where, reason) == null) {
             LOG.info("device: cpu for {} (auto: {})", where, reason);

@@ -56,7 +56,7 @@ final class LoadedHead implements AutoCloseable {
         GpuKey key = new GpuKey(gpu, settings.plan(cache.size()));
         ContextDecoder decoder = gpuDecoders.get(key);
         if (decoder == null) {
-            decoder = gpu.open(cache, selector.index(), settings);
+            decoder = gpu.openFromSelector(cache, selector, settings);
             gpuDecoders.put(key, decoder);
         }
         return decoder;
