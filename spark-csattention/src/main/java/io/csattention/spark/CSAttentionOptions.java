@@ -42,7 +42,7 @@ import java.util.TreeMap;
  * @param preserveOrder      a decode planned by head gives its rows back in the input's order and partitioning
  * @param device             where executors decode: {@code cpu} (the default), {@code gpu} (the GPU the task was
  *                           assigned; a task without a usable one fails) or {@code auto} (that GPU when usable, else
- *                           the CPU with one logged line); see {@link ExecutorDevice}. The default is {@code cpu}
+ *                           the CPU with one logged line); see {@code ExecutorDevice}. The default is {@code cpu}
  *                           because the GPU selection may differ from the CPU's at near-ties of its float sums, so
  *                           under {@code auto} a retried task that lands on an executor without a GPU could write
  *                           other rows; only a user who asks for the GPU gets that
