@@ -11,7 +11,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Where a decode task runs on its executor ({@link CSAttentionOptions#device}): the GPU Spark's resource scheduling
+ * Where a decode or tensor-level build task runs on its executor ({@link CSAttentionOptions#device}): the GPU Spark's resource scheduling
  * assigned to the task (its first {@code gpu} address), GPU 0 when the task has no such resource, or the CPU.
  *
  * <p>The CUDA side is per JVM already: {@link Backends} keeps one backend per device, in that device's primary
@@ -98,6 +98,24 @@ final class ExecutorDevice {
             }
             return onCpu(where, e.getMessage());
         }
+    }
+
+    /**
+     * The GPU a head's index is built on, or null for the CPU build: {@code gpu} itself (null: the task has none)
+     * unless the head carries RoPE ({@code ropeBase} not 0), which the GPU build does not index position-free; such a
+     * head is built on the CPU under {@code auto} (one logged line per head and device) and fails under {@code gpu}.
+     */
+    static DecodeBackend forBuild(DecodeBackend gpu, Backends.Mode mode, HeadKey key, double ropeBase) {
+        if (gpu == null || ropeBase == 0) {
+            return gpu;
+        }
+        String refusal = "the GPU index build takes heads without RoPE (the CPU build indexes their slow bands "
+                + "position-free); ropeBase=" + ropeBase;
+        if (mode == Backends.Mode.GPU) {
+            throw new IllegalArgumentException("device gpu cannot build " + key + ": " + refusal);
+        }
+        onCpu(key + " build on " + gpu.name(), refusal);
+        return null;
     }
 
     /** Why {@code auto} decodes {@code key} on the CPU although {@code gpu} was usable, or null when it does not. */

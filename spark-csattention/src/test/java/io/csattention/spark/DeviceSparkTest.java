@@ -25,10 +25,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The decode option {@code device} through Spark: on a machine without a GPU, {@code auto} gives {@code cpu}'s rows
- * bit for bit and logs its fallback once, and {@code gpu} fails with one line; on a machine with one (skipped here),
- * {@code gpu} selects like the CPU and RoPE heads fall back to the CPU under {@code auto}. The local session's tasks
- * have no GPU resource, so they take GPU 0.
+ * The option {@code device} through Spark's decode and tensor-level build: on a machine without a GPU, {@code auto}
+ * gives {@code cpu}'s rows and index files bit for bit and logs its fallback once, and {@code gpu} fails with one
+ * line; on a machine with one (skipped here), {@code gpu} selects like the CPU, builds indexes as good as the CPU's,
+ * and RoPE heads fall back to the CPU under {@code auto}. The local session's tasks have no GPU resource, so they take
+ * GPU 0.
  */
 class DeviceSparkTest {
 
@@ -40,13 +41,14 @@ class DeviceSparkTest {
     @TempDir
     static Path dir;
     static String index;
+    static IndexSet.Manifest built;
     static Dataset<Row> queries;
 
     @BeforeAll
     static void build() throws IOException {
         spark = SharedSpark.get();
         index = dir.resolve("index").toString();
-        CSAttention.buildIndexes(DATA.contextsTable(spark), index, OPTIONS);
+        built = CSAttention.buildIndexes(DATA.contextsTable(spark), index, OPTIONS);
         queries = DATA.queriesTable(spark, 48).repartition(3);
     }
 
@@ -162,5 +164,77 @@ class DeviceSparkTest {
         Exception e = assertThrows(Exception.class, () -> decoded(rope, on("gpu")));
         assertTrue(e.getMessage().contains("had a not serializable result: device gpu cannot decode context_id="),
                 e.getMessage());
+    }
+
+    private static Map<String, Long> checksums(IndexSet.Manifest manifest) {
+        Map<String, Long> out = new HashMap<>();
+        for (IndexSet.Entry e : manifest.heads()) {
+            out.put(e.key().toString(), e.checksum());
+        }
+        return out;
+    }
+
+    @Test
+    void autoBuildWithoutAGpuWritesTheCpuBuildsFiles() throws IOException {
+        String reason = Backends.gpuUnavailableReason(0);
+        Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        IndexSet.Manifest auto = CSAttention.buildIndexes(DATA.contextsTable(spark), dir.resolve("auto").toString(),
+                on("auto"));
+        assertEquals(4, auto.heads().size());
+        assertEquals(checksums(built), checksums(auto), "the same bytes, head by head");
+        assertEquals("device: cpu (auto fell back from gpu 0: " + reason + ")", Backends.fallbackLine(0));
+    }
+
+    @Test
+    void gpuBuildWithoutADeviceFailsWithOneLine() {
+        String reason = Backends.gpuUnavailableReason(0);
+        Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        Exception e = assertThrows(Exception.class, () -> CSAttention.buildIndexes(DATA.contextsTable(spark),
+                dir.resolve("gpu").toString(), on("gpu")));
+        String expected = "device gpu needs a usable CUDA device: " + reason + "; device=gpu";
+        boolean found = false;
+        for (Throwable t = e; t != null && !found; t = t.getCause()) {
+            found = t.getMessage() != null && t.getMessage().contains("had a not serializable result: " + expected);
+        }
+        assertTrue(found, "the task failed once, not retried, with the line: " + e);
+    }
+
+    /** Mean share of the exact top-{@code budget} keys (scores in float64) that each query's selection holds. */
+    private static double recall(Map<Long, List<Object>> decoded, int perHead) {
+        double sum = 0;
+        long id = 0;
+        for (int c = 0; c < DATA.contexts; c++) {
+            for (int h = 0; h < DATA.kvHeads; h++) {
+                io.csattention.core.FloatMatrix k = DATA.keys(c, 0, h);
+                io.csattention.core.FloatMatrix q = DATA.queries(c, 0, h, perHead);
+                for (int i = 0; i < perHead; i++, id++) {
+                    List<?> selected = (List<?>) decoded.get(id).get(1);
+                    double[] scores = new double[k.rows()];
+                    Integer[] order = new Integer[k.rows()];
+                    for (int j = 0; j < k.rows(); j++) {
+                        order[j] = j;
+                        for (int x = 0; x < DATA.dim; x++) {
+                            scores[j] += (double) q.get(i, x) * k.get(j, x);
+                        }
+                    }
+                    java.util.Arrays.sort(order, (a, b) -> Double.compare(scores[b], scores[a]));
+                    TreeSet<Object> top = new TreeSet<>(java.util.Arrays.asList(order).subList(0, selected.size()));
+                    top.retainAll(new TreeSet<Object>(selected));
+                    sum += (double) top.size() / selected.size();
+                }
+            }
+        }
+        return sum / id;
+    }
+
+    @Test
+    void gpuBuildIndexesAsWellAsTheCpuBuild() throws IOException {
+        Assumptions.assumeTrue(Backends.gpuUnavailableReason(0) == null, "no usable GPU: "
+                + Backends.gpuUnavailableReason(0));
+        String onGpu = dir.resolve("built-on-gpu").toString();
+        assertEquals(4, CSAttention.buildIndexes(DATA.contextsTable(spark), onGpu, on("gpu")).heads().size());
+        double cpu = recall(decoded(index, on("cpu")), 48);
+        double gpu = recall(decoded(onGpu, on("cpu")), 48);
+        assertTrue(Math.abs(cpu - gpu) <= 0.02, "recall of the exact top-k: cpu-built " + cpu + ", gpu-built " + gpu);
     }
 }

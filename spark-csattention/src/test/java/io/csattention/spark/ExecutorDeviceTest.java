@@ -201,4 +201,17 @@ class ExecutorDeviceTest {
         assertNull(ExecutorDevice.decoder(gpu, Backends.Mode.AUTO, head, key, CSAttentionSettings.defaults()));
         assertTrue(gpu.opened.isEmpty());
     }
+
+    @Test
+    void ropeHeadsBuildOnTheCpuUnderAutoAndFailUnderGpu() {
+        StandInGpu gpu = new StandInGpu(null);
+        HeadKey key = new HeadKey("ctx-1", 2, 3);
+        assertSame(gpu, ExecutorDevice.forBuild(gpu, Backends.Mode.GPU, key, 0));
+        assertNull(ExecutorDevice.forBuild(null, Backends.Mode.AUTO, key, 10000), "no GPU: the CPU build");
+        assertEquals("device gpu cannot build context_id=ctx-1 layer=2 kv_head=3: the GPU index build takes heads "
+                        + "without RoPE (the CPU build indexes their slow bands position-free); ropeBase=10000.0",
+                assertThrows(IllegalArgumentException.class,
+                        () -> ExecutorDevice.forBuild(gpu, Backends.Mode.GPU, key, 10000)).getMessage());
+        assertNull(ExecutorDevice.forBuild(gpu, Backends.Mode.AUTO, key, 10000));
+    }
 }
