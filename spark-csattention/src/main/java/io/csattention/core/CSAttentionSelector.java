@@ -73,6 +73,16 @@ public final class CSAttentionSelector implements KeySelector {
         return new CSAttentionSelector(this, cache);
     }
 
+    /** The lists in their decode form (a GPU decoder uploads these rather than packing the dropped lists again). */
+    public PackedLists packedLists() {
+        return packed;
+    }
+
+    /** The int8 key sketch of the re-scoring, null when the selector re-scores nothing. */
+    public KeySketch sketch() {
+        return sketch;
+    }
+
     /** The index's tables without its build-form lists ({@link CSAttentionIndex#withoutLists}). */
     public CSAttentionIndex index() {
         return index;

@@ -25,7 +25,7 @@ public final class Backends {
     public static final String SETTING = "csattention.device";
 
     private static final Logger LOG = Logger.getLogger(Backends.class.getName());
-    private static final Map<Integer, Boolean> FALLBACK_LOGGED = new ConcurrentHashMap<>();
+    private static final Map<Integer, String> FALLBACK_LOGGED = new ConcurrentHashMap<>();
     private static volatile CpuDecodeBackend cpu;
 
     private Backends() {
@@ -76,8 +76,9 @@ public final class Backends {
                 try {
                     yield gpu(gpuOrdinal);
                 } catch (DeviceUnavailableException e) {
-                    if (FALLBACK_LOGGED.putIfAbsent(gpuOrdinal, Boolean.TRUE) == null) {
-                        LOG.info("device: cpu (auto fell back from gpu " + gpuOrdinal + ": " + e.getMessage() + ")");
+                    String line = "device: cpu (auto fell back from gpu " + gpuOrdinal + ": " + e.getMessage() + ")";
+                    if (FALLBACK_LOGGED.putIfAbsent(gpuOrdinal, line) == null) {
+                        LOG.info(line);
                     }
                     yield cpu();
                 }
@@ -100,6 +101,14 @@ public final class Backends {
             // reported below
         }
         throw new IllegalArgumentException("gpu address must be a CUDA device ordinal (0, 1, ...); gpu=" + address);
+    }
+
+    /**
+     * The line {@code auto} logged when it fell back to the CPU from GPU {@code ordinal} in this JVM, or null when it
+     * has not (Spark executors report it; tests check it without depending on which test logged it first).
+     */
+    public static String fallbackLine(int ordinal) {
+        return FALLBACK_LOGGED.get(ordinal);
     }
 
     /** Why GPU {@code ordinal} cannot be used, or null when it can (used by tests to skip GPU cases). */

@@ -43,6 +43,13 @@ public final class CpuDecodeBackend implements DecodeBackend {
         return new CpuContextDecoder(cache, index, settings);
     }
 
+    @Override
+    public ContextDecoder openFromSelector(KeyValueCache cache, CSAttentionSelector selector,
+                                           CSAttentionSettings settings) {
+        checkContext(cache, selector.index());
+        return new CpuContextDecoder(cache, selector, settings);
+    }
+
     /** The checks every backend's {@link #open} makes. */
     public static void checkContext(KeyValueCache cache, CSAttentionIndex index) {
         Check.positive(cache.size(), "cache size");
@@ -66,9 +73,13 @@ public final class CpuDecodeBackend implements DecodeBackend {
         private final BudgetPlan plan;
 
         CpuContextDecoder(KeyValueCache cache, CSAttentionIndex index, CSAttentionSettings settings) {
+            this(cache, index == null ? null : new CSAttentionSelector(kernels, index, cache,
+                    settings.rescoreFactor()), settings);
+        }
+
+        CpuContextDecoder(KeyValueCache cache, CSAttentionSelector selector, CSAttentionSettings settings) {
             this.cache = cache;
-            this.selector = index == null ? null
-                    : new CSAttentionSelector(kernels, index, cache, settings.rescoreFactor());
+            this.selector = selector;
             this.plan = settings.plan(cache.size());
         }
 

@@ -1,6 +1,7 @@
 package io.csattention.device;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
@@ -35,4 +36,19 @@ public interface DecodeBackend {
      * what it holds (device memory on a GPU).
      */
     ContextDecoder open(KeyValueCache cache, CSAttentionIndex index, CSAttentionSettings settings);
+
+    /**
+     * {@link #open} from what a CPU selector of the context already holds (its index without the build-form lists, its
+     * packed lists and key sketch, made with {@code settings}' re-score factor), so that a context kept for the CPU
+     * decode is opened here without its lists being packed again (the Spark executors' cache keeps only that form).
+     */
+    ContextDecoder openFromSelector(KeyValueCache cache, CSAttentionSelector selector, CSAttentionSettings settings);
+
+    /**
+     * Why {@link #open} would refuse {@code index} on this backend (one line ending with the value), or null when it
+     * takes it. Callers that can decode elsewhere ask first, so that a refused index is a fallback and not an error.
+     */
+    default String refusal(CSAttentionIndex index) {
+        return null;
+    }
 }

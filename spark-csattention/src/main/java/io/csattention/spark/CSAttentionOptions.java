@@ -40,12 +40,19 @@ import java.util.TreeMap;
  * @param decodeByHead       decode plans tasks by head ({@code decodePlan=byHead}) instead of decoding each input
  *                           partition as it is ({@code asIs})
  * @param preserveOrder      a decode planned by head gives its rows back in the input's order and partitioning
+ * @param device             where executors decode: {@code cpu} (the default), {@code gpu} (the GPU the task was
+ *                           assigned; a task without a usable one fails) or {@code auto} (that GPU when usable, else
+ *                           the CPU with one logged line); see {@code ExecutorDevice}. The default is {@code cpu}
+ *                           because the GPU selection may differ from the CPU's at near-ties of its float sums, so
+ *                           under {@code auto} a retried task that lands on an executor without a GPU could write
+ *                           other rows; only a user who asks for the GPU gets that
  */
 public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kernelChoice, long cacheBudgetBytes,
                                  long broadcastThreshold, int blockSize, int queryHeadsPerKvHead,
                                  double ropeBase, io.csattention.core.Rope.Style ropeStyle,
                                  boolean withSelected, boolean routeErrors, int partitions, boolean binaryFloat16,
-                                 int rowsPerTask, boolean decodeByHead, boolean preserveOrder)
+                                 int rowsPerTask, boolean decodeByHead, boolean preserveOrder,
+                                 io.csattention.device.Backends.Mode device)
         implements Serializable {
 
     public static final String CONF_PREFIX = "spark.csattention.";
@@ -76,12 +83,14 @@ public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kern
     public static final String ROWS_PER_TASK = "rowsPerTask";
     public static final String DECODE_PLAN = "decodePlan";
     public static final String PRESERVE_ORDER = "preserveOrder";
+    /** The same key as {@link io.csattention.device.Backends#SETTING} once the Spark prefix is taken off. */
+    public static final String DEVICE = "device";
 
     /** Every key this class reads; any other key given to a job is an error (a typo must not be ignored). */
     public static final Set<String> KEYS = Set.of(SPARSITY, SUBSPACES, CENTROIDS, LIST_FRACTION, SINK, WINDOW, SEED,
             KMEANS_ITERATIONS, KMEANS_SAMPLES, DISTANCE, MISSING_SCORE, RESCORE_FACTOR, KERNELS, CACHE_BUDGET,
             BROADCAST_THRESHOLD, BLOCK_SIZE, QUERY_HEADS_PER_KV_HEAD, ROPE_BASE, ROPE_STYLE, WITH_SELECTED, ON_ERROR,
-            PARTITIONS, BINARY_TYPE, ROWS_PER_TASK, DECODE_PLAN, PRESERVE_ORDER);
+            PARTITIONS, BINARY_TYPE, ROWS_PER_TASK, DECODE_PLAN, PRESERVE_ORDER, DEVICE);
 
     /** Settings of the core (their names in its messages) and the keys users type for them here. */
     private static final Map<String, String> CORE_NAMES = Map.ofEntries(Map.entry("sparsity", SPARSITY),
@@ -120,6 +129,7 @@ public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kern
     public CSAttentionOptions {
         java.util.Objects.requireNonNull(settings, "settings");
         java.util.Objects.requireNonNull(kernelChoice, "kernelChoice");
+        java.util.Objects.requireNonNull(device, "device");
     }
 
     /** The defaults, equal to {@code parse(Map.of())}. */
@@ -210,7 +220,8 @@ public record CSAttentionOptions(CSAttentionSettings settings, KernelChoice kern
         }
         return new CSAttentionOptions(settings, choice(o, KERNELS, KernelChoice.class, KernelChoice.AUTO), cacheBudget,
                 broadcast, blockSize, group, ropeBase, ropeStyle, bool(o, WITH_SELECTED, false), onError.equals("route"), partitions,
-                binaryType.equals("float16"), rowsPerTask, decodePlan.equals("byhead"), bool(o, PRESERVE_ORDER, true));
+                binaryType.equals("float16"), rowsPerTask, decodePlan.equals("byhead"), bool(o, PRESERVE_ORDER, true),
+                io.csattention.device.Backends.Mode.parse(o.getOrDefault(DEVICE, "cpu")));
     }
 
     /** The kernels of {@link #kernelChoice}. */

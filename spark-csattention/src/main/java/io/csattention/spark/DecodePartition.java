@@ -113,11 +113,29 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
         });
     }
 
-    /** The one head a task holds, and the end of its hold: the lease released, the cache's peak reported. */
+    /**
+     * The one head a task holds, and the end of its hold: the lease released, the cache's peak reported; and the
+     * task's device, chosen on its first head.
+     */
     private final class Held {
         HeadKey key;
         ExecutorIndexCache.Lease lease;
         boolean ended;
+        boolean deviceChosen;
+        io.csattention.device.DecodeBackend gpu;
+
+        /** The GPU the task decodes on, or null for the CPU; under {@code gpu} without one the task fails once. */
+        io.csattention.device.DecodeBackend gpu(DecodePlan p) {
+            if (!deviceChosen) {
+                try {
+                    gpu = ExecutorDevice.forTask(p.options().device());
+                } catch (IllegalArgumentException e) {
+                    throw QueryCheck.notRetried(e.getMessage(), e);
+                }
+                deviceChosen = true;
+            }
+            return gpu;
+        }
 
         LoadedHead take(DecodePlan p, HeadKey wanted) {
             if (lease != null && wanted.equals(key)) {
@@ -186,6 +204,20 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
             }
             LoadedHead loaded = held.take(p, group.getKey());
             int d = loaded.cache.dim();
+            io.csattention.device.DecodeBackend gpu = held.gpu(p);
+            if (gpu != null) {
+                io.csattention.device.ContextDecoder decoder;
+                try {
+                    decoder = ExecutorDevice.decoder(gpu, p.options().device(), loaded, group.getKey(),
+                            p.options().settings());
+                } catch (IllegalArgumentException e) {
+                    throw QueryCheck.notRetried(e.getMessage(), e);
+                }
+                if (decoder != null) {
+                    onGpu(p, decoder, in, rows, queries, d, out);
+                    continue;
+                }
+            }
             BudgetPlan budget = p.options().settings().plan(loaded.cache.size());
             for (int first = 0; first < rows.size(); first += BlockDecoder.DEFAULT_QUERY_BLOCK) {
                 int count = Math.min(BlockDecoder.DEFAULT_QUERY_BLOCK, rows.size() - first);
@@ -210,6 +242,34 @@ final class DecodePartition implements MapPartitionsFunction<Row, Row> {
             }
         }
         return java.util.Arrays.asList(out);
+    }
+
+    /**
+     * The rows of one head on its GPU decoder, {@code blockSize} at a time (the decoder's per-launch buffers grow
+     * with the block: about {@code blockSize x keys x 4} bytes of list sums). Only indexes without RoPE reach it
+     * ({@link ExecutorDevice#decoder}), for which a query's position does not change its selection.
+     */
+    private void onGpu(DecodePlan p, io.csattention.device.ContextDecoder decoder, List<Row> in, List<Integer> rows,
+                       float[][] queries, int d, Row[] out) {
+        int blockSize = p.options().blockSize();
+        for (int first = 0; first < rows.size(); first += blockSize) {
+            int count = Math.min(blockSize, rows.size() - first);
+            float[] stacked = new float[count * d];
+            for (int q = 0; q < count; q++) {
+                System.arraycopy(queries[rows.get(first + q)], 0, stacked, q * d, d);
+            }
+            long start = System.nanoTime();
+            io.csattention.device.DecodedBlock decoded = decoder.decode(
+                    new io.csattention.core.FloatMatrix(count, d, stacked));
+            long nanos = (System.nanoTime() - start) / count;
+            float[] outputs = decoded.outputs().data();
+            for (int q = 0; q < count; q++) {
+                int at = rows.get(first + q);
+                out[at] = output(p, in.get(at), java.util.Arrays.copyOfRange(outputs, q * d, (q + 1) * d),
+                        decoded.selected(q), nanos, null);
+            }
+            metrics.queriesDecoded.add(count);
+        }
     }
 
     /** The output row of {@code input}: its ids, then the output, selection, time and error as the options ask. */

@@ -19,6 +19,9 @@ import java.util.Map;
  * <p>No deadlock: a task holds at most one lease, and releases it before it borrows another, so a task that waits
  * holds nothing, and every borrowed head belongs to a task that is decoding and will release it (leases are also
  * released when a task ends, whatever its end). A head that alone needs more than the budget is refused.
+ *
+ * <p>An evicted head is closed, which frees its GPU decoders' device memory ({@link LoadedHead#gpuDecoder}); device
+ * bytes are not counted against the budget, but a head has device memory only while it is cached here.
  */
 final class ExecutorIndexCache {
 
@@ -178,6 +181,7 @@ final class ExecutorIndexCache {
             if (s.borrowers == 0 && s.head != null) {
                 it.remove();
                 bytes -= s.bytes;
+                s.head.close();
                 LOG.debug("evicted index {} ({} bytes) to make room for {} bytes", s.name, s.bytes, need);
             }
         }
@@ -240,7 +244,13 @@ final class ExecutorIndexCache {
 
     /** Forgets every unborrowed head and the counters (tests start from an empty cache). */
     synchronized void clear() {
-        slots.values().removeIf(s -> s.borrowers == 0 && s.head != null);
+        slots.values().removeIf(s -> {
+            boolean evict = s.borrowers == 0 && s.head != null;
+            if (evict) {
+                s.head.close();
+            }
+            return evict;
+        });
         bytes = slots.values().stream().mapToLong(s -> s.bytes).sum();
         peakBytes = bytes;
         loads = 0;

@@ -50,6 +50,8 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
     private final java.io.ByteArrayOutputStream positionBytes = new java.io.ByteArrayOutputStream();
     private int positionRows;
     private HeadShape shape;
+    private boolean deviceChosen;
+    private io.csattention.device.DecodeBackend gpu;
 
     /** What a head's first row says about its GQA group and RoPE (see {@link ContextsSchema}). */
     private record HeadShape(int group, double ropeBase, Rope.Style ropeStyle, float[] ropeFrequencies) {
@@ -209,10 +211,12 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
                 v.rows());
         Check.that(k.rows() > 0 && q.rows() > 0, "keys and prefill_queries must hold at least one row" + where,
                 "rows", k.rows() + "/" + q.rows());
+        RopeInfo rope = rope(k.rows(), q.rows(), where);
+        io.csattention.device.DecodeBackend gpu = buildGpu(rope);
         CSAttentionIndex index;
         try {
-            index = CSAttentionIndex.build(f.options().kernels(), k, q, f.options().settings(),
-                    rope(k.rows(), q.rows(), where));
+            index = gpu != null ? gpu.buildIndex(k, q, f.options().settings())
+                    : CSAttentionIndex.build(f.options().kernels(), k, q, f.options().settings(), rope);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(e.getMessage() + where);
         }
@@ -224,6 +228,28 @@ final class IndexBuildWriter implements DataWriter<InternalRow> {
         prefill.clear();
         positionBytes.reset();
         positionRows = 0;
+    }
+
+    /**
+     * The GPU this head's index is built on, or null for the CPU build: the task's GPU ({@link ExecutorDevice}, chosen
+     * on the task's first head; under {@code gpu} without one the task fails once), except for a head with RoPE,
+     * which the GPU build cannot index position-free.
+     */
+    private io.csattention.device.DecodeBackend buildGpu(RopeInfo rope) {
+        io.csattention.device.Backends.Mode mode = f.options().device();
+        if (!deviceChosen) {
+            try {
+                gpu = ExecutorDevice.forTask(mode);
+            } catch (IllegalArgumentException e) {
+                throw QueryCheck.notRetried(e.getMessage(), e);
+            }
+            deviceChosen = true;
+        }
+        try {
+            return ExecutorDevice.forBuild(gpu, mode, current, rope == null ? 0 : shape.ropeBase());
+        } catch (IllegalArgumentException e) {
+            throw QueryCheck.notRetried(e.getMessage(), e);
+        }
     }
 
     private FloatMatrix matrix(FloatBuilder b, String name, String where) {

@@ -127,11 +127,19 @@ final class QueryCheck {
      * prevent, and {@code bad} itself is thrown.
      */
     static RuntimeException notRetried(BadQueryException bad) {
+        return notRetried(bad.getMessage(), bad);
+    }
+
+    /**
+     * The same for a failure that a retry cannot cure either (the {@code gpu} device on an executor without a usable
+     * GPU): {@code line} as the failure Spark does not retry, {@code cause} itself outside a task.
+     */
+    static RuntimeException notRetried(String line, RuntimeException cause) {
         if (org.apache.spark.TaskContext.get() == null) {
-            throw bad;
+            throw cause;
         }
-        NotSerializableException failure = new NotSerializableException(bad.getMessage());
-        failure.initCause(bad);
+        NotSerializableException failure = new NotSerializableException(line);
+        failure.initCause(cause);
         throw QueryCheck.<RuntimeException>sneaky(failure);
     }
 

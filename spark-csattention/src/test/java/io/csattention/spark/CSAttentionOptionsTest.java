@@ -38,6 +38,14 @@ class CSAttentionOptionsTest {
     }
 
     @Test
+    void deviceDefaultsToCpuAndTakesAutoAndGpu() {
+        assertEquals(io.csattention.device.Backends.Mode.CPU, CSAttentionOptions.defaults().device());
+        assertEquals(io.csattention.device.Backends.Mode.AUTO,
+                CSAttentionOptions.parse(Map.of("Device", " Auto ")).device());
+        assertEquals(io.csattention.device.Backends.Mode.GPU, CSAttentionOptions.parse(Map.of("device", "gpu")).device());
+    }
+
+    @Test
     void badValuesFailWithOneLine() {
         assertEquals("kernels must be one of auto, simd, scalar; kernels=gpu", assertThrows(
                 IllegalArgumentException.class, () -> CSAttentionOptions.parse(Map.of("kernels", "gpu")))
@@ -46,6 +54,8 @@ class CSAttentionOptionsTest {
                 () -> CSAttentionOptions.parse(Map.of("onError", "skip"))).getMessage());
         assertEquals("blockSize must be > 0; blockSize=0", assertThrows(IllegalArgumentException.class,
                 () -> CSAttentionOptions.parse(Map.of("blockSize", "0"))).getMessage());
+        assertEquals("device must be one of auto, cpu, gpu; device=tpu", assertThrows(IllegalArgumentException.class,
+                () -> CSAttentionOptions.parse(Map.of("device", "tpu"))).getMessage());
         assertEquals("subspaces must be an integer; subspaces=four", assertThrows(IllegalArgumentException.class,
                 () -> CSAttentionOptions.parse(Map.of("subspaces", "four"))).getMessage());
     }

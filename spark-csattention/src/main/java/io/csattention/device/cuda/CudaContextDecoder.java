@@ -79,6 +79,19 @@ final class CudaContextDecoder implements ContextDecoder {
     private boolean closed;
 
     CudaContextDecoder(CudaDevice device, KeyValueCache cache, CSAttentionIndex index, CSAttentionSettings settings) {
+        this(device, cache, index, index == null ? null : PackedLists.of(index),
+                index != null && settings.rescoreFactor() > 0 ? KeySketch.of(cache) : null, settings);
+    }
+
+    /**
+     * A decoder on the decode form a CPU selector already holds ({@code packed}, {@code sketch}: null when
+     * {@code settings} re-score nothing), for an index whose build-form lists the selector dropped.
+     */
+    CudaContextDecoder(CudaDevice device, KeyValueCache cache, CSAttentionIndex index, PackedLists packed,
+                       KeySketch sketch, CSAttentionSettings settings) {
+        Check.that(index == null || (sketch != null) == (settings.rescoreFactor() > 0),
+                "the key sketch must be given exactly when rescoreFactor > 0", "rescoreFactor",
+                settings.rescoreFactor());
         this.device = device;
         this.plan = settings.plan(cache.size());
         this.n = cache.size();
@@ -91,8 +104,6 @@ final class CudaContextDecoder implements ContextDecoder {
         this.rescoreFactor = settings.rescoreFactor();
         this.queriesPerLaunch = (int) Math.max(1, Math.min(MAX_QUERIES_PER_LAUNCH,
                 SCORE_BYTES / ((long) n * Sizeof.INT)));
-        PackedLists packed = indexed ? PackedLists.of(index) : null;
-        KeySketch sketch = indexed && rescoreFactor > 0 ? KeySketch.of(cache) : null;
         this.packedBlocks = indexed ? packed.blocks() : 0;
         device.makeCurrent();
         this.stream = new CudaStream(device);

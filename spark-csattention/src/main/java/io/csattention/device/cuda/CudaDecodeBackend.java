@@ -1,6 +1,7 @@
 package io.csattention.device.cuda;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.CSAttentionSelector;
 import io.csattention.core.CSAttentionSettings;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
@@ -72,6 +73,25 @@ public final class CudaDecodeBackend implements DecodeBackend {
         CpuDecodeBackend.checkContext(cache, index);
         CudaContextDecoder.checkIndex(index);
         return new CudaContextDecoder(device, cache, index, settings);
+    }
+
+    @Override
+    public ContextDecoder openFromSelector(KeyValueCache cache, CSAttentionSelector selector,
+                                           CSAttentionSettings settings) {
+        CpuDecodeBackend.checkContext(cache, selector.index());
+        CudaContextDecoder.checkIndex(selector.index());
+        return new CudaContextDecoder(device, cache, selector.index(), selector.packedLists(), selector.sketch(),
+                settings);
+    }
+
+    @Override
+    public String refusal(CSAttentionIndex index) {
+        try {
+            CudaContextDecoder.checkIndex(index);
+            return null;
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
+        }
     }
 
     /**
