@@ -4,11 +4,7 @@ import io.csattention.kernel.Kernels;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
 import java.util.List;
-import java.util.logging.Handler;
-import java.util.logging.LogRecord;
-import java.util.logging.Logger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -55,24 +51,7 @@ class BackendsTest {
         assertFalse(reason.isBlank());
         assertFalse(reason.contains("\n"), "the reason is one line: " + reason);
 
-        List<String> lines = new ArrayList<>();
-        Logger logger = Logger.getLogger(Backends.class.getName());
-        Handler handler = new Handler() {
-            @Override
-            public void publish(LogRecord record) {
-                lines.add(record.getMessage());
-            }
-
-            @Override
-            public void flush() {
-            }
-
-            @Override
-            public void close() {
-            }
-        };
-        logger.addHandler(handler);
-        try {
+        try (CapturedLog log = CapturedLog.of(Backends.class)) {
             int ordinal = 7;  // an ordinal no other test used, so this JVM has not logged its fallback yet
             String reasonHere = Backends.gpuUnavailableReason(ordinal);
             DecodeBackend first = Backends.select("auto", ordinal);
@@ -80,9 +59,7 @@ class BackendsTest {
             assertFalse(first.isGpu());
             assertSame(Backends.cpu(), first);
             assertSame(first, second);
-            assertEquals(List.of("device: cpu (auto fell back from gpu 7: " + reasonHere + ")"), lines);
-        } finally {
-            logger.removeHandler(handler);
+            assertEquals(List.of("device: cpu (auto fell back from gpu 7: " + reasonHere + ")"), log.lines());
         }
     }
 

@@ -1,6 +1,7 @@
 package io.csattention.spark;
 
 import io.csattention.device.Backends;
+import io.csattention.device.CapturedLog;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -11,14 +12,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.logging.Handler;
-import java.util.logging.LogRecord;
-import java.util.logging.Logger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -72,26 +69,9 @@ class DeviceSparkTest {
     void autoWithoutAGpuDecodesExactlyAsCpuAndLogsItsFallbackOnce() throws IOException {
         String reason = Backends.gpuUnavailableReason(0);
         Assumptions.assumeTrue(reason != null, "a usable GPU is present");
-        List<String> lines = new ArrayList<>();
-        Logger logger = Logger.getLogger(Backends.class.getName());
-        Handler handler = new Handler() {
-            @Override
-            public void publish(LogRecord record) {
-                lines.add(record.getMessage());
-            }
-
-            @Override
-            public void flush() {
-            }
-
-            @Override
-            public void close() {
-            }
-        };
-        logger.addHandler(handler);
-        try {
+        try (CapturedLog log = CapturedLog.of(Backends.class)) {
             Map<Long, List<Object>> cpu = decoded(index, on("cpu"));
-            assertTrue(lines.isEmpty(), "cpu does not look for a GPU: " + lines);
+            assertTrue(log.lines().isEmpty(), "cpu does not look for a GPU: " + log.lines());
             ExecutorIndexCache.INSTANCE.clear();
             Map<Long, List<Object>> auto = decoded(index, on("auto"));
             Map<Long, List<Object>> again = decoded(index, on("AUTO"));
@@ -101,9 +81,7 @@ class DeviceSparkTest {
             String line = "device: cpu (auto fell back from gpu 0: " + reason + ")";
             assertEquals(line, Backends.fallbackLine(0));
             // logged once per JVM (an executor): here, or already by an earlier test of this JVM
-            assertTrue(lines.equals(List.of(line)) || lines.isEmpty(), lines.toString());
-        } finally {
-            logger.removeHandler(handler);
+            assertTrue(log.lines().equals(List.of(line)) || log.lines().isEmpty(), log.lines().toString());
         }
     }
 
