@@ -1,5 +1,6 @@
 package io.csattention.kernel;
 
+import io.csattention.format.Half;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -30,6 +31,12 @@ final class SimdKernels implements VectorKernels {
     /** Lane permutations of {@link #sum}: swap halves, then quarters, down to neighbouring lanes. */
     private static final VectorShuffle<Float>[] WIDE_FOLDS = folds(WIDE);
     private static final VectorShuffle<Float>[] NARROW_FOLDS = folds(NARROW);
+    /** The 256-bit species of the 32-code block kernels ({@link #dotCodes32}), whatever the preferred width. */
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    private static final VectorShuffle<Float>[] F256_FOLDS = folds(F256);
+    /** Whether the machine has 256-bit vectors: the 32-code block kernels need them, else the scalar loops run. */
+    private static final boolean INTERLEAVE = WIDE.vectorBitSize() >= 256;
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
     private static final int QUERY_TILE = 4;
 
@@ -57,7 +64,8 @@ final class SimdKernels implements VectorKernels {
      * and a retried task must give identical output.
      */
     private static float sum(FloatVector v) {
-        VectorShuffle<Float>[] folds = v.length() == LANES ? WIDE_FOLDS : NARROW_FOLDS;
+        VectorShuffle<Float>[] folds = v.length() == LANES ? WIDE_FOLDS
+                : v.length() == F256.length() ? F256_FOLDS : NARROW_FOLDS;
         for (VectorShuffle<Float> fold : folds) {
             v = v.add(v.rearrange(fold));
         }
@@ -237,22 +245,245 @@ final class SimdKernels implements VectorKernels {
     }
 
     @Override
-    public void dequantizeCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
-                                     float[] mins, float[] out, int outOff, int blocks) {
+    public float dotCodes(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales, float[] x,
+                          int xOff, int blocks) {
         if (blockSize % LANES != 0) {
-            VectorKernels.super.dequantizeCodeBlocks(codes, codesOff, blockStride, blockSize, scales, mins, out,
-                    outOff, blocks);
+            return VectorKernels.super.dotCodes(codes, codesOff, blockStride, blockSize, scales, x, xOff, blocks);
+        }
+        FloatVector total = FloatVector.zero(WIDE);
+        for (int b = 0; b < blocks; b++) {
+            total = codeBlock(codes, codesOff + b * blockStride, blockSize, x, xOff + b * blockSize)
+                    .fma(FloatVector.broadcast(WIDE, scales[b]), total);
+        }
+        return sum(total);
+    }
+
+    @Override
+    public boolean interleavesBlocks() {
+        return INTERLEAVE;
+    }
+
+    @Override
+    public void interleave(float[] x, int xOff, int length, float[] out, int outOff) {
+        if (!INTERLEAVE) {
+            VectorKernels.super.interleave(x, xOff, length, out, outOff);
             return;
         }
-        for (int b = 0; b < blocks; b++) {
-            int c = codesOff + b * blockStride;
-            int o = outOff + b * blockSize;
-            FloatVector scale = FloatVector.broadcast(WIDE, scales[b]);
-            FloatVector min = FloatVector.broadcast(WIDE, mins == null ? 0f : mins[b]);
-            for (int i = 0; i < blockSize; i += LANES) {
-                widen(codes, c + i).mul(scale).sub(min).intoArray(out, o + i);
+        int b = 0;
+        for (; b + 32 <= length; b += 32) {
+            for (int k = 0; k < 4; k++) {
+                for (int j = 0; j < 8; j++) {
+                    out[outOff + b + 8 * k + j] = x[xOff + b + 4 * j + k];
+                }
             }
         }
+        System.arraycopy(x, xOff + b, out, outOff + b, length - b);
+    }
+
+    /**
+     * Each block's 32 codes are one 256-bit load of eight 32-bit lanes; byte k of every lane is shifted into place
+     * and converted ({@link #byteLane}), which needs no byte-to-int widening (the cross-lane shuffle that bounds a
+     * widening loop) and gives elements 4 j + k: x comes interleaved to match.
+     */
+    @Override
+    public float dotCodes32(java.nio.ByteBuffer codes, int codesOff, int blockStride, float[] scales, float[] x,
+                            int xOff, int blocks) {
+        if (!INTERLEAVE) {
+            return VectorKernels.super.dotCodes32(codes, codesOff, blockStride, scales, x, xOff, blocks);
+        }
+        if (codes.hasArray()) {
+            return dotCodes32(codes.array(), codes.arrayOffset() + codesOff, blockStride, scales, x, xOff, blocks);
+        }
+        FloatVector total = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++) {
+            int c = codesOff + b * blockStride;
+            IntVector v = IntVector.fromByteBuffer(I256, codes, c, java.nio.ByteOrder.LITTLE_ENDIAN);
+            float scale = scales != null ? scales[b]
+                    : Half.toFloat((short) ((codes.get(c - 2) & 0xFF) | codes.get(c - 1) << 8));
+            total = codes32(v, x, xOff + 32 * b).fma(FloatVector.broadcast(F256, scale), total);
+        }
+        return sum(total);
+    }
+
+    /** {@link #dotCodes32} over a heap array (a heap buffer's vector loads are not intrinsic on JDK 17). */
+    private static float dotCodes32(byte[] codes, int codesOff, int blockStride, float[] scales, float[] x, int xOff,
+                                    int blocks) {
+        FloatVector total = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++) {
+            int c = codesOff + b * blockStride;
+            IntVector v = IntVector.fromByteArray(I256, codes, c, java.nio.ByteOrder.LITTLE_ENDIAN);
+            float scale = scales != null ? scales[b]
+                    : Half.toFloat((short) ((codes[c - 2] & 0xFF) | codes[c - 1] << 8));
+            total = codes32(v, x, xOff + 32 * b).fma(FloatVector.broadcast(F256, scale), total);
+        }
+        return sum(total);
+    }
+
+    /** One block's lane-wise partial sums: the codes of {@code v} (byte k of lane j is element 4 j + k) times x. */
+    private static FloatVector codes32(IntVector v, float[] x, int o) {
+        FloatVector partial = byte0(v).mul(FloatVector.fromArray(F256, x, o));
+        partial = byte1(v).fma(FloatVector.fromArray(F256, x, o + 8), partial);
+        partial = byte2(v).fma(FloatVector.fromArray(F256, x, o + 16), partial);
+        return byte3(v).fma(FloatVector.fromArray(F256, x, o + 24), partial);
+    }
+
+    private static FloatVector byte0(IntVector v) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24)
+                .convert(VectorOperators.I2F, 0);
+    }
+
+    private static FloatVector byte1(IntVector v) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
+                .convert(VectorOperators.I2F, 0);
+    }
+
+    private static FloatVector byte2(IntVector v) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
+                .convert(VectorOperators.I2F, 0);
+    }
+
+    private static FloatVector byte3(IntVector v) {
+        return (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
+    }
+
+    /**
+     * Four or more tokens: each block's codes are converted once, in {@link #dotCodes32}'s order, into
+     * {@code scratch}; four tokens per pass then share each loaded vector, every token with {@code dotCodes32}'s
+     * operations in its order (a converted code is the same float either way), so the bits are one token's.
+     */
+    @Override
+    public void dotCodes32Tokens(java.nio.ByteBuffer codes, int codesOff, int blockStride, float[] scales,
+                                 float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride,
+                                 int blocks, float[] scratch) {
+        int t = 0;
+        if (INTERLEAVE && tokens >= 4) {
+            for (int b = 0; b < blocks; b++) {
+                IntVector v = codes.hasArray()
+                        ? IntVector.fromByteArray(I256, codes.array(), codes.arrayOffset() + codesOff + b * blockStride,
+                                java.nio.ByteOrder.LITTLE_ENDIAN)
+                        : IntVector.fromByteBuffer(I256, codes, codesOff + b * blockStride,
+                                java.nio.ByteOrder.LITTLE_ENDIAN);
+                byte0(v).intoArray(scratch, 32 * b);
+                byte1(v).intoArray(scratch, 32 * b + 8);
+                byte2(v).intoArray(scratch, 32 * b + 16);
+                byte3(v).intoArray(scratch, 32 * b + 24);
+            }
+            for (; t + 4 <= tokens; t += 4) {
+                codes32FourTokens(scratch, scales, x, xOff + t * xStride, xStride, out, outOff + t * outStride,
+                        outStride, blocks);
+            }
+        }
+        for (; t < tokens; t++) {
+            out[outOff + t * outStride] = dotCodes32(codes, codesOff, blockStride, scales, x, xOff + t * xStride,
+                    blocks);
+        }
+    }
+
+    private static void codes32FourTokens(float[] row, float[] scales, float[] x, int x0, int xStride, float[] out,
+                                          int outOff, int outStride, int blocks) {
+        int x1 = x0 + xStride;
+        int x2 = x1 + xStride;
+        int x3 = x2 + xStride;
+        FloatVector t0 = FloatVector.zero(F256);
+        FloatVector t1 = FloatVector.zero(F256);
+        FloatVector t2 = FloatVector.zero(F256);
+        FloatVector t3 = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++) {
+            int r = 32 * b;
+            FloatVector code = FloatVector.fromArray(F256, row, r);
+            FloatVector p0 = code.mul(FloatVector.fromArray(F256, x, x0 + r));
+            FloatVector p1 = code.mul(FloatVector.fromArray(F256, x, x1 + r));
+            FloatVector p2 = code.mul(FloatVector.fromArray(F256, x, x2 + r));
+            FloatVector p3 = code.mul(FloatVector.fromArray(F256, x, x3 + r));
+            for (int i = r + 8; i < r + 32; i += 8) {
+                code = FloatVector.fromArray(F256, row, i);
+                p0 = code.fma(FloatVector.fromArray(F256, x, x0 + i), p0);
+                p1 = code.fma(FloatVector.fromArray(F256, x, x1 + i), p1);
+                p2 = code.fma(FloatVector.fromArray(F256, x, x2 + i), p2);
+                p3 = code.fma(FloatVector.fromArray(F256, x, x3 + i), p3);
+            }
+            FloatVector scale = FloatVector.broadcast(F256, scales[b]);
+            t0 = p0.fma(scale, t0);
+            t1 = p1.fma(scale, t1);
+            t2 = p2.fma(scale, t2);
+            t3 = p3.fma(scale, t3);
+        }
+        out[outOff] = sum(t0);
+        out[outOff + outStride] = sum(t1);
+        out[outOff + 2 * outStride] = sum(t2);
+        out[outOff + 3 * outStride] = sum(t3);
+    }
+
+    /** One block's lane-wise partial sums of code times x, from its first vector on. */
+    private static FloatVector codeBlock(byte[] codes, int c, int blockSize, float[] x, int o) {
+        FloatVector partial = widen(codes, c).mul(FloatVector.fromArray(WIDE, x, o));
+        for (int i = LANES; i < blockSize; i += LANES) {
+            partial = widen(codes, c + i).fma(FloatVector.fromArray(WIDE, x, o + i), partial);
+        }
+        return partial;
+    }
+
+    /**
+     * Four or more tokens: the codes are widened once into {@code scratch}, then four tokens per pass share each
+     * loaded vector of it, every token with {@link #dotCodes}'s accumulators and order (a widened code is exactly
+     * the float the fused loop converts it to), so the bits are those of one token at a time.
+     */
+    @Override
+    public void dotCodesTokens(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                               float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride,
+                               int blocks, float[] scratch) {
+        int t = 0;
+        if (blockSize % LANES == 0 && tokens >= 4) {
+            for (int b = 0; b < blocks; b++) {
+                int c = codesOff + b * blockStride;
+                for (int i = 0; i < blockSize; i += LANES) {
+                    widen(codes, c + i).intoArray(scratch, b * blockSize + i);
+                }
+            }
+            for (; t + 4 <= tokens; t += 4) {
+                codeFourTokens(scratch, blockSize, scales, x, xOff + t * xStride, xStride, out,
+                        outOff + t * outStride, outStride, blocks);
+            }
+        }
+        for (; t < tokens; t++) {
+            out[outOff + t * outStride] = dotCodes(codes, codesOff, blockStride, blockSize, scales, x,
+                    xOff + t * xStride, blocks);
+        }
+    }
+
+    private static void codeFourTokens(float[] row, int blockSize, float[] scales, float[] x, int x0, int xStride,
+                                       float[] out, int outOff, int outStride, int blocks) {
+        int x1 = x0 + xStride;
+        int x2 = x1 + xStride;
+        int x3 = x2 + xStride;
+        FloatVector t0 = FloatVector.zero(WIDE);
+        FloatVector t1 = FloatVector.zero(WIDE);
+        FloatVector t2 = FloatVector.zero(WIDE);
+        FloatVector t3 = FloatVector.zero(WIDE);
+        for (int b = 0; b < blocks; b++) {
+            int r = b * blockSize;
+            FloatVector code = FloatVector.fromArray(WIDE, row, r);
+            FloatVector p0 = code.mul(FloatVector.fromArray(WIDE, x, x0 + r));
+            FloatVector p1 = code.mul(FloatVector.fromArray(WIDE, x, x1 + r));
+            FloatVector p2 = code.mul(FloatVector.fromArray(WIDE, x, x2 + r));
+            FloatVector p3 = code.mul(FloatVector.fromArray(WIDE, x, x3 + r));
+            for (int i = r + LANES; i < r + blockSize; i += LANES) {
+                code = FloatVector.fromArray(WIDE, row, i);
+                p0 = code.fma(FloatVector.fromArray(WIDE, x, x0 + i), p0);
+                p1 = code.fma(FloatVector.fromArray(WIDE, x, x1 + i), p1);
+                p2 = code.fma(FloatVector.fromArray(WIDE, x, x2 + i), p2);
+                p3 = code.fma(FloatVector.fromArray(WIDE, x, x3 + i), p3);
+            }
+            FloatVector scale = FloatVector.broadcast(WIDE, scales[b]);
+            t0 = p0.fma(scale, t0);
+            t1 = p1.fma(scale, t1);
+            t2 = p2.fma(scale, t2);
+            t3 = p3.fma(scale, t3);
+        }
+        out[outOff] = sum(t0);
+        out[outOff + outStride] = sum(t1);
+        out[outOff + 2 * outStride] = sum(t2);
+        out[outOff + 3 * outStride] = sum(t3);
     }
 
     @Override

@@ -67,21 +67,96 @@ public interface VectorKernels {
     }
 
     /**
-     * Dequantizes int8 code blocks into floats: {@code out[outOff + b * blockSize + i] = scales[b] * code - mins[b]}
-     * (a product rounded to float, then a difference; {@code mins} null: no offset) with code
-     * {@code codes[codesOff + b * blockStride + i]}, for b in [0, blocks) and i in [0, blockSize). Every
-     * implementation gives the same bits.
+     * The dot product of int8 code blocks, each with a scale, with x, without forming the dequantized row:
+     * {@code sum over b of scales[b] * (sum over i of codes[codesOff + b * blockStride + i] * x[xOff + b * blockSize
+     * + i])} for b in [0, blocks), i in [0, blockSize). The order is fixed: a block's partial sum is formed first
+     * (from its first element on), then multiplied by its scale and added to the running total, block after block. Implementations may differ from each other in the bits of a result, but each
+     * gives the same bits for the same inputs, and {@link #dotCodesTokens} gives exactly these.
      */
-    default void dequantizeCodeBlocks(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
-                                      float[] mins, float[] out, int outOff, int blocks) {
+    default float dotCodes(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales, float[] x,
+                           int xOff, int blocks) {
+        float total = 0f;
         for (int b = 0; b < blocks; b++) {
             int c = codesOff + b * blockStride;
-            int o = outOff + b * blockSize;
-            float scale = scales[b];
-            float min = mins == null ? 0f : mins[b];
-            for (int i = 0; i < blockSize; i++) {
-                out[o + i] = scale * codes[c + i] - min;
+            int o = xOff + b * blockSize;
+            float partial = codes[c] * x[o];
+            for (int i = 1; i < blockSize; i++) {
+                partial += codes[c + i] * x[o + i];
             }
+            total += partial * scales[b];
+        }
+        return total;
+    }
+
+    /**
+     * {@link #dotCodes} of one row of code blocks against a block of tokens: {@code out[outOff + t * outStride] =
+     * dotCodes(codes, ..., x, xOff + t * xStride, blocks)} for t in [0, tokens), the same bits as one token at a time
+     * (a faster implementation widens the codes once, into {@code scratch} of at least {@code blocks * blockSize}
+     * floats, for several tokens).
+     */
+    default void dotCodesTokens(byte[] codes, int codesOff, int blockStride, int blockSize, float[] scales,
+                                float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride,
+                                int blocks, float[] scratch) {
+        for (int t = 0; t < tokens; t++) {
+            out[outOff + t * outStride] = dotCodes(codes, codesOff, blockStride, blockSize, scales, x,
+                    xOff + t * xStride, blocks);
+        }
+    }
+
+    /**
+     * Whether {@link #dotCodes32} reads x in this kernel set's interleaved order ({@link #interleave}) rather than
+     * in element order.
+     */
+    default boolean interleavesBlocks() {
+        return false;
+    }
+
+    /**
+     * x [length] in the order {@link #dotCodes32} reads it, into {@code out}: element order here; the SIMD kernels
+     * interleave each block of 32 by fours ({@code out[b + 8 k + j] = x[b + 4 j + k]}, j < 8, k < 4), so that the
+     * four bytes of a 32-bit lane are four consecutive elements. A matrix product reorders each token once.
+     */
+    default void interleave(float[] x, int xOff, int length, float[] out, int outOff) {
+        System.arraycopy(x, xOff, out, outOff, length);
+    }
+
+    /**
+     * {@link #dotCodes} of blocks of 32 int8 codes read from a buffer ({@code codes.get(codesOff + b * blockStride
+     * + i)}, e.g. a Q8_0 row in place, its codes 2 bytes after each block's start) against x in {@link #interleave}d
+     * order: {@code sum over b of scales[b] * (sum over i of code(b, i) * x(b, i))}, a block's partial first, then
+     * scaled and added to the total, block after block. {@code scales} null: Q8_0 blocks, each block's scale the
+     * little-endian float16 in the two bytes before its codes, read as the block is (a row is then read once, its
+     * memory loads overlapping the arithmetic). Each implementation gives the same bits for the same inputs and
+     * {@link #dotCodes32Tokens} gives exactly these.
+     */
+    default float dotCodes32(java.nio.ByteBuffer codes, int codesOff, int blockStride, float[] scales, float[] x,
+                             int xOff, int blocks) {
+        float total = 0f;
+        for (int b = 0; b < blocks; b++) {
+            int c = codesOff + b * blockStride;
+            int o = xOff + b * 32;
+            float partial = codes.get(c) * x[o];
+            for (int i = 1; i < 32; i++) {
+                partial += codes.get(c + i) * x[o + i];
+            }
+            total += partial * (scales != null ? scales[b]
+                    : io.csattention.format.Half.toFloat((short) ((codes.get(c - 2) & 0xFF) | codes.get(c - 1) << 8)));
+        }
+        return total;
+    }
+
+    /**
+     * {@link #dotCodes32} of one row against {@code tokens} rows of interleaved x: {@code out[outOff + t *
+     * outStride] = dotCodes32(codes, ..., x, xOff + t * xStride, blocks)}, the same bits (a faster implementation
+     * widens the codes once into {@code scratch}, at least {@code 32 * blocks} floats, for several tokens);
+     * {@code scales} must not be null.
+     */
+    default void dotCodes32Tokens(java.nio.ByteBuffer codes, int codesOff, int blockStride, float[] scales,
+                                  float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride,
+                                  int blocks, float[] scratch) {
+        for (int t = 0; t < tokens; t++) {
+            out[outOff + t * outStride] = dotCodes32(codes, codesOff, blockStride, scales, x, xOff + t * xStride,
+                    blocks);
         }
     }
 

@@ -207,11 +207,12 @@ public final class LlamaModel {
     }
 
     /**
-     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Each weight row is prepared once (its bytes read,
-     * unpacked and dequantized in vector registers into an L1-resident row, {@link WeightMatrix#prepare}) and dotted
-     * with every token of the block, four tokens per pass over the row ({@link WeightMatrix#dotPreparedTokens}); row
-     * ranges are split across threads when the product is
-     * large. An output element is one dot product computed by one thread, the same whatever the number of tokens
+     * out [tokens, w.rows] = x [tokens, w.cols] times w transposed. Each weight row is prepared once (its bytes read
+     * and, for quantized types, unpacked to int8 code blocks with a scale and offset each, {@link WeightMatrix#prepare})
+     * and dotted with every token of the block ({@link WeightMatrix#dotPreparedTokens}): one token multiplies the
+     * codes in vector registers without forming the dequantized row, four or more widen the codes once and share each
+     * loaded vector among four tokens; row ranges are split across threads when the product is large. An output
+     * element is one dot product computed by one thread in one fixed order, the same whatever the number of tokens
      * (prefill, one decode step, a batch of sequences) or of threads, so batched and single-sequence decoding give
      * the same bits.
      */
@@ -221,13 +222,15 @@ public final class LlamaModel {
         long work = (long) rows * cols * tokens;
         int chunks = work < PARALLEL_WORK ? 1
                 : Math.min((rows + ROW_TILE - 1) / ROW_TILE, 4 * Runtime.getRuntime().availableProcessors());
+        float[] blockSums = w.blockSums(x, tokens);
+        float[] input = w.input(x, tokens, kernels);
         IntStream range = IntStream.range(0, chunks);
         (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
             WeightMatrix.Scratch scratch = new WeightMatrix.Scratch();
             int to = (int) ((long) rows * (chunk + 1) / chunks);
             for (int r = (int) ((long) rows * chunk / chunks); r < to; r++) {
                 w.prepare(r, scratch, kernels);
-                w.dotPreparedTokens(scratch, x, tokens, out, r, rows, kernels);
+                w.dotPreparedTokens(scratch, input, tokens, blockSums, out, r, rows, kernels);
             }
         });
     }

@@ -312,6 +312,21 @@ public final class WeightMatrix {
         private float[] scales = new float[0];
         private float[] mins = new float[0];
         private float[] floats = new float[0];
+        private float[] sums = new float[0];
+        /** x of {@link #dotPrepared} in the kernels' interleaved order. */
+        private float[] interleaved = new float[0];
+        private ByteBuffer codesBuffer = ByteBuffer.wrap(codes);
+        /** The prepared row: floats (float types), code blocks in {@code source}, or blocks of 32 in {@code buffer}. */
+        private boolean isFloat;
+        private ByteBuffer buffer;
+        private byte[] source;
+        private int sourceOff;
+        private int stride;
+        private int block;
+        private int codeBlocks;
+        private boolean offsets;
+        /** Whether {@code scales} holds the prepared row's scales (a Q8_0 row's are read with its codes). */
+        private boolean scalesRead;
 
         private void fit(int rawBytes, int cols, int blocks) {
             if (raw.length < rawBytes) {
@@ -319,13 +334,61 @@ public final class WeightMatrix {
             }
             if (codes.length < cols) {
                 codes = new byte[cols];
+                codesBuffer = ByteBuffer.wrap(codes);
                 floats = new float[cols];
+                interleaved = new float[cols];
             }
             if (scales.length < blocks) {
                 scales = new float[blocks];
                 mins = new float[blocks];
+                sums = new float[blocks];
             }
         }
+
+        private void codes(byte[] source, int sourceOff, int stride, int block, int codeBlocks, boolean offsets) {
+            this.isFloat = false;
+            this.buffer = null;
+            this.source = source;
+            this.sourceOff = sourceOff;
+            this.stride = stride;
+            this.block = block;
+            this.codeBlocks = codeBlocks;
+            this.offsets = offsets;
+        }
+    }
+
+    private static float half(byte[] raw, int at) {
+        return Half.toFloat((short) ((raw[at] & 0xFF) | (raw[at + 1] & 0xFF) << 8));
+    }
+
+    /**
+     * Whether this matrix's products read x in the kernels' interleaved order ({@link
+     * io.csattention.kernel.VectorKernels#interleave}): the types of 32-code blocks do when the kernels do.
+     */
+    public boolean interleavesInput(io.csattention.kernel.VectorKernels kernels) {
+        return blocks32() && kernels.interleavesBlocks();
+    }
+
+    private boolean blocks32() {
+        return switch (type) {
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K -> true;
+            default -> false;
+        };
+    }
+
+    /**
+     * x [tokens, cols] as this matrix's products read it ({@link #dotPreparedTokens}): interleaved when {@link
+     * #interleavesInput}, else x itself. A matrix product reorders each token once.
+     */
+    public float[] input(float[] x, int tokens, io.csattention.kernel.VectorKernels kernels) {
+        if (!interleavesInput(kernels)) {
+            return x;
+        }
+        float[] out = new float[tokens * cols];
+        for (int t = 0; t < tokens; t++) {
+            kernels.interleave(x, t * cols, cols, out, t * cols);
+        }
+        return out;
     }
 
     /**
@@ -338,10 +401,50 @@ public final class WeightMatrix {
     }
 
     /**
+     * The block size whose sums of x the type's offsets multiply (Q4_1, Q5_1, Q4_K, Q5_K: 32), or 0 for types whose
+     * values are a scale times a code (or floats).
+     */
+    public int offsetBlock() {
+        return switch (type) {
+            case Q4_1, Q5_1, Q4_K, Q5_K -> 32;
+            default -> 0;
+        };
+    }
+
+    /**
+     * The sums of each token's x [tokens, cols] over the blocks of {@link #offsetBlock} elements, [tokens, cols /
+     * offsetBlock], each in element order; null when the type has no offsets. A matrix product computes them once
+     * per block of tokens.
+     */
+    public float[] blockSums(float[] x, int tokens) {
+        int block = offsetBlock();
+        if (block == 0) {
+            return null;
+        }
+        float[] sums = new float[tokens * (cols / block)];
+        blockSums(x, 0, tokens, block, sums);
+        return sums;
+    }
+
+    private void blockSums(float[] x, int xOff, int tokens, int block, float[] sums) {
+        int blocks = cols / block;
+        for (int t = 0; t < tokens; t++) {
+            for (int b = 0; b < blocks; b++) {
+                int o = xOff + t * cols + b * block;
+                float sum = x[o];
+                for (int i = 1; i < block; i++) {
+                    sum += x[o + i];
+                }
+                sums[t * blocks + b] = sum;
+            }
+        }
+    }
+
+    /**
      * Makes row {@code r} ready for {@link #dotPrepared} in {@code s}: the row's bytes are copied once; integer types
-     * are unpacked to int8 codes with a scale (and offset) per block of 16 or 32 and dequantized to floats in vector
-     * registers ({@link io.csattention.kernel.VectorKernels#dequantizeCodeBlocks}); float types are widened. A matrix
-     * product prepares a row once and dots it with every token of its block while it is in the L1 cache.
+     * become int8 code blocks with a scale (and an offset) per block of 16 or 32 (Q8_0's codes are its bytes, read
+     * in place), which the dot products multiply in vector registers without forming the dequantized row
+     * ({@link io.csattention.kernel.VectorKernels#dotCodes}); float types are widened to a float row.
      */
     public void prepare(int r, Scratch s, io.csattention.kernel.VectorKernels kernels) {
         int rowBytes = (int) type.bytes(cols);
@@ -350,60 +453,110 @@ public final class WeightMatrix {
         switch (type) {
             case F32, F16, BF16 -> {
                 row(r, s.floats, 0);
+                s.isFloat = true;
                 return;
             }
             default -> {
             }
         }
-        byte[] raw = s.raw;
         int stored = rowOrder == null ? r : rowOrder[r];
         int segment = stored / rowsPerSegment;
-        segments[segment].get((int) ((long) (stored - segment * rowsPerSegment) * rowBytes), raw, 0, rowBytes);
+        int rowStart = (int) ((long) (stored - segment * rowsPerSegment) * rowBytes);
+        ByteBuffer bytes = segments[segment];
+        if (type == TensorType.Q8_0) {
+            // read in place, each block's scale and codes as the dot product reaches it (scalesRead: not yet)
+            s.codes(null, 0, 34, 32, blocks, false);
+            s.buffer = bytes;
+            s.sourceOff = rowStart + 2;
+            s.scalesRead = false;
+            return;
+        }
+        byte[] raw = s.raw;
+        bytes.get(rowStart, raw, 0, rowBytes);
         switch (type) {
-            case Q8_0 -> {
-                for (int b = 0; b < blocks; b++) {
-                    s.scales[b] = Half.toFloat(shortAt(raw, b * 34));
-                }
-                kernels.dequantizeCodeBlocks(raw, 2, 34, 32, s.scales, null, s.floats, 0, blocks);
-            }
-            case Q4_0, Q4_1, Q5_0, Q5_1 -> {
-                boolean offsets = unpackSmall(raw, blocks, s);
-                kernels.dequantizeCodeBlocks(s.codes, 0, 32, 32, s.scales, offsets ? s.mins : null, s.floats, 0,
-                        blocks);
-            }
+            case Q4_0, Q4_1, Q5_0, Q5_1 -> s.codes(s.codes, 0, 32, 32, blocks, unpackSmall(raw, blocks, s));
             case Q4_K, Q5_K -> {
                 for (int b = 0; b < blocks; b++) {
                     unpackK(raw, b * type.blockBytes(), type == TensorType.Q5_K, s, b);
                 }
-                kernels.dequantizeCodeBlocks(s.codes, 0, 32, 32, s.scales, s.mins, s.floats, 0, 8 * blocks);
+                s.codes(s.codes, 0, 32, 32, 8 * blocks, true);
             }
             case Q6_K -> {
                 for (int b = 0; b < blocks; b++) {
                     unpackQ6K(raw, b * 210, s, b);
                 }
-                kernels.dequantizeCodeBlocks(s.codes, 0, 16, 16, s.scales, null, s.floats, 0, 16 * blocks);
+                s.codes(s.codes, 0, 16, 16, 16 * blocks, false);
             }
             default -> throw new IllegalStateException("no dot for " + type);
         }
+        if (blocks32()) {
+            s.buffer = s.codesBuffer;
+        }
+        s.scalesRead = true;
     }
 
     /** {@code dot(the row prepared in s, x[xOff .. xOff + cols))}. */
     public float dotPrepared(Scratch s, float[] x, int xOff, io.csattention.kernel.VectorKernels kernels) {
-        return kernels.dot(s.floats, 0, x, xOff, cols);
+        if (s.isFloat) {
+            return kernels.dot(s.floats, 0, x, xOff, cols);
+        }
+        float sum;
+        if (s.buffer != null) {
+            float[] xi = x;
+            int xiOff = xOff;
+            if (kernels.interleavesBlocks()) {
+                kernels.interleave(x, xOff, cols, s.interleaved, 0);
+                xi = s.interleaved;
+                xiOff = 0;
+            }
+            sum = kernels.dotCodes32(s.buffer, s.sourceOff, s.stride, s.scalesRead ? s.scales : null, xi, xiOff,
+                    s.codeBlocks);
+        } else {
+            sum = kernels.dotCodes(s.source, s.sourceOff, s.stride, s.block, s.scales, x, xOff, s.codeBlocks);
+        }
+        if (!s.offsets) {
+            return sum;
+        }
+        blockSums(x, xOff, 1, s.block, s.sums);
+        return sum - kernels.dot(s.mins, 0, s.sums, 0, s.codeBlocks);
     }
 
     /**
      * The row prepared in {@code s} against {@code tokens} rows of x [tokens, cols]: {@code out[outOff + t *
      * outStride] = dotPrepared(s, x, t * cols)}, the same bits, the row read once for several tokens
-     * ({@link io.csattention.kernel.VectorKernels#dotTokens}).
+     * ({@link io.csattention.kernel.VectorKernels#dotCodesTokens}). {@code x} is {@link #input}{@code (x, tokens)}
+     * and {@code blockSums} is {@link #blockSums} of the x before it.
      */
-    public void dotPreparedTokens(Scratch s, float[] x, int tokens, float[] out, int outOff, int outStride,
-                                  io.csattention.kernel.VectorKernels kernels) {
-        kernels.dotTokens(s.floats, 0, x, 0, cols, tokens, cols, out, outOff, outStride);
-    }
-
-    private static short shortAt(byte[] raw, int at) {
-        return (short) ((raw[at] & 0xFF) | (raw[at + 1] << 8));
+    public void dotPreparedTokens(Scratch s, float[] x, int tokens, float[] blockSums, float[] out, int outOff,
+                                  int outStride, io.csattention.kernel.VectorKernels kernels) {
+        if (s.isFloat) {
+            kernels.dotTokens(s.floats, 0, x, 0, cols, tokens, cols, out, outOff, outStride);
+            return;
+        }
+        if (s.buffer != null && !s.scalesRead && tokens < 4) {
+            for (int t = 0; t < tokens; t++) {
+                out[outOff + t * outStride] = kernels.dotCodes32(s.buffer, s.sourceOff, s.stride, null, x, t * cols,
+                        s.codeBlocks);
+            }
+        } else if (s.buffer != null) {
+            if (!s.scalesRead) {
+                for (int b = 0; b < s.codeBlocks; b++) {
+                    s.scales[b] = Half.toFloat(s.buffer.getShort(s.sourceOff - 2 + b * s.stride));
+                }
+                s.scalesRead = true;
+            }
+            kernels.dotCodes32Tokens(s.buffer, s.sourceOff, s.stride, s.scales, x, 0, cols, tokens, out, outOff,
+                    outStride, s.codeBlocks, s.floats);
+        } else {
+            kernels.dotCodesTokens(s.source, s.sourceOff, s.stride, s.block, s.scales, x, 0, cols, tokens, out,
+                    outOff, outStride, s.codeBlocks, s.floats);
+        }
+        if (s.offsets) {
+            for (int t = 0; t < tokens; t++) {
+                int o = outOff + t * outStride;
+                out[o] = out[o] - kernels.dot(s.mins, 0, blockSums, t * s.codeBlocks, s.codeBlocks);
+            }
+        }
     }
 
     private static int intAt(byte[] raw, int at) {
@@ -418,8 +571,8 @@ public final class WeightMatrix {
         int blockBytes = type.blockBytes();
         for (int b = 0; b < blocks; b++) {
             int at = b * blockBytes;
-            s.scales[b] = Half.toFloat(shortAt(raw, at));
-            s.mins[b] = withMin ? -Half.toFloat(shortAt(raw, at + 2)) : 0f;
+            s.scales[b] = half(raw, at);
+            s.mins[b] = withMin ? -half(raw, at + 2) : 0f;
             int qh = fifthBit ? intAt(raw, at + (withMin ? 4 : 2)) : 0;
             int qs = at + (withMin ? 4 : 2) + (fifthBit ? 4 : 0);
             int out = b * 32;
@@ -436,8 +589,8 @@ public final class WeightMatrix {
 
     /** One Q4_K/Q5_K block of 256 as 8 sub-blocks of 32 codes with scale {@code d * sc} and offset {@code dmin * m}. */
     private static void unpackK(byte[] raw, int at, boolean fifthBit, Scratch s, int block) {
-        float d = Half.toFloat(shortAt(raw, at));
-        float dmin = Half.toFloat(shortAt(raw, at + 2));
+        float d = half(raw, at);
+        float dmin = half(raw, at + 2);
         int scales = at + 4;
         int qh = at + 16;
         int qs = fifthBit ? at + 48 : at + 16;
@@ -466,7 +619,7 @@ public final class WeightMatrix {
 
     /** One Q6_K block of 256 as 16 sub-blocks of 16 codes {@code q - 32} with scale {@code d * sc}. */
     private static void unpackQ6K(byte[] raw, int at, Scratch s, int block) {
-        float d = Half.toFloat(shortAt(raw, at + 208));
+        float d = half(raw, at + 208);
         for (int half = 0; half < 2; half++) {
             int ql = at + 64 * half;
             int qh = at + 128 + 32 * half;

@@ -108,29 +108,114 @@ class KernelContractTest {
         }
     }
 
+    /** Σ_b scale_b * Σ_i code * x in float64, and Σ |scale * code * x| (for the tolerance). */
+    static double[] codeDotReference(byte[] codes, int codesOff, int stride, int blockSize, float[] scales,
+                                     float[] x, int xOff, int blocks) {
+        double sum = 0;
+        double sumAbs = 0;
+        for (int b = 0; b < blocks; b++) {
+            double partial = 0;
+            for (int i = 0; i < blockSize; i++) {
+                double term = (double) codes[codesOff + b * stride + i] * x[xOff + b * blockSize + i];
+                partial += term;
+                sumAbs += Math.abs(term * scales[b]);
+            }
+            sum += partial * scales[b];
+        }
+        return new double[] {sum, sumAbs};
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
-    void dequantizeCodeBlocksIsScaleTimesCodeMinusOffsetExactly(VectorKernels kernels) {
+    void dotCodesMatchFloat64AndTokensGiveTheSameBits(VectorKernels kernels) {
         SplittableRandom random = new SplittableRandom(SEED + 8);
         for (int blockSize : new int[] {16, 32}) {
-            for (boolean offsets : new boolean[] {false, true}) {
-                int blocks = 7;
+            for (int blocks : new int[] {1, 3, 7, 64}) {
                 int stride = blockSize + 2;
                 byte[] codes = new byte[3 + blocks * stride];
                 random.nextBytes(codes);
                 float[] scales = random(random, blocks);
-                float[] mins = offsets ? random(random, blocks) : null;
-                float[] out = new float[5 + blocks * blockSize];
-                kernels.dequantizeCodeBlocks(codes, 3, stride, blockSize, scales, mins, out, 5, blocks);
-                for (int b = 0; b < blocks; b++) {
-                    for (int i = 0; i < blockSize; i++) {
-                        // one float product, then one float difference: exact to the bit in every backend
-                        float expected = (float) ((double) scales[b] * codes[3 + b * stride + i]);
-                        expected = (float) ((double) expected - (offsets ? mins[b] : 0f));
-                        assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(out[5 + b * blockSize + i]),
-                                kernels.name() + " block " + b + " element " + i);
-                    }
+                int tokens = 9;
+                int xStride = blocks * blockSize + 1;
+                float[] x = random(random, 2 + tokens * xStride);
+                float[] out = new float[1 + 2 * tokens];
+                kernels.dotCodesTokens(codes, 3, stride, blockSize, scales, x, 2, xStride, tokens, out, 1, 2, blocks,
+                        new float[blocks * blockSize]);
+                for (int t = 0; t < tokens; t++) {
+                    String what = kernels.name() + " blockSize=" + blockSize + " blocks=" + blocks + " token " + t;
+                    float single = kernels.dotCodes(codes, 3, stride, blockSize, scales, x, 2 + t * xStride, blocks);
+                    double[] ref = codeDotReference(codes, 3, stride, blockSize, scales, x, 2 + t * xStride, blocks);
+                    assertClose(ref[0], single, blocks * (blockSize + 1), ref[1], "dotCodes " + what);
+                    assertEquals(Float.floatToIntBits(single), Float.floatToIntBits(out[1 + 2 * t]),
+                            "dotCodesTokens " + what);
                 }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void interleaveIsAPermutationWithinBlocksOf32(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 9);
+        for (int length : new int[] {32, 64, 70, 200}) {
+            float[] x = random(random, 1 + length);
+            float[] out = new float[2 + length];
+            kernels.interleave(x, 1, length, out, 2);
+            for (int b = 0; b < length; b += 32) {
+                int end = Math.min(length, b + 32);
+                float[] in = java.util.Arrays.copyOfRange(x, 1 + b, 1 + end);
+                float[] got = java.util.Arrays.copyOfRange(out, 2 + b, 2 + end);
+                java.util.Arrays.sort(in);
+                java.util.Arrays.sort(got);
+                assertTrue(java.util.Arrays.equals(in, got), kernels.name() + " length=" + length + " block " + b);
+            }
+        }
+    }
+
+    /**
+     * Q8_0 rows (a float16 scale before each block's 32 codes) read in place from a heap buffer and a direct buffer,
+     * with the scales read inline and given as an array, against float64 over x in element order; the tokens form
+     * bit for bit.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotCodes32MatchFloat64InEveryLayout(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 10);
+        for (int blocks : new int[] {1, 2, 5, 64}) {
+            int start = 7;
+            byte[] bytes = new byte[start + blocks * 34 + 3];
+            random.nextBytes(bytes);
+            float[] scales = new float[blocks];
+            for (int b = 0; b < blocks; b++) {
+                short half = io.csattention.format.Half.fromFloat((float) (random.nextDouble() * 0.02 - 0.01));
+                bytes[start + 34 * b] = (byte) half;
+                bytes[start + 34 * b + 1] = (byte) (half >> 8);
+                scales[b] = io.csattention.format.Half.toFloat(half);
+            }
+            java.nio.ByteBuffer heap = java.nio.ByteBuffer.wrap(bytes);
+            java.nio.ByteBuffer direct = java.nio.ByteBuffer.allocateDirect(bytes.length).put(bytes);
+            int cols = 32 * blocks;
+            int tokens = 6;
+            float[] x = random(random, tokens * cols);
+            float[] xi = new float[tokens * cols];
+            for (int t = 0; t < tokens; t++) {
+                kernels.interleave(x, t * cols, cols, xi, t * cols);
+            }
+            float[] out = new float[tokens];
+            kernels.dotCodes32Tokens(direct, start + 2, 34, scales, xi, 0, cols, tokens, out, 0, 1, blocks,
+                    new float[cols]);
+            for (int t = 0; t < tokens; t++) {
+                String what = kernels.name() + " blocks=" + blocks + " token " + t;
+                double[] ref = codeDotReference(bytes, start + 2, 34, 32, scales, x, t * cols, blocks);
+                float inline = kernels.dotCodes32(heap, start + 2, 34, null, xi, t * cols, blocks);
+                assertClose(ref[0], inline, blocks * 33, ref[1], "dotCodes32 " + what);
+                assertEquals(Float.floatToIntBits(inline),
+                        Float.floatToIntBits(kernels.dotCodes32(heap, start + 2, 34, scales, xi, t * cols, blocks)),
+                        "scales given " + what);
+                assertEquals(Float.floatToIntBits(inline),
+                        Float.floatToIntBits(kernels.dotCodes32(direct, start + 2, 34, null, xi, t * cols, blocks)),
+                        "direct buffer " + what);
+                assertEquals(Float.floatToIntBits(inline), Float.floatToIntBits(out[t]), "dotCodes32Tokens " + what);
             }
         }
     }

@@ -118,18 +118,23 @@ class WeightMatrixDotTest {
         }
     }
 
-    @Test
-    void aMatrixProductGivesTheSameBitsWhateverTheThreadsAndTokens() throws IOException {
-        byte[] raw = resource("Q4_K.bin");
+    /**
+     * Q4_K (codes with offsets), Q8_0 (read in place, scales inline for fewer than four tokens, widened for four or
+     * more) and Q6_K (blocks of 16): one token, five tokens in one product, and each row's own dot agree bit for bit.
+     */
+    @ParameterizedTest
+    @EnumSource(value = TensorType.class, names = {"Q4_K", "Q8_0", "Q6_K"})
+    void aMatrixProductGivesTheSameBitsWhateverTheThreadsAndTokens(TensorType type) throws IOException {
+        byte[] raw = resource(type + ".bin");
         // 1024 elements as 4 rows of 256, repeated to 512 rows so that the product is split across threads
         int rows = 512;
         int cols = 256;
-        int rowBytes = (int) TensorType.Q4_K.bytes(cols);
+        int rowBytes = (int) type.bytes(cols);
         byte[] big = new byte[rows * rowBytes];
         for (int r = 0; r < rows; r++) {
             System.arraycopy(raw, (r % 4) * rowBytes, big, r * rowBytes, rowBytes);
         }
-        WeightMatrix m = WeightMatrix.of("w", TensorType.Q4_K, rows, cols, ByteBuffer.wrap(big));
+        WeightMatrix m = WeightMatrix.of("w", type, rows, cols, ByteBuffer.wrap(big));
         SplittableRandom random = new SplittableRandom(SEED);
         float[] x = new float[cols];
         for (int i = 0; i < cols; i++) {
