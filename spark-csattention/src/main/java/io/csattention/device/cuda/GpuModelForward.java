@@ -3,10 +3,7 @@ package io.csattention.device.cuda;
 import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
-import io.csattention.model.LlamaConfig;
-import io.csattention.model.LlamaModel;
-import io.csattention.model.LlamaWeights;
-import io.csattention.model.WeightMatrix;
+import io.csattention.device.ForwardModel;
 import jcuda.Pointer;
 import jcuda.Sizeof;
 import jcuda.driver.JCudaDriver;
@@ -15,9 +12,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The prefill of a context through a {@link LlamaModel} on one CUDA device, layer by layer as
+ * The prefill of a context through a Llama-family model ({@link ForwardModel}; {@code LlamaForwardModel.of} adapts a
+ * {@code LlamaModel}) on one CUDA device, layer by layer as
  * {@code Session.prefill} runs it on the CPU, with the kernels of {@code kernels/src/forward.cu}: every weight matrix
- * decoded once to float32 on upload ({@link WeightMatrix#row}) and multiplied by the project's tiled GEMM
+ * decoded once to float32 on upload ({@link ForwardModel.Matrix#row}) and multiplied by the project's tiled GEMM
  * ({@code linear}, float32 accumulation; no cuBLAS, {@code kernels/README.md} says why), RMSNorm, RoPE on interleaved
  * pairs with the model's frequencies, the SiLU gate, the residual adds fused into the output projections, and causal
  * attention over the context in the flash-attention form ({@code attend_causal}, GQA). The embedding rows are looked
@@ -43,8 +41,8 @@ public final class GpuModelForward implements AutoCloseable {
     private static final int ATTENTION_THREADS = 128;
     private static final int GEMM_THREADS = 256;
 
-    private final LlamaModel model;
-    private final LlamaConfig config;
+    private final ForwardModel model;
+    private final Shape config;
     private final int maxTokens;
     private final int blockTokens;
     private final CudaDevice device;
@@ -72,8 +70,35 @@ public final class GpuModelForward implements AutoCloseable {
                          DeviceBuffer keys, DeviceBuffer values, DeviceBuffer queries) {
     }
 
-    /** {@link #open(LlamaModel, int, int, int)} with {@value #DEFAULT_BLOCK}-token blocks. */
-    public static GpuModelForward open(LlamaModel model, int maxTokens, int gpuOrdinal) {
+    /** The sizes the kernels and the memory estimate depend on. */
+    record Shape(int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocabSize, int contextLength,
+                 int ropeDim, boolean biases) {
+
+        static Shape of(ForwardModel m) {
+            boolean biases = false;
+            for (int l = 0; l < m.layers(); l++) {
+                ForwardModel.Layer layer = m.layer(l);
+                biases |= layer.qBias() != null || layer.kBias() != null || layer.vBias() != null;
+            }
+            return new Shape(m.dim(), m.hiddenDim(), m.layers(), m.heads(), m.kvHeads(), m.vocabSize(),
+                    m.contextLength(), m.ropeDim(), biases);
+        }
+
+        int headSize() {
+            return dim / heads;
+        }
+
+        int kvDim() {
+            return kvHeads * headSize();
+        }
+
+        int groupSize() {
+            return heads / kvHeads;
+        }
+    }
+
+    /** {@link #open(ForwardModel, int, int, int)} with {@value #DEFAULT_BLOCK}-token blocks. */
+    public static GpuModelForward open(ForwardModel model, int maxTokens, int gpuOrdinal) {
         return open(model, maxTokens, DEFAULT_BLOCK, gpuOrdinal);
     }
 
@@ -83,25 +108,25 @@ public final class GpuModelForward implements AutoCloseable {
      * {@link CudaUnavailableException} (one line) without a usable device or when the device's free memory is short
      * of {@link #deviceBytes}.
      */
-    public static GpuModelForward open(LlamaModel model, int maxTokens, int blockTokens, int gpuOrdinal) {
-        boolean biases = hasBiases(model.weights());
-        checkShape(model.config(), maxTokens, blockTokens);
+    public static GpuModelForward open(ForwardModel model, int maxTokens, int blockTokens, int gpuOrdinal) {
+        Shape shape = Shape.of(model);
+        checkShape(shape, maxTokens, blockTokens);
         CudaDevice device = CudaDevice.open(gpuOrdinal);
         device.makeCurrent();
-        long need = deviceBytes(model.config(), biases, maxTokens, blockTokens);
+        long need = deviceBytes(shape, maxTokens, blockTokens);
         long[] free = new long[1];
         long[] total = new long[1];
         Cuda.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
         if (need > free[0]) {
             throw new CudaUnavailableException(outOfMemory(need, free[0], gpuOrdinal));
         }
-        return new GpuModelForward(model, maxTokens, blockTokens, device, need, free[0]);
+        return new GpuModelForward(model, shape, maxTokens, blockTokens, device, need, free[0]);
     }
 
-    private GpuModelForward(LlamaModel model, int maxTokens, int blockTokens, CudaDevice device, long need,
-                            long free) {
+    private GpuModelForward(ForwardModel model, Shape shape, int maxTokens, int blockTokens, CudaDevice device,
+                            long need, long free) {
         this.model = model;
-        this.config = model.config();
+        this.config = shape;
         this.maxTokens = maxTokens;
         this.blockTokens = blockTokens;
         this.device = device;
@@ -110,9 +135,8 @@ public final class GpuModelForward implements AutoCloseable {
         int kvDim = config.kvDim();
         int hidden = config.hiddenDim();
         try {
-            LlamaWeights w = model.weights();
             for (int l = 0; l < config.layers(); l++) {
-                LlamaWeights.Layer layer = w.layers().get(l);
+                ForwardModel.Layer layer = model.layer(l);
                 String p = "layer " + l + " ";
                 layers.add(new Layer(vector(p + "attention norm", layer.attentionNorm()),
                         matrix(p + "wq", layer.wq()), matrix(p + "wk", layer.wk()), matrix(p + "wv", layer.wv()),
@@ -123,8 +147,8 @@ public final class GpuModelForward implements AutoCloseable {
                         floats(p + "keys", (long) maxTokens * kvDim), floats(p + "values", (long) maxTokens * kvDim),
                         floats(p + "queries", (long) maxTokens * dim)));
             }
-            finalNorm = vector("final norm", w.finalNorm());
-            classifier = matrix("classifier", w.classifier());
+            finalNorm = vector("final norm", model.finalNorm());
+            classifier = matrix("classifier", model.classifier());
             frequencies = vector("rope frequencies", model.ropeFrequencies());
             x = floats("residual stream", (long) blockTokens * dim);
             xb = floats("normalized input", (long) blockTokens * dim);
@@ -150,7 +174,7 @@ public final class GpuModelForward implements AutoCloseable {
     }
 
     /** Fails, naming the value, for shapes the kernels do not take or contexts the model does not hold. */
-    static void checkShape(LlamaConfig config, int maxTokens, int blockTokens) {
+    static void checkShape(Shape config, int maxTokens, int blockTokens) {
         Check.positive(maxTokens, "max_tokens");
         Check.positive(blockTokens, "block_tokens");
         Check.that(maxTokens <= config.contextLength(), "max_tokens must be at most the model's context length "
@@ -167,11 +191,11 @@ public final class GpuModelForward implements AutoCloseable {
      * context (keys, values and queries of every layer for {@code maxTokens} tokens) and one block's activations
      * (residual stream, normalized input, attention output, gate, up, positions) and the logits.
      */
-    static long deviceBytes(LlamaConfig config, boolean biases, int maxTokens, int blockTokens) {
+    static long deviceBytes(Shape config, int maxTokens, int blockTokens) {
         long dim = config.dim();
         long kvDim = config.kvDim();
         long hidden = config.hiddenDim();
-        long perLayer = 2 * dim + 2 * dim * dim + 2 * kvDim * dim + 3 * hidden * dim + (biases ? dim + 2 * kvDim : 0)
+        long perLayer = 2 * dim + 2 * dim * dim + 2 * kvDim * dim + 3 * hidden * dim + (config.biases() ? dim + 2 * kvDim : 0)
                 + (long) maxTokens * (2 * kvDim + dim);
         long floats = config.layers() * perLayer + dim + (long) config.vocabSize() * dim + config.ropeDim() / 2
                 + (long) blockTokens * (3 * dim + 2 * hidden + 1) + dim + config.vocabSize();
@@ -194,11 +218,12 @@ public final class GpuModelForward implements AutoCloseable {
         int dim = config.dim();
         float[] rows = new float[blockTokens * dim];
         int[] blockPositions = new int[blockTokens];
+        ForwardModel.Matrix embedding = model.tokenEmbedding();
         int count = 0;
         for (int from = 0; from < tokens.length; from += blockTokens) {
             count = Math.min(blockTokens, tokens.length - from);
             for (int t = 0; t < count; t++) {
-                model.weights().tokenEmbedding().row(tokens[from + t], rows, t * dim);
+                embedding.row(tokens[from + t], rows, t * dim);
                 blockPositions[t] = position + t;
             }
             // synchronous copies: the previous block's kernels have finished with x and positions
@@ -213,7 +238,7 @@ public final class GpuModelForward implements AutoCloseable {
         // the last token's logits: final norm and classifier on one row
         CudaFunction norm = device.kernel(PtxFunction.RMS_NORM);
         norm.launch(stream, 1, 1, NORM_THREADS, 0, x.atFloat((long) (count - 1) * dim), dim, finalNorm,
-                config.normEps(), last);
+                model.normEps(), last);
         linear(last, 1, dim, classifier, config.vocabSize(), null, null, logits);
         stream.synchronize();
         float[] out = new float[config.vocabSize()];
@@ -233,7 +258,7 @@ public final class GpuModelForward implements AutoCloseable {
         var keys = w.keys.atFloat((long) position * kvDim);
         var values = w.values.atFloat((long) position * kvDim);
         // attention sublayer: q, k, v written straight into the context's rows of this block
-        norm.launch(stream, count, 1, NORM_THREADS, 0, x, dim, w.attentionNorm, config.normEps(), xb);
+        norm.launch(stream, count, 1, NORM_THREADS, 0, x, dim, w.attentionNorm, model.normEps(), xb);
         linear(xb, count, dim, w.wq, dim, w.qBias, null, queries);
         linear(xb, count, dim, w.wk, kvDim, w.kBias, null, keys);
         linear(xb, count, dim, w.wv, kvDim, w.vBias, null, values);
@@ -248,7 +273,7 @@ public final class GpuModelForward implements AutoCloseable {
                 config.heads(), config.kvHeads(), headSize, (float) (1.0 / Math.sqrt(headSize)), att);
         linear(att, count, dim, w.wo, dim, null, x, x);
         // feed-forward sublayer
-        norm.launch(stream, count, 1, NORM_THREADS, 0, x, dim, w.ffnNorm, config.normEps(), xb);
+        norm.launch(stream, count, 1, NORM_THREADS, 0, x, dim, w.ffnNorm, model.normEps(), xb);
         linear(xb, count, dim, w.gate, hidden, null, null, gate);
         linear(xb, count, dim, w.up, hidden, null, null, up);
         device.kernel(PtxFunction.SILU_GATE).launch(stream, Cuda.blocks((long) count * hidden, GEMM_THREADS), 1,
@@ -314,7 +339,8 @@ public final class GpuModelForward implements AutoCloseable {
     private void checkTokens(int[] tokens) {
         Check.that(tokens.length > 0, "a prefill needs at least one token", "tokens", 0);
         for (int token : tokens) {
-            model.checkToken(token);
+            Check.that(token >= 0 && token < config.vocabSize(), "token ids must be in [0, " + config.vocabSize()
+                    + ")", "token", token);
         }
         long after = (long) position + tokens.length;
         Check.that(after <= maxTokens, "the context must be at most the GPU prefill's max_tokens " + maxTokens,
@@ -325,10 +351,6 @@ public final class GpuModelForward implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("the GPU model forward is closed");
         }
-    }
-
-    private static boolean hasBiases(LlamaWeights weights) {
-        return weights.layers().stream().anyMatch(l -> l.qBias() != null || l.kBias() != null || l.vBias() != null);
     }
 
     private DeviceBuffer track(DeviceBuffer buffer) {
@@ -349,9 +371,9 @@ public final class GpuModelForward implements AutoCloseable {
     }
 
     /** The matrix decoded row by row to float32 and uploaded in pieces of at most {@value #UPLOAD_FLOATS} floats. */
-    private DeviceBuffer matrix(String name, WeightMatrix m) {
+    private DeviceBuffer matrix(String name, ForwardModel.Matrix m) {
         int cols = m.cols();
-        DeviceBuffer buffer = floats(name + " (" + m.name() + ")", (long) m.rows() * cols);
+        DeviceBuffer buffer = floats(name, (long) m.rows() * cols);
         int rowsPerPiece = Math.max(1, Math.min(m.rows(), UPLOAD_FLOATS / cols));
         float[] piece = new float[rowsPerPiece * cols];
         for (int first = 0; first < m.rows(); first += rowsPerPiece) {

@@ -3,6 +3,7 @@ package io.csattention.device.cuda;
 import io.csattention.core.FloatMatrix;
 import io.csattention.device.Backends;
 import io.csattention.model.LlamaConfig;
+import io.csattention.model.LlamaForwardModel;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.LlamaWeights;
 import io.csattention.model.Session;
@@ -46,7 +47,7 @@ class GpuModelForwardTest {
         int[] tokens = randomTokens(model, 150, SEED + 1);
         Session cpu = model.newSession();
         float[] want = cpu.prefill(tokens);
-        try (GpuModelForward gpu = GpuModelForward.open(model, 256, 96, 0)) {
+        try (GpuModelForward gpu = GpuModelForward.open(LlamaForwardModel.of(model), 256, 96, 0)) {
             float[] got = gpu.prefill(tokens);
             assertClose(want, got, "logits");
             assertContextClose(model, cpu, gpu);
@@ -65,7 +66,7 @@ class GpuModelForwardTest {
         float[] wantFirst = cpu.prefill(first);
         float[] wantRest = cpu.prefill(rest);
         // blocks of 45 tokens: cut elsewhere than the CPU's 64, and the second call starts inside a block
-        try (GpuModelForward gpu = GpuModelForward.open(model, 200, 45, 0)) {
+        try (GpuModelForward gpu = GpuModelForward.open(LlamaForwardModel.of(model), 200, 45, 0)) {
             assertClose(wantFirst, gpu.prefill(first), "logits after 100 tokens");
             assertClose(wantRest, gpu.prefill(rest), "logits after 137 tokens");
             assertEquals(137, gpu.position());
@@ -79,14 +80,14 @@ class GpuModelForwardTest {
         Assumptions.assumeTrue(reason != null, "a CUDA device is usable here");
         LlamaModel model = oddModel(SEED);
         CudaUnavailableException e = assertThrows(CudaUnavailableException.class,
-                () -> GpuModelForward.open(model, 64, 0));
+                () -> GpuModelForward.open(LlamaForwardModel.of(model), 64, 0));
         assertEquals(reason, e.getMessage());
         assertFalse(e.getMessage().contains("\n"), e.getMessage());
     }
 
     @Test
     void shapesTheKernelsDoNotTakeAreRefusedBeforeAnyDeviceCall() {
-        LlamaConfig config = oddConfig();
+        GpuModelForward.Shape config = shape(oddConfig(), true);
         assertEquals("max_tokens must be > 0; max_tokens=0", assertThrows(IllegalArgumentException.class,
                 () -> GpuModelForward.checkShape(config, 0, 64)).getMessage());
         assertEquals("block_tokens must be > 0; block_tokens=0", assertThrows(IllegalArgumentException.class,
@@ -94,16 +95,18 @@ class GpuModelForwardTest {
         assertEquals("max_tokens must be at most the model's context length 4096; max_tokens=4097",
                 assertThrows(IllegalArgumentException.class,
                         () -> GpuModelForward.checkShape(config, 4097, 64)).getMessage());
-        LlamaConfig wideHeads = new LlamaConfig(512, 256, 1, 2, 1, 100, 4096, 10000f, 256, 1e-5f);
+        GpuModelForward.Shape wideHeads = shape(new LlamaConfig(512, 256, 1, 2, 1, 100, 4096, 10000f, 256, 1e-5f),
+                false);
         assertEquals("head size must be at most 128 for the GPU prefill; head_size=256",
                 assertThrows(IllegalArgumentException.class,
                         () -> GpuModelForward.checkShape(wideHeads, 64, 64)).getMessage());
         // the largest head the attention kernel takes passes
-        GpuModelForward.checkShape(new LlamaConfig(256, 256, 1, 2, 1, 100, 4096, 10000f, 128, 1e-5f), 4096, 512);
+        GpuModelForward.checkShape(shape(new LlamaConfig(256, 256, 1, 2, 1, 100, 4096, 10000f, 128, 1e-5f), false),
+                4096, 512);
         // an invalid shape is refused on a machine without a device too, before the device is looked for
         LlamaModel model = oddModel(SEED);
         assertEquals("max_tokens must be > 0; max_tokens=-1", assertThrows(IllegalArgumentException.class,
-                () -> GpuModelForward.open(model, -1, 0)).getMessage());
+                () -> GpuModelForward.open(LlamaForwardModel.of(model), -1, 0)).getMessage());
     }
 
     @Test
@@ -116,11 +119,12 @@ class GpuModelForwardTest {
         // block: x, xb, att 3 * 10 * 96 = 2,880; gate, up 2 * 10 * 200 = 4,000; positions 10; last row 96;
         // logits 301
         long floats = 197_056 + 96 + 28_896 + 8 + 2_880 + 4_000 + 10 + 96 + 301;
-        assertEquals(4 * floats, GpuModelForward.deviceBytes(oddConfig(), true, 100, 10));
-        assertEquals(4 * (floats - 2 * 160), GpuModelForward.deviceBytes(oddConfig(), false, 100, 10));
+        assertEquals(4 * floats, GpuModelForward.deviceBytes(shape(oddConfig(), true), 100, 10));
+        assertEquals(4 * (floats - 2 * 160), GpuModelForward.deviceBytes(shape(oddConfig(), false), 100, 10));
         // Llama 3.2 1B at 32K tokens: weights (without the embedding) and context are several GB, and the count
         // does not overflow an int
-        long big = GpuModelForward.deviceBytes(SyntheticModel.Shape.LLAMA32_1B.config(), false, 32768, 512);
+        long big = GpuModelForward.deviceBytes(shape(SyntheticModel.Shape.LLAMA32_1B.config(), false),
+                32768, 512);
         assertTrue(big > 8L << 30 && big < 16L << 30, "bytes=" + big);
     }
 
@@ -158,6 +162,19 @@ class GpuModelForwardTest {
         }
         double error = Math.sqrt(diff / norm);
         assertTrue(error < TOLERANCE, what + ": relative L2 error " + error + " (tolerance " + TOLERANCE + ")");
+    }
+
+    private static GpuModelForward.Shape shape(LlamaConfig c, boolean biases) {
+        return new GpuModelForward.Shape(c.dim(), c.hiddenDim(), c.layers(), c.heads(), c.kvHeads(), c.vocabSize(),
+                c.contextLength(), c.ropeDim(), biases);
+    }
+
+    @Test
+    void theShapeOfTheAdaptedModelIsTheModelsAndFindsItsBiases() {
+        LlamaModel odd = oddModel(SEED);
+        assertEquals(shape(oddConfig(), true), GpuModelForward.Shape.of(LlamaForwardModel.of(odd)));
+        LlamaModel small = SyntheticModel.build(SyntheticModel.Shape.SMALL, 1, SyntheticModel.Quant.Q8_0, SEED);
+        assertEquals(shape(small.config(), false), GpuModelForward.Shape.of(LlamaForwardModel.of(small)));
     }
 
     private static int[] randomTokens(LlamaModel model, int count, long seed) {
