@@ -1,6 +1,6 @@
 // Checks the kernels of kernels/src on the CPU emulator against straightforward restatements of the CPU semantics of
 // io.csattention.core (CSAttentionIndex.build, KMeans, PackedLists, KeySketch, CSAttentionSelector, Selections,
-// Attention, TopK), and the decode kernels against the selections the Java CSAttentionSelector made of a seeded case
+// Attention, TopK, and the forward pass of io.csattention.model: LlamaModel, Session), and the decode kernels against the selections the Java CSAttentionSelector made of a seeded case
 // (fixtures/), launching them with the same configurations as io.csattention.device.cuda. Run by
 // kernels/emulator/run.sh.
 #include <algorithm>
@@ -19,6 +19,7 @@ inline int min(int a, int b) { return a < b ? a : b; }
 #include "../src/prefill.cu"
 #include "../src/decode.cu"
 #include "../src/attention.cu"
+#include "../src/forward.cu"
 
 static int failures = 0;
 
@@ -709,6 +710,164 @@ static void checkGemmAttention(int n, int d, int queries, int splitKeys, std::mt
     }
 }
 
+// The forward kernels against float64: linear (the projections, with bias and residual, any size: tiles of 64 tokens
+// and 64 rows cut at the edges, an inner length that is no multiple of the 16-step), rms_norm, rope_rows (interleaved
+// pairs, a partial rotation, far positions), silu_gate.
+static void checkForwardPieces(int tokens, int cols, int rows, std::mt19937& random) {
+    std::normal_distribution<float> gauss;
+    std::vector<float> x((size_t) tokens * cols), w((size_t) rows * cols), bias(rows), residual((size_t) tokens * rows);
+    for (auto& v : x) v = gauss(random);
+    for (auto& v : w) v = gauss(random);
+    for (auto& v : bias) v = gauss(random);
+    for (auto& v : residual) v = gauss(random);
+    std::string size = " tokens=" + std::to_string(tokens) + " cols=" + std::to_string(cols) + " rows="
+            + std::to_string(rows);
+    for (int variant = 0; variant < 3; variant++) {
+        // 0: plain product; 1: with bias, into a separate output; 2: bias and residual in place (out == residual)
+        std::vector<float> out = variant == 2 ? residual : std::vector<float>((size_t) tokens * rows, -7.0f);
+        const float* b = variant == 0 ? nullptr : bias.data();
+        const float* res = variant == 2 ? out.data() : nullptr;
+        csa_emu_launch((rows + 63) / 64, (tokens + 63) / 64, 256, [&] {
+            linear(x.data(), tokens, cols, w.data(), rows, b, res, out.data());
+        });
+        int bad = 0;
+        for (int t = 0; t < tokens; t++) {
+            for (int r = 0; r < rows; r++) {
+                double want = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++) {
+                    double term = (double) x[(size_t) t * cols + c] * w[(size_t) r * cols + c];
+                    want += term;
+                    magnitude += std::fabs(term);
+                }
+                if (variant >= 1) want += bias[r];
+                if (variant == 2) want += residual[(size_t) t * rows + r];
+                bad += std::fabs(out[(size_t) t * rows + r] - want) > 2e-6 * magnitude + 1e-6 * std::fabs(want);
+            }
+        }
+        expect(bad == 0, "linear variant " + std::to_string(variant) + size + ": " + std::to_string(bad)
+                + " elements off");
+    }
+
+    // rms_norm over rows of `cols`, out of place and in place; every third row small enough that eps matters
+    std::vector<float> weight(cols);
+    for (auto& v : weight) v = 1.0f + 0.1f * gauss(random);
+    float eps = 1e-5f;
+    for (int t = 0; t < tokens; t += 3) {
+        for (int c = 0; c < cols; c++) x[(size_t) t * cols + c] *= 1e-3f;
+    }
+    for (bool inPlace : {false, true}) {
+        std::vector<float> out = inPlace ? x : std::vector<float>(x.size());
+        csa_emu_launch(tokens, 1, 256, [&] {
+            rms_norm(inPlace ? out.data() : x.data(), cols, weight.data(), eps, out.data());
+        });
+        int bad = 0;
+        for (int t = 0; t < tokens; t++) {
+            double ss = 0;
+            for (int c = 0; c < cols; c++) ss += (double) x[(size_t) t * cols + c] * x[(size_t) t * cols + c];
+            double scale = 1.0 / std::sqrt(ss / cols + eps);
+            for (int c = 0; c < cols; c++) {
+                double want = weight[c] * scale * x[(size_t) t * cols + c];
+                bad += std::fabs(out[(size_t) t * cols + c] - want) > 1e-5 * std::fabs(want) + 1e-7;
+            }
+        }
+        expect(bad == 0, std::string("rms_norm") + (inPlace ? " in place" : "") + size);
+    }
+
+    // rope_rows: 3 heads of 24 dimensions, the first 16 rotated (8 pairs), positions up to 40,000
+    int headSize = 24, heads = 3, pairs = 8, width = heads * headSize;
+    std::vector<float> frequencies(pairs), qk((size_t) tokens * width);
+    for (int i = 0; i < pairs; i++) frequencies[i] = (float) (1.0 / std::pow(500000.0, 2.0 * i / 16));
+    for (auto& v : qk) v = gauss(random);
+    std::vector<int> positions(tokens);
+    std::uniform_int_distribution<int> position(0, 40000);
+    for (auto& p : positions) p = position(random);
+    std::vector<float> rotated = qk;
+    csa_emu_launch(tokens, 1, 128, [&] {
+        rope_rows(rotated.data(), width, headSize, pairs, frequencies.data(), positions.data());
+    });
+    int bad = 0;
+    for (int t = 0; t < tokens; t++) {
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < headSize; i += 2) {
+                size_t at = (size_t) t * width + h * headSize + i;
+                double v0 = qk[at], v1 = qk[at + 1], want0 = v0, want1 = v1;
+                if (i / 2 < pairs) {
+                    double angle = (float) positions[t] * frequencies[i / 2];  // the float angle LlamaModel uses
+                    want0 = v0 * std::cos(angle) - v1 * std::sin(angle);
+                    want1 = v0 * std::sin(angle) + v1 * std::cos(angle);
+                }
+                double bound = 1e-6 * (std::fabs(v0) + std::fabs(v1)) + 1e-7;
+                bad += std::fabs(rotated[at] - want0) > bound || std::fabs(rotated[at + 1] - want1) > bound;
+            }
+        }
+    }
+    expect(bad == 0, "rope_rows" + size + ": " + std::to_string(bad) + " pairs off");
+
+    // silu_gate over tokens x rows
+    std::vector<float> gate = residual, up((size_t) tokens * rows);
+    for (auto& v : up) v = gauss(random);
+    long long n = (long long) tokens * rows;
+    csa_emu_launch((unsigned) ((n + 255) / 256), 1, 256, [&] { silu_gate(gate.data(), up.data(), n); });
+    bad = 0;
+    for (long long i = 0; i < n; i++) {
+        double g = residual[i];
+        double want = g / (1 + std::exp(-g)) * up[i];
+        bad += std::fabs(gate[i] - want) > 1e-6 * std::fabs(want) + 1e-7;
+    }
+    expect(bad == 0, "silu_gate" + size);
+}
+
+// attend_causal as GpuModelForward launches it: `count` new tokens at positions start .., over the keys and values
+// of positions [0, start + count), heads query heads over kvHeads KV heads, against causal softmax attention in
+// float64 (query head h reads KV head h / (heads / kvHeads)).
+static void checkCausalAttention(int start, int count, int heads, int kvHeads, int headSize, std::mt19937& random) {
+    std::normal_distribution<float> gauss;
+    int total = start + count;
+    int kvStride = kvHeads * headSize, queryStride = heads * headSize;
+    std::vector<float> keys((size_t) total * kvStride), values(keys.size()), queries((size_t) count * queryStride),
+            out(queries.size(), -7.0f);
+    for (auto& v : keys) v = gauss(random);
+    for (auto& v : values) v = gauss(random);
+    for (auto& v : queries) v = 2.0f * gauss(random);  // peaked softmax rows: a wrong mask or head is visible
+    float scale = (float) (1.0 / std::sqrt((double) headSize));
+    csa_emu_launch((count + FLASH_QUERIES - 1) / FLASH_QUERIES, heads, 128, [&] {
+        attend_causal(queries.data(), count, start, keys.data(), values.data(), heads, kvHeads, headSize, scale,
+                      out.data());
+    });
+    int bad = 0;
+    for (int r = 0; r < count; r++) {
+        for (int h = 0; h < heads; h++) {
+            int g = h / (heads / kvHeads);
+            const float* q = queries.data() + (size_t) r * queryStride + h * headSize;
+            int n = start + r + 1;
+            std::vector<double> w(n);
+            double maxScore = -INFINITY, sum = 0;
+            for (int i = 0; i < n; i++) {
+                double s = 0;
+                for (int t = 0; t < headSize; t++) s += (double) q[t] * keys[(size_t) i * kvStride + g * headSize + t];
+                w[i] = s * scale;
+                maxScore = std::max(maxScore, w[i]);
+            }
+            for (auto& v : w) {
+                v = std::exp(v - maxScore);
+                sum += v;
+            }
+            double diff = 0, norm = 0;
+            for (int t = 0; t < headSize; t++) {
+                double o = 0;
+                for (int i = 0; i < n; i++) o += w[i] / sum * values[(size_t) i * kvStride + g * headSize + t];
+                double got = out[(size_t) r * queryStride + h * headSize + t];
+                diff += (o - got) * (o - got);
+                norm += o * o;
+            }
+            bad += !(std::sqrt(diff / norm) < 2e-5);
+        }
+    }
+    expect(bad == 0, "attend_causal start=" + std::to_string(start) + " count=" + std::to_string(count) + " heads="
+            + std::to_string(heads) + "/" + std::to_string(kvHeads) + " d=" + std::to_string(headSize) + ": "
+            + std::to_string(bad) + " of " + std::to_string(count * heads) + " rows off");
+}
+
 int main() {
     unsigned seed = 20261128u;
     std::printf("emulated kernel checks, seed %u\n", seed);
@@ -776,6 +935,13 @@ int main() {
     checkGemmAttention(300, 24, 5, 128, random);
     checkGemmAttention(129, 136, 65, 64, random);
     std::printf("full attention as block GEMMs: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkForwardPieces(37, 200, 70, random);
+    checkForwardPieces(1, 64, 129, random);
+    std::printf("forward: linear, rms_norm, rope_rows, silu_gate: %s\n", failures == 0 ? "ok" : "FAILED");
+    checkCausalAttention(0, 129, 6, 2, 64, random);
+    checkCausalAttention(61, 68, 3, 1, 128, random);
+    checkCausalAttention(5, 3, 4, 4, 40, random);
+    std::printf("forward: causal attention (GQA, online softmax): %s\n", failures == 0 ? "ok" : "FAILED");
     std::printf("%s (%d failures)\n", failures == 0 ? "ALL OK" : "FAILED", failures);
     return failures == 0 ? 0 : 1;
 }

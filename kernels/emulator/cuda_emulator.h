@@ -86,6 +86,13 @@ inline T __shfl_down_sync(unsigned, T value, int offset) {
     return csa_emu_exchange(value, lane + offset, lane + offset < warpSize);
 }
 
+template <class T>
+inline T __shfl_xor_sync(unsigned, T value, int laneMask) {
+    int lane = threadIdx.x & 31;
+    int warpSize = (int) std::min(32u, blockDim.x - (threadIdx.x & ~31u));
+    return csa_emu_exchange(value, lane ^ laneMask, (lane ^ laneMask) < warpSize);
+}
+
 inline unsigned __match_any_sync(unsigned, unsigned value) {
     int lane = threadIdx.x & 31;
     int warpSize = (int) std::min(32u, blockDim.x - (threadIdx.x & ~31u));

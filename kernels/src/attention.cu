@@ -4,6 +4,7 @@
 // io.csattention.core.Attention: entries of the selection below zero are padding and are skipped.
 
 #include "common.cuh"
+#include "gemm.cuh"
 
 // Grid (splits, queries), block of 32*w threads, dynamic shared memory (dim + chunk) floats. Keys of query q are
 // selected[q*selectedStride + 0 .. count) when selected is given, 0 .. count otherwise; split s covers
@@ -223,58 +224,7 @@ extern "C" __global__ void attend_combine(const float* partMax, const float* par
 // splits of the keys, summed and divided by the row sums. Each key and value row is read once per tile of
 // CSA_GEMM_TILE queries, against once per ATTEND_QUERY_TILE queries in attend_all_tiled and once per query in
 // attend_partial; the price is the score rows, written and read back. CUDA-core float32 register tiles (64 x 64 per
-// block, 4 x 4 per thread), not tensor cores: cuBLAS does not resolve offline here (kernels/README.md).
-#define CSA_GEMM_TILE 64
-#define CSA_GEMM_STEP 16
-
-// acc (thread's 4 x 4: rows rowTile + ty + 16 i, columns colTile + tx + 16 j, tx = thread % 16, ty = thread / 16) =
-// sum over inner k in [k0, k1) of a[row * lda + k] * B(k, col), with B(k, col) = b[col * ldb + k] when bTransposed
-// (the keys as K^T), b[k * ldb + col] otherwise (the values). 256 threads.
-__device__ void csa_gemm_tile(const float* a, int lda, int rows, const float* b, int ldb, int cols, bool bTransposed,
-                              int k0, int k1, int rowTile, int colTile, float acc[4][4]) {
-    __shared__ float aTile[CSA_GEMM_STEP][CSA_GEMM_TILE];
-    __shared__ float bTile[CSA_GEMM_STEP][CSA_GEMM_TILE];
-    int tx = threadIdx.x & 15;
-    int ty = threadIdx.x >> 4;
-    for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 4; j++) {
-            acc[i][j] = 0.0f;
-        }
-    }
-    for (int k = k0; k < k1; k += CSA_GEMM_STEP) {
-        for (int x = threadIdx.x; x < CSA_GEMM_STEP * CSA_GEMM_TILE; x += blockDim.x) {
-            // consecutive threads read consecutive floats of a row of a (and of K when transposed)
-            int r = x / CSA_GEMM_STEP;
-            int kk = x % CSA_GEMM_STEP;
-            int row = rowTile + r;
-            aTile[kk][r] = row < rows && k + kk < k1 ? a[(long long) row * lda + k + kk] : 0.0f;
-            if (bTransposed) {
-                int col = colTile + r;
-                bTile[kk][r] = col < cols && k + kk < k1 ? b[(long long) col * ldb + k + kk] : 0.0f;
-            } else {
-                int c = x % CSA_GEMM_TILE;
-                int kr = x / CSA_GEMM_TILE;
-                int col = colTile + c;
-                bTile[kr][c] = col < cols && k + kr < k1 ? b[(long long) (k + kr) * ldb + col] : 0.0f;
-            }
-        }
-        __syncthreads();
-        for (int kk = 0; kk < CSA_GEMM_STEP; kk++) {
-            float av[4];
-            float bv[4];
-            for (int i = 0; i < 4; i++) {
-                av[i] = aTile[kk][ty + 16 * i];
-                bv[i] = bTile[kk][tx + 16 * i];
-            }
-            for (int i = 0; i < 4; i++) {
-                for (int j = 0; j < 4; j++) {
-                    acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
-                }
-            }
-        }
-        __syncthreads();
-    }
-}
+// block, 4 x 4 per thread, gemm.cuh), not tensor cores: no cuBLAS (kernels/README.md says why).
 
 // Grid (ceil(n / 64), ceil(queryCount / 64)), 256 threads: scores[q * n + key] = scale * (query q . key).
 extern "C" __global__ void gemm_scores(const float* queries, int queryCount, const float* keys, int n, int dim,

@@ -51,7 +51,7 @@ public final class PtxModules {
         return properties.getProperty("driver.minimum.linux", "?");
     }
 
-    /** The module names: {@code attention}, {@code decode}, {@code prefill}. */
+    /** The module names: {@code attention}, {@code decode}, {@code forward}, {@code prefill}. */
     public java.util.List<String> modules() {
         return java.util.Arrays.stream(properties.getProperty("modules", "").split(","))
                 .map(String::trim).filter(s -> !s.isEmpty()).toList();

@@ -13,7 +13,7 @@ class PtxModulesTest {
     @Test
     void everyKernelIsAnEntryOfItsModule() {
         PtxModules ptx = PtxModules.load();
-        assertEquals(java.util.List.of("attention", "decode", "prefill"), ptx.modules());
+        assertEquals(java.util.List.of("attention", "decode", "forward", "prefill"), ptx.modules());
         for (PtxFunction kernel : PtxFunction.values()) {
             String text = new String(ptx.ptx(kernel.module()), StandardCharsets.US_ASCII);
             assertTrue(text.contains(".entry " + kernel.function() + "("),
