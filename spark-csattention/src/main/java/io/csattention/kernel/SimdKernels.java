@@ -1,6 +1,5 @@
 package io.csattention.kernel;
 
-import io.csattention.format.Half;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -299,7 +298,7 @@ final class SimdKernels implements VectorKernels {
             int c = codesOff + b * blockStride;
             IntVector v = IntVector.fromByteBuffer(I256, codes, c, java.nio.ByteOrder.LITTLE_ENDIAN);
             float scale = scales != null ? scales[b]
-                    : Half.toFloat((short) ((codes.get(c - 2) & 0xFF) | codes.get(c - 1) << 8));
+                    : HalfBits.toFloat(codes.get(c - 2), codes.get(c - 1));
             total = codes32(v, x, xOff + 32 * b).fma(FloatVector.broadcast(F256, scale), total);
         }
         return sum(total);
@@ -313,7 +312,7 @@ final class SimdKernels implements VectorKernels {
             int c = codesOff + b * blockStride;
             IntVector v = IntVector.fromByteArray(I256, codes, c, java.nio.ByteOrder.LITTLE_ENDIAN);
             float scale = scales != null ? scales[b]
-                    : Half.toFloat((short) ((codes[c - 2] & 0xFF) | codes[c - 1] << 8));
+                    : HalfBits.toFloat(codes[c - 2], codes[c - 1]);
             total = codes32(v, x, xOff + 32 * b).fma(FloatVector.broadcast(F256, scale), total);
         }
         return sum(total);

@@ -140,7 +140,7 @@ public interface VectorKernels {
                 partial += codes.get(c + i) * x[o + i];
             }
             total += partial * (scales != null ? scales[b]
-                    : io.csattention.format.Half.toFloat((short) ((codes.get(c - 2) & 0xFF) | codes.get(c - 1) << 8)));
+                    : HalfBits.toFloat(codes.get(c - 2), codes.get(c - 1)));
         }
         return total;
     }
