@@ -61,7 +61,8 @@ public enum AttentionMethod {
 
     /** The cache's keys as they are now, without a copy: the build only reads them. */
     private static FloatMatrix keysNow(KeyValueCache cache) {
-        return new FloatMatrix(cache.size(), cache.dim(), cache.keys());
+        return cache.precision() == KeyValueCache.Precision.F32
+                ? new FloatMatrix(cache.size(), cache.dim(), cache.keys()) : cache.keyMatrix();
     }
 
     /** The plan a query of this method follows over {@code keys} keys: every key for {@code full}. */

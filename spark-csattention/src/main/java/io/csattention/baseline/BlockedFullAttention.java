@@ -80,11 +80,19 @@ public final class BlockedFullAttention implements AutoCloseable {
         float[] runningSum = new float[count];
         java.util.Arrays.fill(runningMax, Float.NEGATIVE_INFINITY);
         float[] tile = new float[count * keyBlock];
-        float[] keys = cache.keys();
-        float[] values = cache.values();
+        // a half-precision cache widens each key block once for the whole query block
+        boolean half = cache.precision() != KeyValueCache.Precision.F32;
+        float[] keys = half ? new float[keyBlock * d] : cache.keys();
+        float[] values = half ? new float[keyBlock * d] : cache.values();
         for (int start = 0; start < n; start += keyBlock) {
             int rows = Math.min(keyBlock, n - start);
-            kernels.dotBlock(q, 0, d, count, keys, d, d, start, rows, tile, 0, keyBlock);
+            int base = start;
+            if (half) {
+                cache.keyRows(kernels, start, rows, keys, 0);
+                cache.valueRows(kernels, start, rows, values, 0);
+                base = 0;
+            }
+            kernels.dotBlock(q, 0, d, count, keys, d, d, base, rows, tile, 0, keyBlock);
             for (int i = 0; i < count; i++) {
                 float max = Math.max(runningMax[i], kernels.max(tile, i * keyBlock, rows));
                 if (max > runningMax[i] && runningSum[i] > 0) {
@@ -97,7 +105,7 @@ public final class BlockedFullAttention implements AutoCloseable {
                 runningMax[i] = max;
                 runningSum[i] += kernels.expShifted(tile, i * keyBlock, rows, max);
             }
-            kernels.addWeightedRows(tile, 0, keyBlock, count, values, d, d, start, rows, out, 0, d);
+            kernels.addWeightedRows(tile, 0, keyBlock, count, values, d, d, base, rows, out, 0, d);
         }
         for (int i = 0; i < count; i++) {
             float inv = runningSum[i] > 0 ? 1f / runningSum[i] : 0f;

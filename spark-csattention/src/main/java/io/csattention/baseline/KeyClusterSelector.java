@@ -40,12 +40,13 @@ public final class KeyClusterSelector implements KeySelector {
         int wanted = clusterCount > 0 ? clusterCount
                 : Math.min(MAX_CLUSTERS, Math.max(1, n / DEFAULT_KEYS_PER_CLUSTER));
         int[] sample = sample(n, seed);
-        this.centroids = KMeans.train(kernels, cache.keys(), d, 0, d, sample, wanted, iterations, seed);
+        float[] keys = cache.precision() == KeyValueCache.Precision.F32 ? cache.keys() : cache.keyMatrix().data();
+        this.centroids = KMeans.train(kernels, keys, d, 0, d, sample, wanted, iterations, seed);
         this.clusters = centroids.length / d;
         this.members = new int[clusters][];
         this.memberCounts = new int[clusters];
         int[] assignment = new int[n];
-        IntStream.range(0, n).parallel().forEach(i -> assignment[i] = nearest(cache.keys(), i * d));
+        IntStream.range(0, n).parallel().forEach(i -> assignment[i] = nearest(keys, i * d));
         for (int i = 0; i < n; i++) {
             add(assignment[i], i);
         }
@@ -85,8 +86,10 @@ public final class KeyClusterSelector implements KeySelector {
 
     @Override
     public synchronized void keysAppended() {
+        float[] row = new float[cache.dim()];
         for (int key = indexedKeys; key < cache.size(); key++) {
-            add(nearest(cache.keys(), key * cache.dim()), key);
+            cache.keyRows(kernels, key, 1, row, 0);
+            add(nearest(row, 0), key);
         }
         indexedKeys = cache.size();
     }

@@ -23,7 +23,7 @@ public final class OracleSelector implements KeySelector {
         int from = plan.middleStart();
         int to = plan.middleEnd();
         float[] scores = new float[plan.keys()];
-        kernels.dotRows(query, queryOff, cache.keys(), cache.dim(), 0, cache.dim(), from, to - from, scores, from);
+        cache.dotKeys(kernels, query, queryOff, from, to - from, scores, from);
         return Selections.assemble(plan, TopK.largestInRange(scores, from, to, plan.chosen()));
     }
 }

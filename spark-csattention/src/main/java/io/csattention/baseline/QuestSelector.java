@@ -40,11 +40,12 @@ public final class QuestSelector implements KeySelector {
             minimum = java.util.Arrays.copyOf(minimum, capacity * d);
             maximum = java.util.Arrays.copyOf(maximum, capacity * d);
         }
-        float[] keys = cache.keys();
+        float[] row = new float[d];
         for (int key = indexedKeys; key < cache.size(); key++) {
             int page = key / pageSize;
+            cache.keyRows(kernels, key, 1, row, 0);
             for (int c = 0; c < d; c++) {
-                float v = keys[key * d + c];
+                float v = row[c];
                 if (key % pageSize == 0) {
                     minimum[page * d + c] = v;
                     maximum[page * d + c] = v;

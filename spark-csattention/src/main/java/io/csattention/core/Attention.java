@@ -24,8 +24,8 @@ public final class Attention {
             return 0;
         }
         float[] scores = new float[count];
-        kernels.dotSelectedRows(query, queryOff, cache.keys(), d, selected, count, scores);
-        softmaxSum(kernels, scores, cache.values(), d, selected, count, out, outOff);
+        cache.dotSelectedKeys(kernels, query, queryOff, selected, count, scores);
+        softmaxSum(kernels, scores, cache, selected, count, out, outOff);
         return count;
     }
 
@@ -33,8 +33,9 @@ public final class Attention {
      * {@code softmax(scores / sqrt(d)) V_S} into {@code out[outOff .. outOff+d)} for the first {@code count} keys of
      * {@code selected} and their raw scores {@code q . k} (overwritten with the weights).
      */
-    private static void softmaxSum(VectorKernels kernels, float[] scores, float[] values, int d, int[] selected,
+    private static void softmaxSum(VectorKernels kernels, float[] scores, KeyValueCache cache, int[] selected,
                                   int count, float[] out, int outOff) {
+        int d = cache.dim();
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int j = 0; j < count; j++) {
             scores[j] *= scale;
@@ -46,6 +47,6 @@ public final class Attention {
         for (int j = 0; j < count; j++) {
             scores[j] *= inv;
         }
-        kernels.sumSelectedRows(scores, values, d, selected, count, out, outOff);
+        cache.sumSelectedValues(kernels, scores, selected, count, out, outOff);
     }
 }

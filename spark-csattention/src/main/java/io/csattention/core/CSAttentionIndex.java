@@ -88,7 +88,12 @@ public final class CSAttentionIndex {
      * floor it beats.
      */
     public void insert(VectorKernels kernels, float[] keyData, int id) {
-        overflow.append(kernels, tables, keyData, id);
+        insert(kernels, keyData, id * shape.dim(), id);
+    }
+
+    /** Streams key {@code id}, whose row is {@code keyData[keyOff .. keyOff + d)}, into the lists it enters. */
+    public void insert(VectorKernels kernels, float[] keyData, int keyOff, int id) {
+        overflow.append(kernels, tables, keyData, keyOff, id);
     }
 
     /** The tables as built or read (the streamed entries are not part of them). */

@@ -233,8 +233,10 @@ public final class CSAttentionSelector implements KeySelector {
 
     @Override
     public void keysAppended() {
+        float[] row = new float[cache.dim()];
         for (int id = index.keys() + appended; id < cache.size(); id++) {
-            index.insert(kernels, cache.keys(), id);
+            cache.keyRows(kernels, id, 1, row, 0);
+            index.insert(kernels, row, 0, id);
             appended++;
         }
         if (sketch != null) {

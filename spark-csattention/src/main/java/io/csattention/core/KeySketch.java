@@ -43,9 +43,10 @@ public final class KeySketch {
             codes = java.util.Arrays.copyOf(codes, Math.multiplyExact(capacity, dim));
             scales = java.util.Arrays.copyOf(scales, capacity);
         }
-        float[] keys = cache.keys();
+        float[] row = new float[dim];
         for (int r = rows; r < target; r++) {
-            code(keys, r * dim, r);
+            cache.keyRows(io.csattention.kernel.Kernels.preferred(), r, 1, row, 0);
+            code(row, 0, r);
         }
         rows = target;
     }

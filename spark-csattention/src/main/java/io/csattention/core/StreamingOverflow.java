@@ -20,15 +20,18 @@ final class StreamingOverflow {
         counts = new int[lists];
     }
 
-    /** Appends key {@code id} (a row of {@code keyData}, in the caller's dimension order) to the lists it enters. */
-    void append(VectorKernels kernels, IndexTables tables, float[] keyData, int id) {
+    /**
+     * Appends key {@code id} (the row {@code keyData[keyOff .. keyOff + d)}, in the caller's dimension order) to the
+     * lists it enters.
+     */
+    void append(VectorKernels kernels, IndexTables tables, float[] keyData, int keyOff, int id) {
         IndexShape shape = tables.shape();
         int dim = shape.dim();
         int width = shape.width();
         RopeInfo rope = tables.rope();
         float[] key = new float[dim];
         for (int i = 0; i < dim; i++) {
-            key[i] = keyData[id * dim + (rope == null ? i : rope.sourceDimension(i, dim))];
+            key[i] = keyData[keyOff + (rope == null ? i : rope.sourceDimension(i, dim))];
         }
         float[] scoring = tables.scoringCentroids();
         float[] floors = tables.floors();

@@ -1,6 +1,8 @@
 package io.csattention.format;
 
-/** IEEE 754 binary16 and bfloat16 conversions (Java 17 has neither {@code Float.float16ToFloat} nor bfloat16). */
+import io.csattention.kernel.HalfBits;
+
+/** IEEE 754 binary16 and bfloat16 conversions for the file formats; the implementation is {@link HalfBits}'. */
 public final class Half {
 
     private Half() {
@@ -8,60 +10,16 @@ public final class Half {
 
     /** The float value of the binary16 bits {@code bits}. */
     public static float toFloat(short bits) {
-        int h = bits & 0xffff;
-        int sign = (h & 0x8000) << 16;
-        int exponent = (h >>> 10) & 0x1f;
-        int mantissa = h & 0x3ff;
-        if (exponent == 0x1f) {
-            return Float.intBitsToFloat(sign | 0x7f800000 | (mantissa << 13));
-        }
-        if (exponent == 0) {
-            if (mantissa == 0) {
-                return Float.intBitsToFloat(sign);
-            }
-            float value = mantissa * 0x1p-24f;
-            return sign == 0 ? value : -value;
-        }
-        return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
+        return HalfBits.toFloat(bits);
     }
 
     /** The binary16 bits nearest to {@code value} (round to nearest even). */
     public static short fromFloat(float value) {
-        int bits = Float.floatToRawIntBits(value);
-        int sign = (bits >>> 16) & 0x8000;
-        int exponent = (bits >>> 23) & 0xff;
-        int mantissa = bits & 0x7fffff;
-        if (exponent == 0xff) {
-            return (short) (sign | 0x7c00 | (mantissa != 0 ? 0x200 : 0));
-        }
-        int e = exponent - 127 + 15;
-        if (e >= 0x1f) {
-            return (short) (sign | 0x7c00);
-        }
-        if (e <= 0) {
-            if (e < -10) {
-                return (short) sign;
-            }
-            mantissa |= 0x800000;
-            int shift = 14 - e;
-            int half = mantissa >> shift;
-            int remainder = mantissa & ((1 << shift) - 1);
-            int halfway = 1 << (shift - 1);
-            if (remainder > halfway || (remainder == halfway && (half & 1) != 0)) {
-                half++;
-            }
-            return (short) (sign | half);
-        }
-        int half = (e << 10) | (mantissa >> 13);
-        int remainder = mantissa & 0x1fff;
-        if (remainder > 0x1000 || (remainder == 0x1000 && (half & 1) != 0)) {
-            half++;
-        }
-        return (short) (sign | half);
+        return HalfBits.fromFloat(value);
     }
 
     /** The float value of the bfloat16 bits {@code bits}. */
     public static float bfloat16ToFloat(short bits) {
-        return Float.intBitsToFloat((bits & 0xffff) << 16);
+        return HalfBits.bfloat16ToFloat(bits);
     }
 }

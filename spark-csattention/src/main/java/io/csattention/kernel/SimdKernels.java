@@ -3,6 +3,7 @@ package io.csattention.kernel;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
@@ -878,6 +879,37 @@ final class SimdKernels implements VectorKernels {
             for (int r = 0; r < rowCount; r++) {
                 axpy(w[wOff + i * wStride + r], rows, (firstRow + r) * stride, out, outOff + i * outStride, length);
             }
+        }
+    }
+
+    /**
+     * Eight values per pass: the shorts sign-extend to ints; bfloat16 is the high half of a float; binary16 moves its
+     * exponent and mantissa into place and scales by 2^112, which is exact and also right for subnormals, with
+     * infinities and NaNs (exponent 31) blended in.
+     */
+    @Override
+    public void halfToFloat(short[] src, int srcOff, float[] dst, int dstOff, int length, boolean brain) {
+        int i = 0;
+        if (INTERLEAVE) {
+            int bound = length - (length % I256.length());
+            for (; i < bound; i += I256.length()) {
+                IntVector v = (IntVector) ShortVector.fromArray(ShortVector.SPECIES_128, src, srcOff + i)
+                        .convertShape(VectorOperators.S2I, I256, 0);
+                FloatVector f;
+                if (brain) {
+                    f = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                } else {
+                    IntVector magnitude = v.and(0x7fff);
+                    IntVector shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
+                    IntVector finite = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+                    IntVector bits = finite.blend(shifted.or(0x7f800000), magnitude.compare(VectorOperators.GE, 0x7c00));
+                    f = bits.or(v.and(0x80000000)).reinterpretAsFloats();
+                }
+                f.intoArray(dst, dstOff + i);
+            }
+        }
+        for (; i < length; i++) {
+            dst[dstOff + i] = brain ? HalfBits.bfloat16ToFloat(src[srcOff + i]) : HalfBits.toFloat(src[srcOff + i]);
         }
     }
 }

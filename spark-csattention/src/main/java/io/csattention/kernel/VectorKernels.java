@@ -234,4 +234,14 @@ public interface VectorKernels {
             }
         }
     }
+
+    /**
+     * Widens half-precision values {@code src[srcOff .. srcOff+length)} to floats in {@code dst[dstOff ..)}:
+     * bfloat16 when {@code brain}, IEEE binary16 otherwise. Exact (every half value is a float).
+     */
+    default void halfToFloat(short[] src, int srcOff, float[] dst, int dstOff, int length, boolean brain) {
+        for (int i = 0; i < length; i++) {
+            dst[dstOff + i] = brain ? HalfBits.bfloat16ToFloat(src[srcOff + i]) : HalfBits.toFloat(src[srcOff + i]);
+        }
+    }
 }

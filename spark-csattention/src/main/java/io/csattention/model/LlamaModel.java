@@ -1,5 +1,7 @@
 package io.csattention.model;
 
+import io.csattention.core.KeyValueCache;
+
 import io.csattention.kernel.Kernels;
 import io.csattention.kernel.VectorKernels;
 
@@ -161,9 +163,14 @@ public final class LlamaModel {
         return kernels;
     }
 
-    /** A new sequence with an empty KV cache. */
+    /** A new sequence with an empty KV cache in the default precision ({@link KeyValueCache.Precision#DEFAULT}). */
     public Session newSession() {
-        return new Session(this);
+        return newSession(KeyValueCache.Precision.DEFAULT);
+    }
+
+    /** A new sequence with an empty KV cache whose keys and values are stored in {@code kvPrecision}. */
+    public Session newSession(KeyValueCache.Precision kvPrecision) {
+        return new Session(this, kvPrecision);
     }
 
     /** Fails unless {@code token} is a token id of this model. */

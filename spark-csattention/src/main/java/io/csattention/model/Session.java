@@ -52,13 +52,13 @@ public final class Session {
     private int positionAtAttention;
     private AttentionProbe probe;
 
-    Session(LlamaModel model) {
+    Session(LlamaModel model, KeyValueCache.Precision kvPrecision) {
         this.model = model;
         this.config = model.config();
         this.caches = new KeyValueCache[config.layers()][config.kvHeads()];
         for (KeyValueCache[] layer : caches) {
             for (int g = 0; g < layer.length; g++) {
-                layer[g] = new KeyValueCache(config.headSize(), 64);
+                layer[g] = new KeyValueCache(config.headSize(), 64, kvPrecision);
             }
         }
         this.prefillQueries = new float[config.layers()][0];
@@ -70,8 +70,7 @@ public final class Session {
         this.caches = new KeyValueCache[config.layers()][config.kvHeads()];
         for (int l = 0; l < config.layers(); l++) {
             for (int g = 0; g < config.kvHeads(); g++) {
-                KeyValueCache source = other.caches[l][g];
-                caches[l][g] = KeyValueCache.of(source.keyMatrix(), source.valueMatrix());
+                caches[l][g] = other.caches[l][g].copy();
             }
         }
         this.prefillQueries = other.prefillQueries.clone();
@@ -125,6 +124,22 @@ public final class Session {
 
     public KeyValueCache cache(int layer, int kvHead) {
         return caches[layer][kvHead];
+    }
+
+    /** How this sequence stores its keys and values. */
+    public KeyValueCache.Precision kvPrecision() {
+        return caches[0][0].precision();
+    }
+
+    /** Bytes of this sequence's keys and values at their stored precision. */
+    public long kvBytes() {
+        long total = 0;
+        for (KeyValueCache[] layer : caches) {
+            for (KeyValueCache cache : layer) {
+                total += cache.bytes();
+            }
+        }
+        return total;
     }
 
     /** The attention method of decode steps, {@code null} while exact. */
@@ -412,10 +427,12 @@ public final class Session {
     // sharing it would change the model's outputs (most output floats differ in their last bits)
     private void attendPrefix(float[] q, int qOff, KeyValueCache cache, int n, float[] out, int outOff) {
         int d = cache.dim();
-        float[] keys = cache.keys();
-        float[] values = cache.values();
+        // the inline loops read the float32 arrays; a half cache goes through its chunked products at any width
+        boolean narrow = d < NARROW_HEAD && cache.precision() == KeyValueCache.Precision.F32;
+        float[] keys = narrow ? cache.keys() : null;
+        float[] values = narrow ? cache.values() : null;
         float[] scores = new float[n];
-        if (d < NARROW_HEAD) {
+        if (narrow) {
             for (int j = 0; j < n; j++) {
                 float s = 0;
                 for (int i = 0, k = j * d; i < d; i++, k++) {
@@ -424,7 +441,7 @@ public final class Session {
                 scores[j] = s;
             }
         } else {
-            model.kernels().dotRows(q, qOff, keys, d, 0, d, 0, n, scores, 0);
+            cache.dotKeys(model.kernels(), q, qOff, 0, n, scores, 0);
         }
         float scale = (float) (1.0 / Math.sqrt(d));
         float max = Float.NEGATIVE_INFINITY;
@@ -439,7 +456,7 @@ public final class Session {
         }
         float inv = (float) (1.0 / total);
         Arrays.fill(out, outOff, outOff + d, 0f);
-        if (d < NARROW_HEAD) {
+        if (narrow) {
             for (int j = 0; j < n; j++) {
                 float p = scores[j] * inv;
                 for (int i = 0, v = j * d; i < d; i++, v++) {
@@ -448,8 +465,9 @@ public final class Session {
             }
         } else {
             for (int j = 0; j < n; j++) {
-                model.kernels().axpy(scores[j] * inv, values, j * d, out, outOff, d);
+                scores[j] *= inv;
             }
+            cache.addValues(model.kernels(), scores, 0, 0, n, out, outOff);
         }
     }
 

@@ -108,8 +108,9 @@ final class CudaContextDecoder implements ContextDecoder {
         device.makeCurrent();
         this.stream = new CudaStream(device);
         this.kernelTimer = new CudaEventTimer(stream);
-        keys.upload(cache.keys(), n * d);
-        values.upload(cache.values(), n * d);
+        boolean full = cache.precision() == KeyValueCache.Precision.F32;
+        keys.upload(full ? cache.keys() : cache.keyMatrix().data(), n * d);
+        values.upload(full ? cache.values() : cache.valueMatrix().data(), n * d);
         if (indexed) {
             centroids.upload(index.centroids(), index.centroids().length);
             listStarts.upload(packed.starts(), packed.starts().length);
