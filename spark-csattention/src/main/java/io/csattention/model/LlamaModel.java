@@ -36,6 +36,7 @@ public final class LlamaModel {
     private final int[] stopTokens;
     /** The file's {@code tokenizer.chat_template}, or null. */
     private final String chatTemplate;
+    private final KeyValueCache.Precision kvPrecision;
 
     /** The rotation frequency of each pair of a head's dimensions, [ropeDim / 2] (a copy). */
     public float[] ropeFrequencies() {
@@ -54,7 +55,13 @@ public final class LlamaModel {
     /** A model with its chat template ({@code tokenizer.chat_template}, null: none). */
     public LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer, int[] stopTokens,
                       String chatTemplate) {
+        this(config, weights, tokenizer, stopTokens, chatTemplate, KeyValueCache.Precision.DEFAULT);
+    }
+
+    private LlamaModel(LlamaConfig config, LlamaWeights weights, Tokenizer tokenizer, int[] stopTokens,
+                       String chatTemplate, KeyValueCache.Precision kvPrecision) {
         this.chatTemplate = chatTemplate;
+        this.kvPrecision = java.util.Objects.requireNonNull(kvPrecision, "kvPrecision");
         this.config = config;
         this.weights = weights;
         this.tokenizer = tokenizer;
@@ -125,7 +132,17 @@ public final class LlamaModel {
     }
 
     public LlamaModel withTokenizer(Tokenizer t) {
-        return new LlamaModel(config, weights, t, stopTokens, chatTemplate);
+        return new LlamaModel(config, weights, t, stopTokens, chatTemplate, kvPrecision);
+    }
+
+    /** The same model whose new sessions store K and V in {@code precision} (the weights are shared). */
+    public LlamaModel withKvPrecision(KeyValueCache.Precision precision) {
+        return new LlamaModel(config, weights, tokenizer, stopTokens, chatTemplate, precision);
+    }
+
+    /** How {@link #newSession()} stores K and V: {@link KeyValueCache.Precision#DEFAULT} unless chosen. */
+    public KeyValueCache.Precision kvPrecision() {
+        return kvPrecision;
     }
 
     /** The file's {@code tokenizer.chat_template} (Jinja source), when it has one. */
@@ -163,9 +180,9 @@ public final class LlamaModel {
         return kernels;
     }
 
-    /** A new sequence with an empty KV cache in the default precision ({@link KeyValueCache.Precision#DEFAULT}). */
+    /** A new sequence with an empty KV cache in this model's {@link #kvPrecision()}. */
     public Session newSession() {
-        return newSession(KeyValueCache.Precision.DEFAULT);
+        return newSession(kvPrecision);
     }
 
     /** A new sequence with an empty KV cache whose keys and values are stored in {@code kvPrecision}. */

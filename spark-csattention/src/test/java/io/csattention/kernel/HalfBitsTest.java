@@ -100,4 +100,38 @@ class HalfBitsTest {
         }
         assertTrue(Float.isNaN(HalfBits.bfloat16ToFloat(HalfBits.bfloat16FromFloat(Float.NaN))));
     }
+
+    @Test
+    void everyKernelWidensAllHalfValuesAsTheDefinitionAtAnyOffsetAndLength() {
+        short[] all = new short[(1 << 16) + 7];
+        for (int i = 0; i < all.length; i++) {
+            all[i] = (short) (i - 3);
+        }
+        java.util.List<VectorKernels> kernels = new java.util.ArrayList<>();
+        kernels.add(ScalarKernels.INSTANCE);
+        Kernels.simd().ifPresent(kernels::add);
+        for (VectorKernels k : kernels) {
+            for (boolean brain : new boolean[]{false, true}) {
+                for (int off : new int[]{0, 3}) {
+                    for (int length : new int[]{1 << 16, 1, 7, 8, 15, 33}) {
+                        float[] out = new float[length + 2];
+                        k.halfToFloat(all, off, out, 2, length, brain);
+                        for (int i = 0; i < length; i++) {
+                            int bits = all[off + i] & 0xffff;
+                            double expected = brain ? Float.intBitsToFloat(bits << 16) : float16Value(bits);
+                            String where = k.getClass().getSimpleName() + " brain=" + brain + " bits=" + bits;
+                            if (Double.isNaN(expected)) {
+                                assertTrue(Float.isNaN(out[2 + i]), where);
+                            } else {
+                                assertEquals(expected, out[2 + i], 0.0, where);
+                                assertEquals(bits >> 15, Float.floatToRawIntBits(out[2 + i]) >>> 31, where);
+                            }
+                        }
+                        assertEquals(0f, out[0]);
+                        assertEquals(0f, out[1]);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@ package io.csattention.model;
 
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.KeyValueCache;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -24,7 +25,16 @@ class LlamaModelTest {
         String text = java.nio.file.Files.readString(Stories260K.path().resolveSibling("stories260K.greedy256.txt"));
         int[] expected = java.util.Arrays.stream(text.trim().split("\\s+")).mapToInt(Integer::parseInt).toArray();
         assertEquals(256, expected.length);
-        assertArrayEquals(expected, Stories260K.greedy(model, new int[] {Stories260K.BOS}, expected.length));
+        // run.c keeps its KV cache in float32: the same model with float32 KV must give its tokens exactly
+        LlamaModel float32 = model.withKvPrecision(KeyValueCache.Precision.F32);
+        assertArrayEquals(expected, Stories260K.greedy(float32, new int[] {Stories260K.BOS}, expected.length));
+        // float16 KV (the default) follows run.c for a while, then may part at a near-tie: the share is measured
+        int[] half = Stories260K.greedy(model, new int[] {Stories260K.BOS}, expected.length);
+        int same = 0;
+        while (same < half.length && half[same] == expected[same]) {
+            same++;
+        }
+        assertTrue(same >= 16, "float16 KV parts from run.c's greedy tokens at token " + same);
     }
 
     @Test
@@ -41,18 +51,35 @@ class LlamaModelTest {
         int[] tokens = new int[21];
         tokens[0] = Stories260K.BOS;
         System.arraycopy(story, 0, tokens, 1, 20);
-        Session session = model.newSession();
-        float[] logits = null;
-        for (int token : tokens) {
-            logits = session.decode(token);
+        double[] apart = new double[KeyValueCache.Precision.values().length];
+        for (KeyValueCache.Precision kv : KeyValueCache.Precision.values()) {
+            Session session = model.newSession(kv);
+            assertEquals(kv, session.kvPrecision());
+            float[] logits = null;
+            for (int token : tokens) {
+                logits = session.decode(token);
+            }
+            // the reference stores K and V as the session says it does (rounded by the format's definition)
+            double[] reference = ReferenceLlama.logits(model, tokens, kv);
+            double[] float64 = ReferenceLlama.logits(model, tokens, KeyValueCache.Precision.F32);
+            double worst = 0;
+            for (int i = 0; i < reference.length; i++) {
+                worst = Math.max(worst, Math.abs(reference[i] - logits[i]));
+                apart[kv.ordinal()] = Math.max(apart[kv.ordinal()], Math.abs(reference[i] - float64[i]));
+            }
+            // float32: the forward math; half: the session's and the reference's float32-level different K and V
+            // round now and then to neighbouring steps of the format (bfloat16's are 8x float16's)
+            double tolerance = switch (kv) {
+                case F32 -> 2e-4;
+                case F16 -> 5e-4;
+                case BF16 -> 4e-3;
+            };
+            assertTrue(worst < tolerance, kv + ": max |logit - float64 logit| = " + worst);
+            assertEquals(argmax(reference), Sampler.argmax(logits), kv.id());
         }
-        double[] reference = ReferenceLlama.logits(model, tokens);
-        double worst = 0;
-        for (int i = 0; i < reference.length; i++) {
-            worst = Math.max(worst, Math.abs(reference[i] - logits[i]));
-        }
-        assertTrue(worst < 2e-4, "max |logit - float64 logit| = " + worst);
-        assertEquals(argmax(reference), Sampler.argmax(logits));
+        // the rounding moves the logits far more than the tolerance: a session that ignored its precision fails above
+        assertTrue(apart[KeyValueCache.Precision.F16.ordinal()] > 4 * 5e-4, java.util.Arrays.toString(apart));
+        assertTrue(apart[KeyValueCache.Precision.BF16.ordinal()] > 4 * 4e-3, java.util.Arrays.toString(apart));
     }
 
     @Test

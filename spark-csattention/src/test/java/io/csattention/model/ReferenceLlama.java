@@ -1,5 +1,7 @@
 package io.csattention.model;
 
+import io.csattention.core.KeyValueCache;
+
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -25,11 +27,34 @@ final class ReferenceLlama {
      * the per-pair frequency divisors (null: none), and tensors by GGUF name (null when absent).
      */
     private record Spec(LlamaConfig config, boolean neox, float[] ropeDivisors,
-                        Function<String, WeightMatrix> tensors) {
+                        Function<String, WeightMatrix> tensors, KeyValueCache.Precision kv) {
     }
 
-    /** The logits after feeding every token of {@code tokens} from position 0. */
+    /**
+     * {@code x} rounded to the nearest value of the KV cache's storage, to nearest even, by the formats'
+     * definitions: float32 is kept in float64; float16 keeps 11 significant bits down to 2^-14 and steps of 2^-24
+     * below; bfloat16 keeps 8 significant bits.
+     */
+    static double storedKv(double x, KeyValueCache.Precision kv) {
+        if (kv == KeyValueCache.Precision.F32 || x == 0 || !Double.isFinite(x)) {
+            return x; // float32 storage: the reference keeps float64, as it always has
+        }
+        int bits = kv == KeyValueCache.Precision.F16 ? 11 : 8;
+        int exponent = Math.getExponent(x);
+        if (kv == KeyValueCache.Precision.F16) {
+            exponent = Math.max(exponent, -14);
+        }
+        double step = Math.scalb(1.0, exponent - (bits - 1));
+        return Math.rint(x / step) * step;
+    }
+
+    /** The logits after feeding every token of {@code tokens} from position 0, K and V stored as the model's. */
     static double[] logits(LlamaModel model, int[] tokens) {
+        return logits(model, tokens, model.kvPrecision());
+    }
+
+    /** As {@link #logits(LlamaModel, int[])} with K and V stored in {@code kv}. */
+    static double[] logits(LlamaModel model, int[] tokens, KeyValueCache.Precision kv) {
         LlamaWeights w = model.weights();
         Map<String, WeightMatrix> byName = new HashMap<>();
         byName.put("token_embd.weight", w.tokenEmbedding());
@@ -48,7 +73,7 @@ final class ReferenceLlama {
             byName.put(b + "ffn_down.weight", layer.down());
             byName.put(b + "ffn_up.weight", layer.up());
         }
-        return logits(new Spec(model.config(), false, w.ropeDivisors(), byName::get), tokens);
+        return logits(new Spec(model.config(), false, w.ropeDivisors(), byName::get, kv), tokens);
     }
 
     /**
@@ -56,6 +81,11 @@ final class ReferenceLlama {
      * and stored tensors: tied output when {@code output.weight} is absent, {@code rope_freqs.weight} divisors.
      */
     static double[] logits(Path file, int[] tokens) throws IOException {
+        return logits(file, tokens, KeyValueCache.Precision.DEFAULT);
+    }
+
+    /** As {@link #logits(Path, int[])} with K and V stored in {@code kv}. */
+    static double[] logits(Path file, int[] tokens, KeyValueCache.Precision kv) throws IOException {
         GgufFile gguf = GgufFile.read(file);
         String arch = gguf.string("general.architecture");
         String p = arch + ".";
@@ -84,8 +114,8 @@ final class ReferenceLlama {
                 WeightMatrix m = tensors.apply(name);
                 return m == null && name.equals("output.weight") ? embedding : m;
             };
-            return logits(new Spec(config, arch.equals("qwen2"), divisors == null ? null : divisors.toFloats(), tied),
-                    tokens);
+            return logits(new Spec(config, arch.equals("qwen2"), divisors == null ? null : divisors.toFloats(), tied,
+                    kv), tokens);
         }
     }
 
@@ -109,6 +139,10 @@ final class ReferenceLlama {
                 double[] v = times(w.apply(b + "attn_v.weight"), xb, w.apply(b + "attn_v.bias"));
                 rotate(q, pos, spec);
                 rotate(k, pos, spec);
+                for (int i = 0; i < kvDim; i++) {
+                    k[i] = storedKv(k[i], spec.kv());
+                    v[i] = storedKv(v[i], spec.kv());
+                }
                 keys[l][pos] = k;
                 values[l][pos] = v;
                 double[] att = new double[dim];
