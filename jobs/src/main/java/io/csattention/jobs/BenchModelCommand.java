@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.KeyValueCache;
 import io.csattention.model.Generation;
 import io.csattention.model.LlamaConfig;
 import io.csattention.model.LlamaModel;
@@ -93,6 +94,10 @@ final class BenchModelCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "Weights and tokens. Default: ${DEFAULT-VALUE}.")
     long seed;
 
+    @Option(names = "--kv-precision", defaultValue = "f16", paramLabel = "f16|bf16|f32",
+            description = "How the KV cache stores keys and values. Default: ${DEFAULT-VALUE}.")
+    String kvPrecision;
+
     @Option(names = "--out", defaultValue = "csattention-bench-model",
             description = "Directory for summary.json and the PNG charts (new or empty). Default: ${DEFAULT-VALUE}.")
     Path out;
@@ -107,6 +112,13 @@ final class BenchModelCommand implements Callable<Integer> {
         PrintWriter o = spec.commandLine().getOut();
         SyntheticModel.Shape s;
         SyntheticModel.Quant q;
+        KeyValueCache.Precision kv;
+        try {
+            kv = KeyValueCache.Precision.parse(kvPrecision);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--kv-precision must be one of f16, bf16, f32; kv-precision="
+                    + kvPrecision);
+        }
         try {
             s = SyntheticModel.Shape.parse(shape);
             q = SyntheticModel.Quant.parse(quant);
@@ -122,16 +134,16 @@ final class BenchModelCommand implements Callable<Integer> {
                     + "model's context length " + s.config().contextLength() + "; --context-tokens=" + maxContext);
         }
         LlamaConfig c = s.config();
-        long kvBytesLongest = 8L * c.layers() * c.kvDim() * longest;
+        long kvBytesLongest = 2L * kv.bytes() * c.layers() * c.kvDim() * longest;
         long weightEstimate = (long) (1.1 * c.vocabSize() * c.dim()) + (long) (layers == null ? c.layers() : layers)
                 * (2L * c.dim() * c.dim() + 2L * c.kvDim() * c.dim() + 3L * c.hiddenDim() * c.dim());
         NumericOptions.requireHeap("bench-model", "weights + KV of the longest context", 0,
                 weightEstimate + kvBytesLongest * 2);
-        o.printf(Locale.ROOT, "bench-model: shape %s, quant %s, %d threads (common pool %d + caller)%n", s.id(),
-                q.id(), Runtime.getRuntime().availableProcessors(),
+        o.printf(Locale.ROOT, "bench-model: shape %s, quant %s, KV %s, %d threads (common pool %d + caller)%n",
+                s.id(), q.id(), kv.id(), Runtime.getRuntime().availableProcessors(),
                 java.util.concurrent.ForkJoinPool.commonPool().getParallelism());
         long t0 = System.nanoTime();
-        LlamaModel model = SyntheticModel.build(s, layers == null ? 0 : layers, q, seed);
+        LlamaModel model = SyntheticModel.build(s, layers == null ? 0 : layers, q, seed).withKvPrecision(kv);
         LlamaConfig config = model.config();
         long weightBytes = SyntheticModel.weightBytes(model);
         o.printf(Locale.ROOT, "model: dim %d, %d layers, %d/%d heads (head_dim %d), hidden %d, vocabulary %d; "
@@ -142,6 +154,7 @@ final class BenchModelCommand implements Callable<Integer> {
         ObjectNode summary = new ObjectMapper().createObjectNode();
         summary.put("shape", s.id());
         summary.put("quant", q.id());
+        summary.put("kv_precision", kv.id());
         summary.put("weight_bytes", weightBytes);
 
         // read bandwidth of the weights, with the threads and the row split the products use
@@ -224,7 +237,7 @@ final class BenchModelCommand implements Callable<Integer> {
             start = System.nanoTime();
             float[] contextLogits = context.prefill(contextIds);
             double contextPrefill = (System.nanoTime() - start) / 1e9;
-            long kvBytes = 8L * config.layers() * config.kvDim() * n;
+            long kvBytes = context.kvBytes(); // K and V of every layer and KV head, at the stored precision
             o.printf(Locale.ROOT, "  %d-token context prefilled in %.1f s (%.1f tokens/s)%n", n, contextPrefill,
                     n / contextPrefill);
             SplittableRandom questionsRandom = new SplittableRandom(seed ^ n);

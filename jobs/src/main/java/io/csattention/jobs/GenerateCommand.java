@@ -177,6 +177,7 @@ final class GenerateCommand implements Callable<Integer> {
         options.put("samplingSeed", Long.toString(seed));
         options.put("ignoreEos", Boolean.toString(ignoreEos));
         options.put("chatTemplate", Boolean.toString(chat));
+        options.put("kvPrecision", model.kvPrecision().id());
         if (model.tokenizer != null) {
             options.put(ModelPrefill.TOKENIZER, model.tokenizer.toString());
         }

@@ -1,5 +1,6 @@
 package io.csattention.jobs;
 
+import io.csattention.core.KeyValueCache;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.ModelFiles;
 import io.csattention.model.Tokenizer;
@@ -8,7 +9,7 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Path;
 
-/** {@code --model FILE [--tokenizer FILE]}: the model of a model command. */
+/** {@code --model FILE [--tokenizer FILE] [--kv-precision P]}: the model of a model command. */
 final class ModelOptions {
 
     @Option(names = "--model", required = true, paramLabel = "FILE",
@@ -19,8 +20,24 @@ final class ModelOptions {
             description = "llama2.c tokenizer.bin (GGUF files carry their own vocabulary)")
     Path tokenizer;
 
+    @Option(names = "--kv-precision", defaultValue = "f16", paramLabel = "f16|bf16|f32",
+            description = "How the KV cache stores keys and values (float32 accumulation either way). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    String kvPrecision;
+
+    /** The {@code --kv-precision} chosen; one line naming the value otherwise. */
+    KeyValueCache.Precision kvPrecision() {
+        try {
+            return KeyValueCache.Precision.parse(kvPrecision);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--kv-precision must be one of f16, bf16, f32; kv-precision="
+                    + kvPrecision);
+        }
+    }
+
     LlamaModel load() throws IOException {
-        LlamaModel loaded = ModelFiles.load(model);
+        KeyValueCache.Precision kv = kvPrecision();
+        LlamaModel loaded = ModelFiles.load(model).withKvPrecision(kv);
         if (tokenizer != null) {
             loaded = loaded.withTokenizer(Tokenizer.readLlama2c(tokenizer, loaded.config().vocabSize()));
         }

@@ -39,7 +39,10 @@ class BenchModelCommandTest {
         }
         assertTrue(summary.get("batched_tokens_per_s").get("4").asDouble() > 0);
         assertTrue(summary.get("csattention_speedup_vs_full").get("300").asDouble() > 0);
+        assertEquals("f16", summary.get("kv_precision").asText());
         JsonNode row = summary.get("end_to_end").get("300");
+        // float16 K and V (2 bytes each) of the context's 300 tokens, 1 layer x 2 KV heads x 64 dims
+        assertEquals(2L * 2 * 300 * 2 * 64, row.get("kv_bytes").asLong());
         assertEquals(1.0, row.get("full").get("tokens_agreeing_with_full").asDouble());
         assertTrue(row.get("csattention_0.95").get("index_bytes").asLong() > 0);
         for (String file : List.of("summary.json", "batched_decode.png", "end_to_end.png")) {
@@ -59,6 +62,9 @@ class BenchModelCommandTest {
         assertEquals("2", context[0]);
         assertEquals("error: --context-tokens must leave room for the questions within the model's context length "
                 + "131072; --context-tokens=131072", context[2].strip());
+        String[] kv = run("bench-model", "--kv-precision", "f8", "--out", out.toString());
+        assertEquals("2", kv[0]);
+        assertEquals("error: --kv-precision must be one of f16, bf16, f32; kv-precision=f8", kv[2].strip());
         assertFalse(Files.exists(out));
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.csattention.core.FloatMatrix;
 import io.csattention.format.Npy;
+import io.csattention.core.KeyValueCache;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.ModelFiles;
 import io.csattention.model.Sampler;
@@ -58,6 +59,29 @@ class ModelCommandsTest {
         assertEquals(Arrays.stream(expected).mapToObj(Integer::toString).collect(Collectors.joining(" ")),
                 result.lastLine());
         assertTrue(result.err().contains("tokens/s"), result.err());
+    }
+
+    /** --kv-precision chooses the session's KV storage: each gives the greedy tokens of a session of that precision. */
+    @Test
+    void generateKeepsTheKvCacheInTheChosenPrecision() throws Exception {
+        LlamaModel model = ModelFiles.load(MODEL);
+        for (KeyValueCache.Precision kv : KeyValueCache.Precision.values()) {
+            Result result = run("generate", "--model", MODEL.toString(), "--prompt-tokens", "1 361",
+                    "--max-new-tokens", "40", "--kv-precision", kv.id().toUpperCase(java.util.Locale.ROOT));
+            assertEquals(0, result.code(), result.err());
+            Session session = model.newSession(kv);
+            float[] logits = session.prefill(new int[] {1, 361});
+            int[] expected = new int[40];
+            for (int i = 0; i < expected.length; i++) {
+                expected[i] = Sampler.argmax(logits);
+                logits = session.decode(expected[i]);
+            }
+            assertEquals(Arrays.stream(expected).mapToObj(Integer::toString).collect(Collectors.joining(" ")),
+                    result.lastLine(), kv.id());
+        }
+        assertError("--kv-precision must be one of f16, bf16, f32; kv-precision=fp8",
+                "generate", "--model", MODEL.toString(), "--prompt-tokens", "1", "--max-new-tokens", "3",
+                "--kv-precision", "fp8");
     }
 
     /** A 512-piece llama2.c tokenizer: <unk>, <s>, </s>, 256 bytes, then " w259", " w260", ... as whole words. */

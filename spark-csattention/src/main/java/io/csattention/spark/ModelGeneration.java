@@ -2,6 +2,7 @@ package io.csattention.spark;
 
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.KeyValueCache;
 import io.csattention.model.Generation;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.Sampler;
@@ -43,6 +44,8 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
     static final String BATCH_SIZE = "batchSize";
     /** Format text questions with the model's chat template (LlamaModel.chatPrompt; default false). */
     static final String CHAT_TEMPLATE = "chatTemplate";
+    /** How each context's KV cache stores keys and values: f16 (default), bf16 or f32. */
+    static final String KV_PRECISION = "kvPrecision";
 
     /** Answers, one row per question; with {@code route}, generated may be null and an error column follows. */
     static StructType answers(boolean route) {
@@ -61,7 +64,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
     /** The generation options (the rest of the map are index settings). */
     record Settings(AttentionMethod attention, int maxNewTokens, float temperature, float topP, long seed,
                     boolean ignoreEos, String tokenizer, CSAttentionSettings index, boolean chatTemplate,
-                    int batchSize) implements Serializable {
+                    int batchSize, KeyValueCache.Precision kvPrecision) implements Serializable {
 
         /** Removes the generation keys from {@code options} and parses them. */
         static Settings take(Map<String, String> options, java.util.function.Function<Map<String, String>,
@@ -98,12 +101,20 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
                 throw new IllegalArgumentException("batchSize must be an integer in [1, 4096]; batchSize="
                         + batchText);
             }
+            String kvText = o.getOrDefault(KV_PRECISION, KeyValueCache.Precision.DEFAULT.id());
+            KeyValueCache.Precision kv;
+            try {
+                kv = KeyValueCache.Precision.parse(kvText);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("kvPrecision must be one of f16, bf16, f32; kvPrecision="
+                        + kvText);
+            }
             for (String key : List.of(ATTENTION, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, SAMPLING_SEED, IGNORE_EOS,
-                    CHAT_TEMPLATE, ModelPrefill.TOKENIZER, BATCH_SIZE)) {
+                    CHAT_TEMPLATE, ModelPrefill.TOKENIZER, BATCH_SIZE, KV_PRECISION)) {
                 o.remove(key);
             }
             return new Settings(attention, maxNew, temperature, topP, seed, Boolean.parseBoolean(ignore), tokenizer,
-                    rest.apply(o), Boolean.parseBoolean(chat), batch);
+                    rest.apply(o), Boolean.parseBoolean(chat), batch, kv);
         }
 
         Sampler sampler(long questionId) {
@@ -154,7 +165,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
             return answers.iterator();
         }
         long started = System.nanoTime();
-        Session session = model.newSession();
+        Session session = model.newSession(settings.kvPrecision());
         float[] contextLogits = ModelPrefill.prefill(session, context);
         long prefillNanos = System.nanoTime() - started;
         started = System.nanoTime();

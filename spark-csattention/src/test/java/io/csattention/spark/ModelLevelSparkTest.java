@@ -1,6 +1,7 @@
 package io.csattention.spark;
 
 import io.csattention.core.CSAttentionIndex;
+import io.csattention.core.KeyValueCache;
 import io.csattention.format.IndexedHead;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.ModelFiles;
@@ -160,9 +161,32 @@ class ModelLevelSparkTest {
                 cause.getMessage());
     }
 
+    /** The Spark option kvPrecision stores each context's K and V as asked: the answers of such a session, exactly. */
+    @Test
+    void kvPrecisionChoosesHowEachContextsKvCacheIsStored() {
+        for (KeyValueCache.Precision kv : new KeyValueCache.Precision[]{KeyValueCache.Precision.F32,
+                KeyValueCache.Precision.BF16}) {
+            Map<String, String> options = Map.of("attention", "full", "kvPrecision", kv.id(),
+                    "maxNewTokens", Integer.toString(NEW_TOKENS));
+            for (Row r : CSAttention.generate(contexts, questions, modelPath, options).collectAsList()) {
+                long id = r.getAs("question_id");
+                assertArrayEquals(directGreedy(r.getAs("context_id"), questionTokens.get((int) id), kv),
+                        r.<Integer>getList(r.fieldIndex("generated")).stream().mapToInt(Integer::intValue).toArray(),
+                        kv.id() + " question " + id);
+            }
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> CSAttention.generate(contexts, questions, modelPath, Map.of("kvPrecision", "int8")));
+        assertEquals("kvPrecision must be one of f16, bf16, f32; kvPrecision=int8", e.getMessage());
+    }
+
     /** The same continuation in one process: prefill the context, read the question, decode greedily, exactly. */
     private static int[] directGreedy(String contextId, int[] question) {
-        Session session = model.newSession();
+        return directGreedy(contextId, question, KeyValueCache.Precision.DEFAULT);
+    }
+
+    private static int[] directGreedy(String contextId, int[] question, KeyValueCache.Precision kv) {
+        Session session = model.newSession(kv);
         float[] logits = session.prefill(contextTokens.get(contextId));
         for (int token : question) {
             logits = session.decode(token);
