@@ -24,7 +24,8 @@ import java.util.concurrent.Callable;
 /**
  * {@code dump-qkv}: the inputs of {@code eval-tensors} from a model's real heads. The context is the prompt tokens,
  * extended to {@code --context-tokens} by sampling from the model (temperature 1, top-p 0.9, {@code --seed}); it is
- * prefilled, then {@code --queries} tokens are decoded greedily with full attention. For every layer L and KV head H,
+ * prefilled (where {@code --device} says, {@link PrefillDeviceOption}; the CPU by default), then {@code --queries}
+ * tokens are decoded greedily with full attention. For every layer L and KV head H,
  * {@code DIR/layer{L}_kvhead{H}/} receives (float32, C order; RoPE already applied to queries and keys):
  * <ul>
  *   <li>{@code K.npy}, {@code V.npy}: [T, headSize], the context's keys and values;</li>
@@ -62,9 +63,13 @@ final class DumpQkvCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "output folder")
     Path out;
 
+    @Mixin
+    PrefillDeviceOption device;
+
     @Override
     public Integer call() throws Exception {
         OutputDir.check(out);
+        device.mode();  // a bad --device fails before the model loads
         LlamaModel loaded = model.load();
         LlamaConfig config = loaded.config();
         int[] prompt = ModelOptions.parseTokens(promptTokens, loaded);
@@ -76,7 +81,7 @@ final class DumpQkvCommand implements Callable<Integer> {
         int[] context = extend(loaded, prompt, contextTokens);
 
         Session session = loaded.newSession();
-        float[] logits = session.prefill(context);
+        float[] logits = device.prefill(session, context);
         FloatMatrix[][] keys = new FloatMatrix[config.layers()][config.kvHeads()];
         FloatMatrix[][] values = new FloatMatrix[config.layers()][config.kvHeads()];
         for (int l = 0; l < config.layers(); l++) {
@@ -136,7 +141,7 @@ final class DumpQkvCommand implements Callable<Integer> {
         int[] context = Arrays.copyOf(prompt, length);
         Sampler sampler = new Sampler(1.0f, 0.9f, seed);
         Session session = loaded.newSession();
-        float[] logits = session.prefill(prompt);
+        float[] logits = device.prefill(session, prompt);
         for (int i = prompt.length; i < length; i++) {
             context[i] = sampler.sample(logits);
             if (i + 1 < length) {

@@ -30,7 +30,8 @@ import java.util.stream.Collectors;
 /**
  * {@code generate}: prefill a prompt, then decode {@code --max-new-tokens} tokens with the chosen attention. The last
  * line of stdout is the generated token ids (prompt excluded), space-separated, with the text above it when the model
- * has a tokenizer; prefill and decode tokens/s go to stderr. With {@code --contexts}, {@code --questions} and
+ * has a tokenizer; prefill and decode tokens/s go to stderr. The prefill runs where {@code --device} says
+ * ({@link PrefillDeviceOption}, cpu by default), decode on the CPU. With {@code --contexts}, {@code --questions} and
  * {@code --out} instead of a prompt it is a Spark job: {@link CSAttention#generate} from Parquet to Parquet.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
@@ -52,6 +53,9 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Mixin
     SettingsOptions attention;
+
+    @Mixin
+    PrefillDeviceOption device;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Prompt prompt;
@@ -113,6 +117,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        device.mode();  // a bad --device fails before any work
         if (prompt.tables != null) {
             return answerTables(AttentionMethod.parse(attentionMethod));
         }
@@ -133,7 +138,7 @@ final class GenerateCommand implements Callable<Integer> {
 
         Session session = loaded.newSession();
         long started = System.nanoTime();
-        float[] logits = session.prefill(promptTokens);
+        float[] logits = device.prefill(session, promptTokens);
         long prefillNanos = System.nanoTime() - started;
         started = System.nanoTime();
         session.useAttention(method, attention.settings());
@@ -170,6 +175,14 @@ final class GenerateCommand implements Callable<Integer> {
         Map<String, String> options = attention.options(typed);
         Flags.parse(options, typed);
         Flags.put(options, typed, CSAttentionOptions.ON_ERROR, tables.onError, "--on-error");
+        if (spec.commandLine().getParseResult().hasMatchedOption("--gpu")) {
+            throw new IllegalArgumentException("--gpu picks the GPU of a local prefill; the Spark job's tasks use the "
+                    + "GPU they were assigned; --gpu=" + device.gpu);
+        }
+        // unset, the Spark setting device (spark.csattention.device, cpu by default) decides
+        if (spec.commandLine().getParseResult().hasMatchedOption("--device")) {
+            Flags.put(options, typed, CSAttentionOptions.DEVICE, device.mode().id(), "--device");
+        }
         options.put("attention", method.id());
         options.put("maxNewTokens", Integer.toString(maxNewTokens));
         options.put("temperature", Float.toString(temperature));

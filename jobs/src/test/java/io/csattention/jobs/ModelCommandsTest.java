@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.stream.Collectors;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -213,6 +214,60 @@ class ModelCommandsTest {
         assertError("chat formatting needs the model's tokenizer.chat_template; tokenizer.chat_template=absent",
                 "generate", "--model", MODEL.toString(), "--tokenizer", writeTokenizer().toString(), "--prompt", "Hi",
                 "--max-new-tokens", "3", "--chat");
+    }
+
+    /**
+     * --device cpu is the default's output; auto without a usable GPU falls back to the CPU's prefill and prints the
+     * same tokens and rows; bad values and a missing device are one line.
+     */
+    @Test
+    void theDeviceOfTheModelPrefillIsCpuByDefaultAndCheckedInOneLine() throws Exception {
+        String[] generate = {"generate", "--model", MODEL.toString(), "--prompt-tokens", "1 361 9", "--max-new-tokens",
+                "8"};
+        Result plain = run(generate);
+        assertEquals(0, plain.code(), plain.err());
+        Result cpu = run(with(generate, "--device", "cpu"));
+        assertEquals(0, cpu.code(), cpu.err());
+        assertEquals(plain.out(), cpu.out());
+        Path defaultDump = dir.resolve("default");
+        Path cpuDump = dir.resolve("cpu");
+        String[] dump = {"dump-qkv", "--model", MODEL.toString(), "--prompt-tokens", "1", "--context-tokens", "30",
+                "--queries", "2"};
+        assertEquals(0, run(with(dump, "--out", defaultDump.toString())).code());
+        assertEquals(0, run(with(dump, "--out", cpuDump.toString(), "--device", "cpu")).code());
+        for (String file : new String[] {"K.npy", "V.npy", "PQ.npy", "Q.npy"}) {
+            assertArrayEquals(java.nio.file.Files.readAllBytes(defaultDump.resolve("layer2_kvhead1").resolve(file)),
+                    java.nio.file.Files.readAllBytes(cpuDump.resolve("layer2_kvhead1").resolve(file)), file);
+        }
+
+        assertError("device must be one of auto, cpu, gpu; device=tpu", with(generate, "--device", "tpu"));
+        assertError("device must be one of auto, cpu, gpu; device=tpu",
+                with(dump, "--out", dir.resolve("tpu").toString(), "--device", "tpu"));
+        assertError("--gpu must be an integer in [0, 1023]; --gpu=-1", with(generate, "--gpu", "-1"));
+        assertError("Invalid value for option '--gpu': 'x' is not an int (run with --help for usage)", with(dump, "--out",
+                dir.resolve("x").toString(), "--gpu", "x"));
+        assertError("--gpu picks the GPU of a local prefill; the Spark job's tasks use the GPU they were assigned; "
+                + "--gpu=1", "generate", "--model", MODEL.toString(), "--contexts", dir.resolve("c").toString(),
+                "--questions", dir.resolve("q").toString(), "--out", dir.resolve("a").toString(),
+                "--max-new-tokens", "3", "--gpu", "1");
+
+        String reason = io.csattention.device.Backends.gpuUnavailableReason(0);
+        org.junit.jupiter.api.Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        Result auto = run(with(generate, "--device", "auto"));
+        assertEquals(0, auto.code(), auto.err());
+        assertEquals(plain.lastLine(), auto.lastLine());
+        assertError("device gpu needs a usable CUDA device: " + reason + "; device=gpu",
+                with(generate, "--device", "gpu"));
+        Path gpuDump = dir.resolve("gpu");
+        assertError("device gpu needs a usable CUDA device: " + reason + "; device=gpu",
+                with(dump, "--out", gpuDump.toString(), "--device", "gpu"));
+        assertTrue(!java.nio.file.Files.exists(gpuDump), "nothing written");
+    }
+
+    private static String[] with(String[] args, String... more) {
+        String[] out = Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, out, args.length, more.length);
+        return out;
     }
 
     private void assertError(String message, String... args) {

@@ -4,6 +4,7 @@ import io.csattention.kernel.Kernels;
 
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.logging.Logger;
 
@@ -18,6 +19,8 @@ import java.util.logging.Logger;
  *   <li>{@code auto}: the CUDA backend when a driver and the device are usable, otherwise the CPU backend, logging
  *       once per JVM and device one line that says why it fell back.</li>
  * </ul>
+ *
+ * <p>{@link #prefillDevice} chooses where a model prefill runs in the same three ways.
  */
 public final class Backends {
 
@@ -26,6 +29,8 @@ public final class Backends {
 
     private static final Logger LOG = Logger.getLogger(Backends.class.getName());
     private static final Map<Integer, String> FALLBACK_LOGGED = new ConcurrentHashMap<>();
+    /** The model prefill's fallback lines logged in this JVM (each distinct line once). */
+    private static final Map<String, Boolean> PREFILL_FALLBACK_LOGGED = new ConcurrentHashMap<>();
     private static volatile CpuDecodeBackend cpu;
 
     private Backends() {
@@ -68,8 +73,7 @@ public final class Backends {
                 try {
                     yield gpu(gpuOrdinal);
                 } catch (DeviceUnavailableException e) {
-                    throw new IllegalArgumentException("device gpu needs a usable CUDA device: " + e.getMessage()
-                            + "; device=gpu", e);
+                    throw gpuNeeded(e);
                 }
             }
             case AUTO -> {
@@ -84,6 +88,47 @@ public final class Backends {
                 }
             }
         };
+    }
+
+    /**
+     * Where a model prefill of up to {@code maxTokens} tokens runs: empty for the CPU ({@code cpu}, or {@code auto}
+     * without a usable GPU, logging once per JVM one line that says why), else the prefill on GPU {@code ordinal},
+     * which the caller closes. Under {@code gpu} a device that is not usable (no driver, no device, too little free
+     * memory) is the {@link IllegalArgumentException} of {@link #select}, {@code device gpu needs a usable CUDA
+     * device: <why>; device=gpu}, and a model the GPU kernels do not take is their one-line error.
+     */
+    public static Optional<PrefillDevice> prefillDevice(Mode mode, int ordinal, ForwardModel model, int maxTokens) {
+        if (mode == Mode.CPU) {
+            return Optional.empty();
+        }
+        checkOrdinal(ordinal);
+        try {
+            return Optional.of(openPrefill(ordinal, model, maxTokens));
+        } catch (DeviceUnavailableException | IllegalArgumentException e) {
+            if (mode == Mode.GPU) {
+                throw e instanceof DeviceUnavailableException unavailable ? gpuNeeded(unavailable) : e;
+            }
+            String line = "device: cpu for the model prefill (auto fell back from gpu " + ordinal + ": "
+                    + e.getMessage() + ")";
+            if (PREFILL_FALLBACK_LOGGED.putIfAbsent(line, Boolean.TRUE) == null) {
+                LOG.info(line);
+            }
+            return Optional.empty();
+        }
+    }
+
+    private static PrefillDevice openPrefill(int ordinal, ForwardModel model, int maxTokens) {
+        GpuBackendProvider provider = provider();
+        try {
+            return provider.openPrefill(model, maxTokens, ordinal);
+        } catch (NoClassDefFoundError e) {
+            throw new DeviceUnavailableException("JCuda is not on the class path (" + e.getMessage() + ")");
+        }
+    }
+
+    private static IllegalArgumentException gpuNeeded(DeviceUnavailableException e) {
+        return new IllegalArgumentException("device gpu needs a usable CUDA device: " + e.getMessage()
+                + "; device=gpu", e);
     }
 
     /**
@@ -136,14 +181,18 @@ public final class Backends {
     }
 
     private static DecodeBackend gpu(int ordinal) {
-        if (ordinal < 0) {
-            throw new IllegalArgumentException("gpu ordinal must be >= 0; gpu=" + ordinal);
-        }
+        checkOrdinal(ordinal);
         GpuBackendProvider provider = provider();
         try {
             return provider.forDevice(ordinal);
         } catch (NoClassDefFoundError e) {
             throw new DeviceUnavailableException("JCuda is not on the class path (" + e.getMessage() + ")");
+        }
+    }
+
+    private static void checkOrdinal(int ordinal) {
+        if (ordinal < 0) {
+            throw new IllegalArgumentException("gpu ordinal must be >= 0; gpu=" + ordinal);
         }
     }
 

@@ -14,4 +14,14 @@ public interface GpuBackendProvider {
      *                                    the backend's code
      */
     DecodeBackend forDevice(int ordinal);
+
+    /**
+     * A model prefill on GPU {@code ordinal} for contexts of up to {@code maxTokens} tokens: the model's weights
+     * uploaded and the context's device memory reserved, freed by {@link PrefillDevice#close}.
+     *
+     * @throws DeviceUnavailableException when the device is not usable (as {@link #forDevice}) or its free memory is
+     *                                    short of what the model and the context need
+     * @throws IllegalArgumentException   for a model the device's kernels do not take (e.g. its head size)
+     */
+    PrefillDevice openPrefill(ForwardModel model, int maxTokens, int ordinal);
 }

@@ -10,8 +10,10 @@ import io.csattention.core.KeySelector;
 import io.csattention.core.KeyValueCache;
 import io.csattention.core.Rope;
 import io.csattention.core.RopeInfo;
+import io.csattention.device.PrefillDevice;
 
 import java.util.Arrays;
+import java.util.function.IntFunction;
 import java.util.stream.IntStream;
 
 /**
@@ -196,6 +198,37 @@ public final class Session {
         return requireFinite(last);
     }
 
+    /**
+     * Loads a prefill of {@code tokens} computed elsewhere ({@link DevicePrefill}) into this empty session, as if
+     * {@link #prefill} had run: each layer's keys and values ({@code rows.apply(layer)}) are appended to the caches
+     * through the path the forward pass takes (rounded to the cache's precision), its queries become the prefill
+     * queries. Returns {@code logits}, the last token's, checked finite.
+     */
+    float[] loadPrefill(int[] tokens, IntFunction<PrefillDevice.LayerRows> rows, float[] logits) {
+        checkTokens(tokens);
+        if (position != 0) {
+            throw new IllegalStateException("a loaded prefill needs an empty session; position=" + position);
+        }
+        int count = tokens.length;
+        growPrefillQueries(count);
+        for (int l = 0; l < config.layers(); l++) {
+            PrefillDevice.LayerRows layer = rows.apply(l);
+            if (layer.tokens() != count || layer.keys().length != count * config.kvDim()
+                    || layer.values().length != count * config.kvDim()
+                    || layer.queries().length != count * config.dim()) {
+                throw new IllegalArgumentException("a loaded prefill's rows must cover its " + count
+                        + " tokens; layer " + l + " tokens=" + layer.tokens());
+            }
+            for (int t = 0; t < count; t++) {
+                appendToCaches(l, layer.keys(), layer.values(), t);
+            }
+            System.arraycopy(layer.queries(), 0, prefillQueries[l], 0, count * config.dim());
+        }
+        position = count;
+        prefillTokens = count;
+        return requireFinite(logits);
+    }
+
     /** One decode step: appends {@code token} and returns the logits [vocab] of the next token. */
     public float[] decode(int token) {
         int[] one = {token};
@@ -254,7 +287,7 @@ public final class Session {
                 RopeInfo.DEFAULT_DECODE_SPAN, model.ropeFrequencies());
     }
 
-    private void checkTokens(int[] tokens) {
+    void checkTokens(int[] tokens) {
         for (int token : tokens) {
             model.checkToken(token);
         }

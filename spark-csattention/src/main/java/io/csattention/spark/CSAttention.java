@@ -1,5 +1,6 @@
 package io.csattention.spark;
 
+import io.csattention.device.Backends;
 import io.csattention.format.IndexFileSummary;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -106,14 +107,21 @@ public final class CSAttention {
      * Builds the index set of a model-level contexts table (context_id, and text string or tokens array&lt;int&gt;):
      * each context is tokenized (text) and prefilled once on the executors by the model at {@code modelPath}
      * ({@link ModelPrefill}), then its layers' and KV heads' tensors are built as a tensor-level table would be.
-     * Option {@code tokenizer}: llama2.c's tokenizer.bin, for text with a llama2.c checkpoint.
+     * Option {@code tokenizer}: llama2.c's tokenizer.bin, for text with a llama2.c checkpoint. Option {@code device}
+     * places the prefills ({@link ModelPrefill}) and the index builds; as the model's heads carry RoPE, which the GPU
+     * build does not index, {@code gpu} builds them on the CPU as {@code auto} does (one logged line per head) while
+     * their prefill must run on the GPU.
      */
     public static IndexSet.Manifest buildIndexes(Dataset<Row> contexts, String modelPath, String indexPath,
                                                  Map<String, String> options) throws IOException {
         Map<String, String> rest = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
         rest.putAll(options);
         String tokenizer = rest.remove(ModelPrefill.TOKENIZER);
-        return buildIndexes(ModelPrefill.tensors(contexts, modelPath, tokenizer), indexPath, rest);
+        Backends.Mode device = CSAttentionOptions.from(contexts.sparkSession(), rest).device();
+        if (device == Backends.Mode.GPU) {
+            rest.put(CSAttentionOptions.DEVICE, Backends.Mode.AUTO.id());
+        }
+        return buildIndexes(ModelPrefill.tensors(contexts, modelPath, tokenizer, device), indexPath, rest);
     }
 
     /**
@@ -128,7 +136,8 @@ public final class CSAttention {
      * or question gives error rows), and the index settings of {@link CSAttentionOptions}. The result (lazy) has one
      * row per question: context_id, question_id, attention, generated ids, text (their decoding; null without a
      * tokenizer), prefill_nanos and index_nanos (of the context, shared by its questions), decode_nanos (the
-     * question's own steps), and error with onError=route (null on answered rows).
+     * question's own steps), and error with onError=route (null on answered rows). Option {@code device} places the
+     * context prefills ({@link ModelPrefill}; cpu by default); decode runs on the CPU.
      */
     public static Dataset<Row> generate(Dataset<Row> contexts, Dataset<Row> questions, String modelPath,
                                         Map<String, String> options) {
@@ -163,7 +172,8 @@ public final class CSAttention {
                 .select(functions.col("question_context").as("context_id"), functions.col(ModelPrefill.TOKENS),
                         functions.col(ModelPrefill.TEXT), functions.col("context_found"), functions.col("questions"))
                 .repartition(functions.col("context_id"));
-        return joined.flatMap(new ModelGeneration(modelPath, contextText, questionText, settings, route),
+        return joined.flatMap(new ModelGeneration(modelPath, contextText, questionText, settings, route,
+                        parsed[0].device()),
                 Encoders.row(ModelGeneration.answers(route)));
     }
 

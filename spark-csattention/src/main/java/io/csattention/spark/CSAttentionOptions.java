@@ -40,7 +40,8 @@ import java.util.TreeMap;
  * @param decodeByHead       decode plans tasks by head ({@code decodePlan=byHead}) instead of decoding each input
  *                           partition as it is ({@code asIs})
  * @param preserveOrder      a decode planned by head gives its rows back in the input's order and partitioning
- * @param device             where executors decode: {@code cpu} (the default), {@code gpu} (the GPU the task was
+ * @param device             where executors decode and prefill model contexts ({@code ModelPrefill}): {@code cpu}
+ *                           (the default), {@code gpu} (the GPU the task was
  *                           assigned; a task without a usable one fails) or {@code auto} (that GPU when usable, else
  *                           the CPU with one logged line); see {@code ExecutorDevice}. The default is {@code cpu}
  *                           because the GPU selection may differ from the CPU's at near-ties of its float sums, so

@@ -11,7 +11,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Where a decode or tensor-level build task runs on its executor ({@link CSAttentionOptions#device}): the GPU Spark's resource scheduling
+ * Where a decode, tensor-level build or model prefill task runs on its executor ({@link CSAttentionOptions#device}): the GPU Spark's resource scheduling
  * assigned to the task (its first {@code gpu} address), GPU 0 when the task has no such resource, or the CPU.
  *
  * <p>The CUDA side is per JVM already: {@link Backends} keeps one backend per device, in that device's primary
@@ -56,6 +56,12 @@ final class ExecutorDevice {
         return Backends.gpuOrdinal(address);
     }
 
+    /** The CUDA ordinal of the GPU the current task was assigned ({@link #gpuOrdinal}), 0 outside a task. */
+    static int taskOrdinal() {
+        TaskContext task = TaskContext.get();
+        return gpuOrdinal(task == null ? Map.of() : task.resourcesJMap(), System.getenv("CUDA_VISIBLE_DEVICES"));
+    }
+
     /**
      * The GPU backend the current task decodes on, or null for the CPU path. {@code gpu} without a usable device is
      * an {@link IllegalArgumentException} with the one line of {@link Backends#select}; {@code auto} then gives null
@@ -65,9 +71,7 @@ final class ExecutorDevice {
         if (mode == Backends.Mode.CPU) {
             return null;
         }
-        TaskContext task = TaskContext.get();
-        int ordinal = gpuOrdinal(task == null ? Map.of() : task.resourcesJMap(), System.getenv("CUDA_VISIBLE_DEVICES"));
-        DecodeBackend backend = Backends.select(mode, ordinal);
+        DecodeBackend backend = Backends.select(mode, taskOrdinal());
         return backend.isGpu() ? backend : null;
     }
 

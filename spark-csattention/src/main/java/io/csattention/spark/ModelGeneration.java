@@ -128,14 +128,17 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
     private final Settings settings;
     /** onError=route: bad input becomes error rows instead of failing the job. */
     private final boolean routeErrors;
+    /** Where the contexts are prefilled (option device); decode runs on the CPU. */
+    private final io.csattention.device.Backends.Mode device;
 
     ModelGeneration(String modelPath, boolean contextText, boolean questionText, Settings settings,
-                    boolean routeErrors) {
+                    boolean routeErrors, io.csattention.device.Backends.Mode device) {
         this.source = new ModelPrefill.ModelSource(modelPath, settings.tokenizer());
         this.contextText = contextText;
         this.questionText = questionText;
         this.settings = settings;
         this.routeErrors = routeErrors;
+        this.device = device;
     }
 
     /**
@@ -166,7 +169,7 @@ final class ModelGeneration implements FlatMapFunction<Row, Row> {
         }
         long started = System.nanoTime();
         Session session = model.newSession(settings.kvPrecision());
-        float[] contextLogits = ModelPrefill.prefill(session, context);
+        float[] contextLogits = ModelPrefill.prefill(session, context, device);
         long prefillNanos = System.nanoTime() - started;
         started = System.nanoTime();
         session.useAttention(settings.attention(), settings.index());

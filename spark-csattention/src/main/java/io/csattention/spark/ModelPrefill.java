@@ -1,6 +1,8 @@
 package io.csattention.spark;
 
 import io.csattention.core.FloatMatrix;
+import io.csattention.device.Backends;
+import io.csattention.model.DevicePrefill;
 import io.csattention.model.LlamaConfig;
 import io.csattention.model.LlamaModel;
 import io.csattention.model.ModelFiles;
@@ -42,6 +44,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * that name shipped with {@code spark-submit --files} ({@link SparkFiles}); it is loaded once per executor JVM. A GGUF
  * file carries its tokenizer; a llama2.c checkpoint takes llama2.c's {@code tokenizer.bin} as option
  * {@code tokenizer} (found the same way).
+ *
+ * <p>Each context's prefill runs where option {@code device} says ({@link DevicePrefill}): the CPU (the default), or
+ * the GPU the task was assigned ({@link ExecutorDevice#taskOrdinal}, as decode picks it), with {@code auto} falling
+ * back to the CPU with one logged line per executor. The rows go on from the executor's host memory either way.
  */
 public final class ModelPrefill {
 
@@ -84,20 +90,27 @@ public final class ModelPrefill {
         return tensors(contexts, modelPath, null);
     }
 
+    /** {@link #tensors(Dataset, String, String, Backends.Mode)} prefilled on the CPU. */
+    public static Dataset<Row> tensors(Dataset<Row> contexts, String modelPath, String tokenizerPath) {
+        return tensors(contexts, modelPath, tokenizerPath, Backends.Mode.CPU);
+    }
+
     /**
      * The tensor-level contexts of {@code contexts} (columns context_id and text or tokens): one row per context,
      * layer and KV head with the keys, values and prefill queries of {@link Session#prefill}. Lazy: the tokenizer and
      * the prefill run when an action (such as {@link CSAttention#buildIndexes}) reads the result, once per context.
      *
      * @param tokenizerPath llama2.c's tokenizer.bin for a llama2.c checkpoint, or null
+     * @param device        where the prefills run ({@link DevicePrefill})
      */
-    public static Dataset<Row> tensors(Dataset<Row> contexts, String modelPath, String tokenizerPath) {
+    public static Dataset<Row> tensors(Dataset<Row> contexts, String modelPath, String tokenizerPath,
+                                       Backends.Mode device) {
         boolean text = isText(contexts.schema(), TABLE);
         TensorColumn.typed(contexts.schema(), TABLE, ContextsSchema.CONTEXT_ID, DataTypes.StringType);
         ModelSource source = new ModelSource(modelPath, tokenizerPath);
         FlatMapFunction<Row, Row> prefill = row -> {
             LlamaModel model = source.load();
-            return heads(row.getString(0), contextTokens(row, text, model, source), model).iterator();
+            return heads(row.getString(0), contextTokens(row, text, model, source), model, device).iterator();
         };
         return inputs(contexts, ContextsSchema.CONTEXT_ID, text).flatMap(prefill, Encoders.row(TENSORS));
     }
@@ -210,10 +223,14 @@ public final class ModelPrefill {
         return PREFILLS.get();
     }
 
-    /** Prefills {@code tokens} into {@code session}, counted; returns the last token's logits. */
-    static float[] prefill(Session session, int[] tokens) {
+    /**
+     * Prefills {@code tokens} into {@code session} on {@code device} (a GPU: the task's), counted; returns the last
+     * token's logits.
+     */
+    static float[] prefill(Session session, int[] tokens, Backends.Mode device) {
         PREFILLS.incrementAndGet();
-        return session.prefill(tokens);
+        return DevicePrefill.prefill(session, tokens, device,
+                device == Backends.Mode.CPU ? 0 : ExecutorDevice.taskOrdinal());
     }
 
     /** The token ids of column {@code column}; fails on null naming {@code owner} (e.g. {@code context_id=a}). */
@@ -235,9 +252,9 @@ public final class ModelPrefill {
     }
 
     /** Prefills one context and returns its rows of {@link #TENSORS}. */
-    static List<Row> heads(String contextId, int[] tokens, LlamaModel model) {
+    static List<Row> heads(String contextId, int[] tokens, LlamaModel model, Backends.Mode device) {
         Session session = model.newSession();
-        prefill(session, tokens);
+        prefill(session, tokens, device);
         LlamaConfig config = model.config();
         List<Row> rows = new ArrayList<>(config.layers() * config.kvHeads());
         float[] frequencies = model.ropeFrequencies();

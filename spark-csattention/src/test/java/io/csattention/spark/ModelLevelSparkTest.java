@@ -180,6 +180,56 @@ class ModelLevelSparkTest {
         assertEquals("kvPrecision must be one of f16, bf16, f32; kvPrecision=int8", e.getMessage());
     }
 
+    /**
+     * Option device places the context prefills: cpu is the default's answers, auto without a usable GPU falls back
+     * to them, gpu without one fails the job in one line, and a bad value fails on the driver, before any job.
+     */
+    @Test
+    void theDeviceOptionPlacesTheContextPrefills(@TempDir Path dir) {
+        Map<String, String> full = Map.of("attention", "full", "maxNewTokens", "3");
+        Map<Long, List<Integer>> plain = answers(CSAttention.generate(contexts, questions, modelPath, full));
+        assertEquals(plain, answers(CSAttention.generate(contexts, questions, modelPath, with(full, "cpu"))));
+        assertEquals("device must be one of auto, cpu, gpu; device=tpu", assertThrows(IllegalArgumentException.class,
+                () -> CSAttention.generate(contexts, questions, modelPath, with(full, "tpu"))).getMessage());
+        assertEquals("device must be one of auto, cpu, gpu; device=tpu", assertThrows(IllegalArgumentException.class,
+                () -> CSAttention.buildIndexes(contexts, modelPath, dir.resolve("tpu").toString(),
+                        with(INDEX, "tpu"))).getMessage());
+        // local tasks have no gpu resource: GPU 0
+        String reason = io.csattention.device.Backends.gpuUnavailableReason(0);
+        org.junit.jupiter.api.Assumptions.assumeTrue(reason != null, "a usable GPU is present");
+        assertEquals(plain, answers(CSAttention.generate(contexts, questions, modelPath, with(full, "auto"))));
+        String needed = "device gpu needs a usable CUDA device: " + reason + "; device=gpu";
+        assertFailedWith(needed, assertThrows(Exception.class,
+                () -> CSAttention.generate(contexts, questions, modelPath, with(full, "gpu")).collectAsList()));
+        assertFailedWith(needed, assertThrows(Exception.class,
+                () -> CSAttention.buildIndexes(contexts, modelPath, dir.resolve("gpu").toString(),
+                        with(INDEX, "gpu"))));
+    }
+
+    private static Map<String, String> with(Map<String, String> options, String device) {
+        Map<String, String> out = new HashMap<>(options);
+        out.put(CSAttentionOptions.DEVICE, device);
+        return out;
+    }
+
+    private static Map<Long, List<Integer>> answers(Dataset<Row> answers) {
+        Map<Long, List<Integer>> out = new HashMap<>();
+        for (Row r : answers.collectAsList()) {
+            out.put(r.getAs("question_id"), r.getList(r.fieldIndex("generated")));
+        }
+        return out;
+    }
+
+    /** The task's exception, somewhere in the chain of the driver's, has exactly {@code message}. */
+    private static void assertFailedWith(String message, Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (message.equals(t.getMessage())) {
+                return;
+            }
+        }
+        throw new AssertionError("no cause with the message " + message, e);
+    }
+
     /** The same continuation in one process: prefill the context, read the question, decode greedily, exactly. */
     private static int[] directGreedy(String contextId, int[] question) {
         return directGreedy(contextId, question, KeyValueCache.Precision.DEFAULT);

@@ -4,6 +4,7 @@ import io.csattention.core.Check;
 import io.csattention.core.FloatMatrix;
 import io.csattention.core.KeyValueCache;
 import io.csattention.device.ForwardModel;
+import io.csattention.device.PrefillDevice;
 import jcuda.Pointer;
 import jcuda.Sizeof;
 import jcuda.driver.JCudaDriver;
@@ -23,14 +24,16 @@ import java.util.List;
  * positions and its own, causally, so the result does not depend on the block size.
  *
  * <p>The keys, values and (rotated) queries of every layer stay on the device for the whole context, in position
- * order ({@code [maxTokens, kvDim]} and {@code [maxTokens, dim]}); {@link #keys}, {@link #values} and
- * {@link #prefillQueries} copy one KV head's rows to the host in the layouts the index build takes
- * ({@code Session.cache}, {@code Session.prefillQueries}). Handing them to {@link CudaIndexBuilder} without the host
- * round trip is not done yet: that builder takes host matrices (its k-means++ start runs on the CPU).
+ * order ({@code [maxTokens, kvDim]} and {@code [maxTokens, dim]}); {@link #layerRows} copies one layer's rows to the
+ * host as the CPU forward pass lays them out (what {@code Session.loadPrefill} appends, the route of
+ * {@code DevicePrefill}), and {@link #keys}, {@link #values} and {@link #prefillQueries} copy one KV head's rows in
+ * the layouts the index build takes ({@code Session.cache}, {@code Session.prefillQueries}). Handing them to
+ * {@link CudaIndexBuilder} without the host round trip is not done yet: that builder takes host matrices (its
+ * k-means++ start runs on the CPU).
  *
  * <p>Not thread-safe beyond its synchronized methods; one instance holds one sequence.
  */
-public final class GpuModelForward implements AutoCloseable {
+public final class GpuModelForward implements PrefillDevice {
 
     /** Tokens per block by default: large enough to fill the GEMM tiles, small enough for the activations. */
     public static final int DEFAULT_BLOCK = 512;
@@ -202,7 +205,7 @@ public final class GpuModelForward implements AutoCloseable {
         return floats * Sizeof.FLOAT;
     }
 
-    /** Tokens in the context so far. */
+    @Override
     public synchronized int position() {
         return position;
     }
@@ -211,6 +214,7 @@ public final class GpuModelForward implements AutoCloseable {
      * Runs {@code tokens} through the model after the context so far (positions [position, position + length)) and
      * returns the logits [vocab] of the last one.
      */
+    @Override
     public synchronized float[] prefill(int[] tokens) {
         checkOpen();
         checkTokens(tokens);
@@ -289,6 +293,15 @@ public final class GpuModelForward implements AutoCloseable {
                 residual, out);
     }
 
+    /** Rows [0, position) of the keys, values and queries of {@code layer}, each buffer copied once. */
+    @Override
+    public synchronized LayerRows layerRows(int layer) {
+        Layer w = layers(layer);
+        checkOpen();
+        return new LayerRows(position, download(w.keys, config.kvDim()), download(w.values, config.kvDim()),
+                download(w.queries, config.dim()));
+    }
+
     /** Rows [0, position) of KV head {@code kvHead}'s keys of {@code layer}, [position, headSize] (rotated). */
     public synchronized FloatMatrix keys(int layer, int kvHead) {
         return headRows(layers(layer).keys, config.kvDim(), kvHead, 1);
@@ -317,10 +330,7 @@ public final class GpuModelForward implements AutoCloseable {
         checkOpen();
         Check.that(kvHead >= 0 && kvHead < config.kvHeads(), "kv head must be in [0, " + config.kvHeads() + ")",
                 "kv_head", kvHead);
-        device.makeCurrent();
-        stream.synchronize();
-        float[] all = new float[position * width];
-        buffer.download(all, all.length);
+        float[] all = download(buffer, width);
         int headSize = config.headSize();
         int span = group * headSize;
         float[] out = new float[position * span];
@@ -328,6 +338,15 @@ public final class GpuModelForward implements AutoCloseable {
             System.arraycopy(all, t * width + kvHead * span, out, t * span, span);
         }
         return new FloatMatrix(position * group, headSize, out);
+    }
+
+    /** Rows [0, position) of a buffer of rows of {@code width} floats, after the stream's work. */
+    private float[] download(DeviceBuffer buffer, int width) {
+        device.makeCurrent();
+        stream.synchronize();
+        float[] all = new float[position * width];
+        buffer.download(all, all.length);
+        return all;
     }
 
     private Layer layers(int layer) {

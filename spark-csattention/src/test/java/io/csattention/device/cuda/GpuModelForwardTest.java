@@ -1,7 +1,9 @@
 package io.csattention.device.cuda;
 
 import io.csattention.core.FloatMatrix;
+import io.csattention.core.KeyValueCache;
 import io.csattention.device.Backends;
+import io.csattention.model.DevicePrefill;
 import io.csattention.model.LlamaConfig;
 import io.csattention.model.LlamaForwardModel;
 import io.csattention.model.LlamaModel;
@@ -71,6 +73,38 @@ class GpuModelForwardTest {
             assertClose(wantRest, gpu.prefill(rest), "logits after 137 tokens");
             assertEquals(137, gpu.position());
             assertContextClose(model, cpu, gpu);
+        }
+    }
+
+    /**
+     * The route the commands and Spark take ({@code DevicePrefill} under gpu and auto, through {@code Backends}
+     * and the provider): the loaded session's logits, caches and prefill queries, and its next decode step on the CPU,
+     * against the CPU session's; float32 caches on both sides, so the rows compared are the devices' own.
+     */
+    @Test
+    void gpuPrefillRoutedThroughDevicePrefillMatchesTheCpuAndDecodingGoesOn() {
+        assumeGpu();
+        System.out.println("GpuModelForwardTest seed=" + SEED);
+        LlamaModel model = SyntheticModel.build(SyntheticModel.Shape.SMALL, 2, SyntheticModel.Quant.Q8_0, SEED + 4);
+        int[] tokens = randomTokens(model, 150, SEED + 5);
+        LlamaConfig c = model.config();
+        for (Backends.Mode mode : new Backends.Mode[] {Backends.Mode.GPU, Backends.Mode.AUTO}) {
+            Session cpu = model.newSession(KeyValueCache.Precision.F32);
+            float[] want = cpu.prefill(tokens);
+            Session gpu = model.newSession(KeyValueCache.Precision.F32);
+            assertClose(want, DevicePrefill.prefill(gpu, tokens, mode, 0), mode + " logits");
+            assertEquals(tokens.length, gpu.position());
+            for (int layer = 0; layer < c.layers(); layer++) {
+                for (int g = 0; g < c.kvHeads(); g++) {
+                    String where = " of layer " + layer + " kv head " + g;
+                    assertMatrixClose(cpu.cache(layer, g).keyMatrix(), gpu.cache(layer, g).keyMatrix(), "keys" + where);
+                    assertMatrixClose(cpu.cache(layer, g).valueMatrix(), gpu.cache(layer, g).valueMatrix(),
+                            "values" + where);
+                    assertMatrixClose(cpu.prefillQueries(layer, g), gpu.prefillQueries(layer, g), "queries" + where);
+                }
+            }
+            int next = io.csattention.model.Sampler.argmax(want);
+            assertClose(cpu.decode(next), gpu.decode(next), mode + " next decode step");
         }
     }
 
@@ -149,7 +183,8 @@ class GpuModelForwardTest {
     private static void assertMatrixClose(FloatMatrix want, FloatMatrix got, String what) {
         assertEquals(want.rows(), got.rows(), what + " rows");
         assertEquals(want.cols(), got.cols(), what + " cols");
-        assertClose(java.util.Arrays.copyOf(want.data(), want.rows() * want.cols()), got.data(), what);
+        assertClose(java.util.Arrays.copyOf(want.data(), want.rows() * want.cols()),
+                java.util.Arrays.copyOf(got.data(), got.rows() * got.cols()), what);
     }
 
     private static void assertClose(float[] want, float[] got, String what) {
