@@ -1,6 +1,7 @@
 package io.csattention.model;
 
 import io.csattention.baseline.AttentionMethod;
+import io.csattention.core.Attention;
 import io.csattention.core.BlockDecoder;
 import io.csattention.core.BudgetPlan;
 import io.csattention.core.CSAttentionSelector;
@@ -442,14 +443,32 @@ public final class Session {
         int heads = config.heads();
         int headSize = config.headSize();
         long work = (long) count * heads * (position + count) * headSize;
-        IntStream pairs = IntStream.range(0, count * heads);
+        int group = config.groupSize();
+        int kvHeads = config.kvHeads();
+        IntStream pairs = IntStream.range(0, count * kvHeads);
         (work < PARALLEL_ATTENTION ? pairs : pairs.parallel()).forEach(i -> {
-            int t = i / heads;
-            int head = i % heads;
-            KeyValueCache cache = caches[layer][head / config.groupSize()];
-            attendPrefix(q, t * config.dim() + head * headSize, cache, position + t + 1, att,
-                    t * config.dim() + head * headSize);
+            int t = i / kvHeads;
+            int kvHead = i % kvHeads;
+            int off = t * config.dim() + kvHead * group * headSize;
+            attendExact(q, off, group, caches[layer][kvHead], position + t + 1, att, off);
         });
+    }
+
+    /**
+     * Exact attention of the {@code group} query heads of one KV head over keys [0, n): {@link Attention#attendGroup}
+     * (K and V read once for the group), except for float32 heads narrower than {@value #NARROW_HEAD} dimensions,
+     * which keep the per-query inline loops below (kernel calls cost more than such a key's work, and llama2.c's
+     * run.c, which the 8-dimensional stories260K tests follow token for token, sums as they do).
+     */
+    private void attendExact(float[] q, int qOff, int group, KeyValueCache cache, int n, float[] out, int outOff) {
+        int d = cache.dim();
+        if (d < NARROW_HEAD && cache.precision() == KeyValueCache.Precision.F32) {
+            for (int g = 0; g < group; g++) {
+                attendPrefix(q, qOff + g * d, cache, n, out, outOff + g * d);
+            }
+        } else {
+            Attention.attendGroup(model.kernels(), q, qOff, group, cache, n, out, outOff);
+        }
     }
 
     /**
@@ -520,22 +539,28 @@ public final class Session {
             work += (long) heads * owners[r].position * headSize;
             Arrays.fill(rowPositions, r * heads, (r + 1) * heads, positions[r]);
         }
-        IntStream range = IntStream.range(0, rows * heads);
-        (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(row -> {
-            Session owner = owners[row / heads];
-            int head = row % heads;
-            int kvHead = head / config.groupSize();
+        int group = config.groupSize();
+        int kvHeads = config.kvHeads();
+        // one task per sequence and KV head: exact attention reads the head's K and V once for its query heads
+        IntStream range = IntStream.range(0, rows * kvHeads);
+        (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(task -> {
+            Session owner = owners[task / kvHeads];
+            int kvHead = task % kvHeads;
             KeyValueCache cache = owner.caches[layer][kvHead];
-            int off = row * headSize;
+            int firstRow = (task / kvHeads) * heads + kvHead * group;
             if (owner.selectors == null) {
-                owner.attendPrefix(q, off, cache, cache.size(), att, off);
+                owner.attendExact(q, firstRow * headSize, group, cache, cache.size(), att, firstRow * headSize);
                 return;
             }
             BudgetPlan plan = owner.method.plan(owner.settings, cache.size());
-            int[] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead], plan,
-                    q, row, 1, rowPositions, att)[0];
-            if (owner.probe != null) {
-                owner.probe.observe(layer, head, q, off, cache, plan, selected, att, off);
+            for (int g = 0; g < group; g++) {
+                int row = firstRow + g;
+                int off = row * headSize;
+                int[] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead],
+                        plan, q, row, 1, rowPositions, att)[0];
+                if (owner.probe != null) {
+                    owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, selected, att, off);
+                }
             }
         });
     }

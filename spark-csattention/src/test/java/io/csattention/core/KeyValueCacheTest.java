@@ -154,6 +154,54 @@ class KeyValueCacheTest {
         assertTrue(errors[2] > errors[1], Arrays.toString(errors));
     }
 
+    /**
+     * Grouped-query exact attention (4 query heads on one KV head, 32K keys + 37, not a multiple of the chunk): each
+     * head within float32's error (3e-5 at 32K keys: sums of 32K exp terms in float) of float64 attention over the
+     * keys as stored, and
+     * each head's bits independent of the other heads of its group.
+     */
+    @Test
+    void groupAttentionIsExactPerHeadAndIndependentOfItsNeighbours() {
+        int n = N + 37;
+        int group = 4;
+        FloatMatrix keys = TestData.gaussian(n, D, 51);
+        FloatMatrix values = TestData.gaussian(n, D, 52);
+        SplittableRandom random = new SplittableRandom(53);
+        float[] q = new float[(group + 1) * D];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) (2 * random.nextGaussian());
+        }
+        for (KeyValueCache.Precision p : KeyValueCache.Precision.values()) {
+            KeyValueCache cache = half(keys, values, p);
+            // the reference attends the keys as stored (rounded for half caches), in float64
+            float[] stored = cache.keyMatrix().data();
+            float[] storedValues = cache.valueMatrix().data();
+            for (VectorKernels k : kernels()) {
+                float[] out = new float[group * D];
+                Attention.attendGroup(k, q, 0, group, cache, n, out, 0);
+                float[] shifted = new float[group * D];
+                Attention.attendGroup(k, q, D, group, cache, n, shifted, 0); // the same heads one place earlier
+                float[] other = q.clone();
+                other[0] += 1f; // head 0 changes; heads 1-3 must not
+                float[] neighbours = new float[group * D];
+                Attention.attendGroup(k, other, 0, group, cache, n, neighbours, 0);
+                for (int g = 0; g < group; g++) {
+                    double[] exact = ExactReference.attendAll(ExactReference.scores(q, g * D, stored, n, D),
+                            storedValues, D);
+                    double error = ExactReference.relativeError(out, g * D, exact);
+                    assertTrue(error < 3e-5, p + " " + k.getClass().getSimpleName() + " head " + g + ": " + error);
+                    if (g > 0) {
+                        assertArrayEquals(Arrays.copyOfRange(out, g * D, (g + 1) * D),
+                                Arrays.copyOfRange(neighbours, g * D, (g + 1) * D), p + " head " + g);
+                    }
+                }
+                double moved = ExactReference.relativeError(shifted, 0, ExactReference.attendAll(
+                        ExactReference.scores(q, D, stored, n, D), storedValues, D));
+                assertTrue(moved < 3e-5, p + " shifted: " + moved);
+            }
+        }
+    }
+
     @Test
     void float16RefusesFiniteValuesBeyondItsRangeInOneLine() {
         KeyValueCache cache = new KeyValueCache(4, 2, KeyValueCache.Precision.F16);
