@@ -86,6 +86,88 @@ public final class Attention {
         }
     }
 
+    /** Keys per chunk of {@link #attendCausal}: transposed, 32 KB at d = 64, in L1 while the tile's queries use it. */
+    private static final int CAUSAL_CHUNK = 128;
+    private static final ThreadLocal<float[][]> CAUSAL_SCRATCH = ThreadLocal.withInitial(() -> new float[3][0]);
+
+    /**
+     * Causal exact attention of a tile of {@code tokens} consecutive query tokens, each with the {@code group} query
+     * heads that share one KV head (the prefill of a context): token t's queries are
+     * {@code q[qOff + t*tokenStride + g*d ..)} for g in [0, group), it attends keys [0, first + t) of {@code cache},
+     * and its outputs go to the same places of {@code out}. Each key chunk is widened and transposed once for the
+     * whole tile and scored by {@link VectorKernels#dotTransposed} (lanes are keys: no horizontal sums); the softmax
+     * is exact over each query's whole prefix, then V chunks are added with {@link VectorKernels#addWeightedRows}.
+     * A query's result depends only on its data, its place in its token's group and its prefix length, not on the
+     * tile: prefilling in any split gives the same bits. The scores are summed in a different order than
+     * {@link #attendGroup}'s (decode), so a prefill and a decode step of the same token agree within rounding.
+     */
+    public static void attendCausal(VectorKernels kernels, float[] q, int qOff, int tokenStride, int tokens,
+                                    int group, KeyValueCache cache, int first, float[] out, int outOff) {
+        if (tokens <= 0) {
+            return;
+        }
+        if (first < 1) {
+            throw new IllegalArgumentException("a causal tile's first token must see at least one key; first="
+                    + first);
+        }
+        int d = cache.dim();
+        int n = first + tokens - 1;
+        if (n > cache.size()) {
+            throw new IllegalArgumentException("the tile attends " + n + " keys but the cache holds " + cache.size());
+        }
+        int queries = tokens * group;
+        float[][] scratch = CAUSAL_SCRATCH.get();
+        if (scratch[0].length < (long) queries * n) {
+            scratch[0] = new float[Math.multiplyExact(queries, n)];
+        }
+        if (scratch[1].length < CAUSAL_CHUNK * d) {
+            scratch[1] = new float[CAUSAL_CHUNK * d];
+            scratch[2] = new float[CAUSAL_CHUNK * d];
+        }
+        float[] scores = scratch[0];
+        float[] rows = scratch[1];
+        float[] kt = scratch[2];
+        for (int from = 0; from < n; from += CAUSAL_CHUNK) {
+            int c = Math.min(CAUSAL_CHUNK, n - from);
+            cache.keyRows(kernels, from, c, rows, 0);
+            for (int j = 0; j < c; j++) {
+                for (int e = 0, r = j * d; e < d; e++, r++) {
+                    kt[e * CAUSAL_CHUNK + j] = rows[r];
+                }
+            }
+            for (int t = Math.max(0, from + 1 - first); t < tokens; t++) {
+                int keys = Math.min(c, first + t - from);
+                kernels.dotTransposed(q, qOff + t * tokenStride, d, group, kt, 0, CAUSAL_CHUNK, d, keys, scores,
+                        t * group * n + from, n);
+            }
+        }
+        float scale = (float) (1.0 / Math.sqrt(d));
+        for (int t = 0; t < tokens; t++) {
+            int keys = first + t;
+            for (int g = 0; g < group; g++) {
+                int off = (t * group + g) * n;
+                for (int j = off; j < off + keys; j++) {
+                    scores[j] *= scale;
+                }
+                float max = kernels.max(scores, off, keys);
+                float inv = 1f / kernels.expShifted(scores, off, keys, max);
+                for (int j = off; j < off + keys; j++) {
+                    scores[j] *= inv;
+                }
+            }
+            java.util.Arrays.fill(out, outOff + t * tokenStride, outOff + t * tokenStride + group * d, 0f);
+        }
+        for (int from = 0; from < n; from += CAUSAL_CHUNK) {
+            int c = Math.min(CAUSAL_CHUNK, n - from);
+            cache.valueRows(kernels, from, c, rows, 0);
+            for (int t = Math.max(0, from + 1 - first); t < tokens; t++) {
+                int keys = Math.min(c, first + t - from);
+                kernels.addWeightedRows(scores, t * group * n + from, n, group, rows, d, d, 0, keys, out,
+                        outOff + t * tokenStride, d);
+            }
+        }
+    }
+
     /**
      * {@code softmax(scores / sqrt(d)) V_S} into {@code out[outOff .. outOff+d)} for the first {@code count} keys of
      * {@code selected} and their raw scores {@code q . k} (overwritten with the weights).

@@ -222,6 +222,26 @@ public interface VectorKernels {
     }
 
     /**
+     * Scores of a block of queries against keys stored transposed (the Q*K^T tile of prefill attention):
+     * {@code out[outOff + i*outStride + j] = sum_e q[qOff + i*qStride + e] * kt[ktOff + e*ktStride + j]} for i in
+     * [0, queryCount), j in [0, keyCount), summed over e in [0, length) in order, one fused multiply-add at a time
+     * from 0. Each score depends only on its query and key, and every kernel set gives the same bits.
+     */
+    default void dotTransposed(float[] q, int qOff, int qStride, int queryCount, float[] kt, int ktOff, int ktStride,
+                               int length, int keyCount, float[] out, int outOff, int outStride) {
+        for (int i = 0; i < queryCount; i++) {
+            int qi = qOff + i * qStride;
+            for (int j = 0; j < keyCount; j++) {
+                float s = 0f;
+                for (int e = 0; e < length; e++) {
+                    s = Math.fma(q[qi + e], kt[ktOff + e * ktStride + j], s);
+                }
+                out[outOff + i * outStride + j] = s;
+            }
+        }
+    }
+
+    /**
      * Adds weighted rows to a block of outputs (the P*V tile of blocked attention):
      * {@code out[outOff + i*outStride + c] += sum_r w[wOff + i*wStride + r] * rows[(firstRow+r)*stride + c]}
      * for i in [0, queryCount), r in [0, rowCount) and c in [0, length).

@@ -36,6 +36,8 @@ public final class Session {
     private static final long PARALLEL_ATTENTION = 1 << 15;
     /** Head sizes below this attend with inline loops instead of kernel calls. */
     private static final int NARROW_HEAD = 16;
+    /** Prefill tokens per tile of causal attention: their queries share each transposed key chunk. */
+    private static final int CAUSAL_TILE = 16;
 
     private final LlamaModel model;
     private final LlamaConfig config;
@@ -438,19 +440,32 @@ public final class Session {
         }
     }
 
-    /** att [count, dim]: every query head of token t attends keys [0, position + t] of its KV head exactly. */
+    /**
+     * att [count, dim]: every query head of token t attends keys [0, position + t] of its KV head exactly, in tiles
+     * of {@value #CAUSAL_TILE} tokens per KV head ({@link Attention#attendCausal}: each key chunk is widened and
+     * transposed once per tile), float32 heads narrower than {@value #NARROW_HEAD} per token as before.
+     */
     private void attendCausal(int layer, float[] q, int count, float[] att) {
         int heads = config.heads();
         int headSize = config.headSize();
         long work = (long) count * heads * (position + count) * headSize;
         int group = config.groupSize();
         int kvHeads = config.kvHeads();
-        IntStream pairs = IntStream.range(0, count * kvHeads);
+        int dim = config.dim();
+        boolean narrow = headSize < NARROW_HEAD && caches[layer][0].precision() == KeyValueCache.Precision.F32;
+        int tile = narrow ? 1 : CAUSAL_TILE;
+        int tiles = (count + tile - 1) / tile;
+        IntStream pairs = IntStream.range(0, tiles * kvHeads);
         (work < PARALLEL_ATTENTION ? pairs : pairs.parallel()).forEach(i -> {
-            int t = i / kvHeads;
+            int t = i / kvHeads * tile;
             int kvHead = i % kvHeads;
-            int off = t * config.dim() + kvHead * group * headSize;
-            attendExact(q, off, group, caches[layer][kvHead], position + t + 1, att, off);
+            int off = t * dim + kvHead * group * headSize;
+            if (narrow) {
+                attendExact(q, off, group, caches[layer][kvHead], position + t + 1, att, off);
+            } else {
+                Attention.attendCausal(model.kernels(), q, off, dim, Math.min(tile, count - t), group,
+                        caches[layer][kvHead], position + t + 1, att, off);
+            }
         });
     }
 

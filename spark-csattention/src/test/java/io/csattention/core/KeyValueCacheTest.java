@@ -202,6 +202,53 @@ class KeyValueCacheTest {
         }
     }
 
+    /**
+     * The prefill's causal tile ({@link Attention#attendCausal}): every token's every head within float32's error of
+     * float64 attention over exactly its prefix (a long one crossing every chunk boundary up to 32K + 37 keys, and
+     * short ones from the first key, where one key too many or too few is far outside the bound), and the same bits
+     * whether the tokens are attended in one tile or split in two.
+     */
+    @Test
+    void causalTileAttendsEachTokensPrefixExactlyWhateverTheSplit() {
+        int n = N + 37;
+        int group = 4;
+        int tokens = 16;
+        int stride = 2 * group * D + 3; // the token's row also holds another KV head's queries
+        FloatMatrix keys = TestData.gaussian(n, D, 61);
+        FloatMatrix values = TestData.gaussian(n, D, 62);
+        SplittableRandom random = new SplittableRandom(63);
+        float[] q = new float[5 + tokens * stride];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) (2 * random.nextGaussian());
+        }
+        for (KeyValueCache.Precision p : KeyValueCache.Precision.values()) {
+            KeyValueCache cache = half(keys, values, p);
+            float[] stored = cache.keyMatrix().data();
+            float[] storedValues = cache.valueMatrix().data();
+            for (VectorKernels k : kernels()) {
+                for (int first : new int[] {1, n - tokens + 1}) {
+                    float[] out = new float[q.length];
+                    Attention.attendCausal(k, q, 5, stride, tokens, group, cache, first, out, 5);
+                    float[] split = new float[q.length];
+                    Attention.attendCausal(k, q, 5, stride, 5, group, cache, first, split, 5);
+                    Attention.attendCausal(k, q, 5 + 5 * stride, stride, tokens - 5, group, cache, first + 5, split,
+                            5 + 5 * stride);
+                    assertArrayEquals(out, split, p + " " + k.name() + " first=" + first + ": split in two");
+                    for (int t = 0; t < tokens; t++) {
+                        for (int g = 0; g < group; g++) {
+                            int off = 5 + t * stride + g * D;
+                            double[] exact = ExactReference.attendAll(
+                                    ExactReference.scores(q, off, stored, first + t, D), storedValues, D);
+                            double error = ExactReference.relativeError(out, off, exact);
+                            assertTrue(error < 3e-5, p + " " + k.name() + " first=" + first + " token " + t
+                                    + " head " + g + ": " + error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void float16RefusesFiniteValuesBeyondItsRangeInOneLine() {
         KeyValueCache cache = new KeyValueCache(4, 2, KeyValueCache.Precision.F16);

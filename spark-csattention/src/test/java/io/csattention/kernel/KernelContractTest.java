@@ -377,6 +377,49 @@ class KernelContractTest {
         }
     }
 
+    /**
+     * Transposed scores: within float32 error of float64 dots, and bit for bit the scalar chain (every key-count tail:
+     * 4-vector passes, single vectors, scalar keys; query tiles of four and single queries; strides and offsets).
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotTransposedMatchesFloat64AndTheScalarChainBitForBit(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 11);
+        for (int length : new int[] {1, 3, 8, 17, 64, 128}) {
+            for (int keys : new int[] {1, 5, 16, 17, 63, 64, 65, 100, 128}) {
+                for (int queries : new int[] {1, 4, 5, 7}) {
+                    int qStride = length + 3;
+                    int ktStride = keys + 5;
+                    float[] q = random(random, 1 + queries * qStride);
+                    float[] kt = random(random, 2 + length * ktStride);
+                    int outStride = keys + 2;
+                    float[] got = new float[3 + queries * outStride];
+                    float[] want = new float[3 + queries * outStride];
+                    kernels.dotTransposed(q, 1, qStride, queries, kt, 2, ktStride, length, keys, got, 3, outStride);
+                    ScalarKernels.INSTANCE.dotTransposed(q, 1, qStride, queries, kt, 2, ktStride, length, keys, want,
+                            3, outStride);
+                    String what = kernels.name() + " length=" + length + " keys=" + keys + " queries=" + queries;
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(want, got, "dotTransposed " + what);
+                    for (int i = 0; i < queries; i++) {
+                        for (int j = 0; j < keys; j++) {
+                            double exact = 0;
+                            double sumAbs = 0;
+                            for (int e = 0; e < length; e++) {
+                                double term = (double) q[1 + i * qStride + e] * kt[2 + e * ktStride + j];
+                                exact += term;
+                                sumAbs += Math.abs(term);
+                            }
+                            // each product rounds too (fused: once per step), so length + 1 roundings
+                            assertClose(exact, got[3 + i * outStride + j], length + 1, sumAbs,
+                                    "dotTransposed " + what);
+                        }
+                    }
+                    assertEquals(0f, got[0] + got[1] + got[2], "nothing written before the block: " + what);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
     void dotBlockAndAddWeightedRowsMatchScalar(VectorKernels kernels) {
