@@ -7,7 +7,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -28,24 +27,9 @@ final class SimdKernels implements VectorKernels {
     private static final int NARROW_LANES = NARROW.length();
     /** Bytes with as many lanes as {@link #WIDE}: one load widens into one float vector. */
     private static final VectorSpecies<Byte> CODES = VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * 8));
-    /** Lane permutations of {@link #sum}: swap halves, then quarters, down to neighbouring lanes. */
-    private static final VectorShuffle<Float>[] WIDE_FOLDS = folds(WIDE);
-    private static final VectorShuffle<Float>[] NARROW_FOLDS = folds(NARROW);
     /** The 256-bit species of the 32-code block kernels ({@link #dotCodes32}), whatever the preferred width. */
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
-    private static final VectorShuffle<Float>[] F256_FOLDS = folds(F256);
-    // the folds as constants: C2 compiles a rearrange by a constant shuffle to one permute, a shuffle read from an
-    // array in a loop to the API's Java fallback (measured: 8% of a prefill's samples on an AVX-512 machine)
-    private static final VectorShuffle<Float> WIDE_FOLD0 = fold(WIDE_FOLDS, 0);
-    private static final VectorShuffle<Float> WIDE_FOLD1 = fold(WIDE_FOLDS, 1);
-    private static final VectorShuffle<Float> WIDE_FOLD2 = fold(WIDE_FOLDS, 2);
-    private static final VectorShuffle<Float> WIDE_FOLD3 = fold(WIDE_FOLDS, 3);
-    private static final VectorShuffle<Float> F256_FOLD0 = F256_FOLDS[0];
-    private static final VectorShuffle<Float> F256_FOLD1 = F256_FOLDS[1];
-    private static final VectorShuffle<Float> F256_FOLD2 = F256_FOLDS[2];
-    private static final VectorShuffle<Float> NARROW_FOLD0 = NARROW_FOLDS[0];
-    private static final VectorShuffle<Float> NARROW_FOLD1 = NARROW_FOLDS[1];
     /** Whether the machine has 256-bit vectors: the 32-code block kernels need them, else the scalar loops run. */
     private static final boolean INTERLEAVE = WIDE.vectorBitSize() >= 256;
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
@@ -56,22 +40,6 @@ final class SimdKernels implements VectorKernels {
         return "simd";
     }
 
-    private static VectorShuffle<Float> fold(VectorShuffle<Float>[] folds, int k) {
-        return k < folds.length ? folds[k] : null;
-    }
-
-    @SuppressWarnings("unchecked")
-    private static VectorShuffle<Float>[] folds(VectorSpecies<Float> species) {
-        int lanes = species.length();
-        int steps = Integer.numberOfTrailingZeros(lanes);
-        VectorShuffle<Float>[] folds = new VectorShuffle[steps];
-        for (int k = 0; k < steps; k++) {
-            int half = lanes >> (k + 1);
-            folds[k] = VectorShuffle.fromOp(species, lane -> lane ^ half);
-        }
-        return folds;
-    }
-
     /**
      * The sum of a vector's lanes in one fixed order (halves, then quarters, ...), the same in interpreted and
      * compiled code by construction. The API lets {@code reduceLanes(ADD)} add in any order, which could differ
@@ -79,45 +47,48 @@ final class SimdKernels implements VectorKernels {
      * and a retried task must give identical output.
      */
     private static float sum(FloatVector v) {
-        // one method per species, each with its folds as constants: a shared loop over shuffles read from an array
-        // sees several vector classes (512-, 256- and 128-bit on an AVX-512 machine) and C2 leaves rearrange and add
-        // to the API's Java fallback, allocating every vector (8% of a prefill's samples there)
-        int lanes = v.length();
-        if (lanes == LANES) {
-            return sumWide(v);
-        }
-        return lanes == F256.length() ? sum256(v) : sumNarrow(v);
+        // the lanes go through a small array and are added as scalars in the fold order: a method this small is
+        // inlined wherever it is called, so the vector stays in a register; a helper that keeps the folds as
+        // vector rearranges is too large to inline in the big kernels, gets the vector boxed, and C2 compiled its
+        // rearranges to the Vector API's Java fallback (measured on JDK 17, AVX-512: 40% of a model run's samples)
+        float[] lanes = new float[v.length()];
+        v.intoArray(lanes, 0);
+        return fold(lanes);
     }
 
-    private static float sumWide(FloatVector v) {
-        if (LANES == 16) {
-            v = v.add(v.rearrange(WIDE_FOLD0));
-            v = v.add(v.rearrange(WIDE_FOLD1));
-            v = v.add(v.rearrange(WIDE_FOLD2));
-            v = v.add(v.rearrange(WIDE_FOLD3));
-        } else if (LANES == 8) {
-            v = v.add(v.rearrange(WIDE_FOLD0));
-            v = v.add(v.rearrange(WIDE_FOLD1));
-            v = v.add(v.rearrange(WIDE_FOLD2));
-        } else {
-            for (VectorShuffle<Float> fold : WIDE_FOLDS) {
-                v = v.add(v.rearrange(fold));
+    /**
+     * Adds the upper half onto the lower half until one value is left (lane i with lane i + half, halves, then
+     * quarters, ...), the fixed order of {@link #sum}; 16 lanes (512-bit) written out.
+     */
+    private static float fold(float[] l) {
+        if (l.length == 16) {
+            float w0 = l[0] + l[8];
+            float w1 = l[1] + l[9];
+            float w2 = l[2] + l[10];
+            float w3 = l[3] + l[11];
+            float w4 = l[4] + l[12];
+            float w5 = l[5] + l[13];
+            float w6 = l[6] + l[14];
+            float w7 = l[7] + l[15];
+            float x0 = w0 + w4;
+            float x1 = w1 + w5;
+            float x2 = w2 + w6;
+            float x3 = w3 + w7;
+            return (x0 + x2) + (x1 + x3);
+        }
+        if (l.length == 8) {
+            float x0 = l[0] + l[4];
+            float x1 = l[1] + l[5];
+            float x2 = l[2] + l[6];
+            float x3 = l[3] + l[7];
+            return (x0 + x2) + (x1 + x3);
+        }
+        for (int half = l.length >> 1; half >= 1; half >>= 1) {
+            for (int i = 0; i < half; i++) {
+                l[i] = l[i] + l[i + half];
             }
         }
-        return v.lane(0);
-    }
-
-    private static float sum256(FloatVector v) {
-        v = v.add(v.rearrange(F256_FOLD0));
-        v = v.add(v.rearrange(F256_FOLD1));
-        v = v.add(v.rearrange(F256_FOLD2));
-        return v.lane(0);
-    }
-
-    private static float sumNarrow(FloatVector v) {
-        v = v.add(v.rearrange(NARROW_FOLD0));
-        v = v.add(v.rearrange(NARROW_FOLD1));
-        return v.lane(0);
+        return l[0];
     }
 
     @Override
