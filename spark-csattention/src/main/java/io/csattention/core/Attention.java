@@ -64,15 +64,7 @@ public final class Attention {
         }
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int g = 0; g < group; g++) {
-            int off = g * n;
-            for (int j = off; j < off + n; j++) {
-                scores[j] *= scale;
-            }
-            float max = kernels.max(scores, off, n);
-            float inv = 1f / kernels.expShifted(scores, off, n, max);
-            for (int j = off; j < off + n; j++) {
-                scores[j] *= inv;
-            }
+            softmax(kernels, scores, g * n, n, scale);
         }
         java.util.Arrays.fill(out, outOff, outOff + group * d, 0f);
         for (int from = 0; from < n; from += GROUP_CHUNK) {
@@ -145,15 +137,7 @@ public final class Attention {
         for (int t = 0; t < tokens; t++) {
             int keys = first + t;
             for (int g = 0; g < group; g++) {
-                int off = (t * group + g) * n;
-                for (int j = off; j < off + keys; j++) {
-                    scores[j] *= scale;
-                }
-                float max = kernels.max(scores, off, keys);
-                float inv = 1f / kernels.expShifted(scores, off, keys, max);
-                for (int j = off; j < off + keys; j++) {
-                    scores[j] *= inv;
-                }
+                softmax(kernels, scores, (t * group + g) * n, keys, scale);
             }
             java.util.Arrays.fill(out, outOff + t * tokenStride, outOff + t * tokenStride + group * d, 0f);
         }
@@ -174,18 +158,22 @@ public final class Attention {
      */
     private static void softmaxSum(VectorKernels kernels, float[] scores, KeyValueCache cache, int[] selected,
                                   int count, float[] out, int outOff) {
-        int d = cache.dim();
-        float scale = (float) (1.0 / Math.sqrt(d));
-        for (int j = 0; j < count; j++) {
+        softmax(kernels, scores, 0, count, (float) (1.0 / Math.sqrt(cache.dim())));
+        cache.sumSelectedValues(kernels, scores, selected, count, out, outOff);
+    }
+
+    /**
+     * Softmax in place of {@code scores[off .. off+n)} scaled by {@code scale}: scaled, shifted by their maximum,
+     * exponentiated and divided by the sum. expShifted rounds the same interpreted and compiled
+     * (KernelDeterminismTest): a query attends to the same output however warm the JIT is.
+     */
+    private static void softmax(VectorKernels kernels, float[] scores, int off, int n, float scale) {
+        for (int j = off; j < off + n; j++) {
             scores[j] *= scale;
         }
-        // expShifted rounds the same interpreted and compiled (KernelDeterminismTest): a query decodes to the same
-        // output however warm the JIT is
-        float total = kernels.expShifted(scores, 0, count, kernels.max(scores, 0, count));
-        float inv = 1f / total;
-        for (int j = 0; j < count; j++) {
+        float inv = 1f / kernels.expShifted(scores, off, n, kernels.max(scores, off, n));
+        for (int j = off; j < off + n; j++) {
             scores[j] *= inv;
         }
-        cache.sumSelectedValues(kernels, scores, selected, count, out, outOff);
     }
 }
