@@ -33,6 +33,16 @@ class KeyValueCacheTest {
         return all;
     }
 
+    /** Gaussian query values of standard deviation 2 (peaked softmaxes over unit Gaussian keys). */
+    private static float[] queries(int length, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        float[] q = new float[length];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) (2 * random.nextGaussian());
+        }
+        return q;
+    }
+
     private static KeyValueCache half(FloatMatrix keys, FloatMatrix values, KeyValueCache.Precision precision) {
         return KeyValueCache.of(keys, values, precision);
     }
@@ -166,11 +176,7 @@ class KeyValueCacheTest {
         int group = 4;
         FloatMatrix keys = TestData.gaussian(n, D, 51);
         FloatMatrix values = TestData.gaussian(n, D, 52);
-        SplittableRandom random = new SplittableRandom(53);
-        float[] q = new float[(group + 1) * D];
-        for (int i = 0; i < q.length; i++) {
-            q[i] = (float) (2 * random.nextGaussian());
-        }
+        float[] q = queries((group + 1) * D, 53);
         for (KeyValueCache.Precision p : KeyValueCache.Precision.values()) {
             KeyValueCache cache = half(keys, values, p);
             // the reference attends the keys as stored (rounded for half caches), in float64
@@ -216,11 +222,7 @@ class KeyValueCacheTest {
         int stride = 2 * group * D + 3; // the token's row also holds another KV head's queries
         FloatMatrix keys = TestData.gaussian(n, D, 61);
         FloatMatrix values = TestData.gaussian(n, D, 62);
-        SplittableRandom random = new SplittableRandom(63);
-        float[] q = new float[5 + tokens * stride];
-        for (int i = 0; i < q.length; i++) {
-            q[i] = (float) (2 * random.nextGaussian());
-        }
+        float[] q = queries(5 + tokens * stride, 63);
         for (KeyValueCache.Precision p : KeyValueCache.Precision.values()) {
             KeyValueCache cache = half(keys, values, p);
             float[] stored = cache.keyMatrix().data();
