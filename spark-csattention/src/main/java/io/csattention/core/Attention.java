@@ -110,7 +110,9 @@ public final class Attention {
         int queries = tokens * group;
         float[][] scratch = CAUSAL_SCRATCH.get();
         if (scratch[0].length < (long) queries * n) {
-            scratch[0] = new float[Math.multiplyExact(queries, n)];
+            // grown ahead (a prefill's n rises by a block at a time): not a new buffer per block
+            int need = Math.multiplyExact(queries, n);
+            scratch[0] = new float[Math.max(need, (int) Math.min(2L * scratch[0].length, 1 << 26))];
         }
         if (scratch[1].length < CAUSAL_CHUNK * d) {
             scratch[1] = new float[CAUSAL_CHUNK * d];
