@@ -30,6 +30,8 @@ final class SimdKernels implements VectorKernels {
     /** The 256-bit species of the 32-code block kernels ({@link #dotCodes32}), whatever the preferred width. */
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    /** Ints of {@link #WIDE}'s shape. */
+    private static final VectorSpecies<Integer> IWIDE = IntVector.SPECIES_PREFERRED;
     /** Whether the machine has 256-bit vectors: the 32-code block kernels need them, else the scalar loops run. */
     private static final boolean INTERLEAVE = WIDE.vectorBitSize() >= 256;
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
@@ -348,21 +350,21 @@ final class SimdKernels implements VectorKernels {
 
     private static FloatVector byte0(IntVector v) {
         return (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24)
-                .convert(VectorOperators.I2F, 0);
+                .convertShape(VectorOperators.I2F, F256, 0);
     }
 
     private static FloatVector byte1(IntVector v) {
         return (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
-                .convert(VectorOperators.I2F, 0);
+                .convertShape(VectorOperators.I2F, F256, 0);
     }
 
     private static FloatVector byte2(IntVector v) {
         return (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
-                .convert(VectorOperators.I2F, 0);
+                .convertShape(VectorOperators.I2F, F256, 0);
     }
 
     private static FloatVector byte3(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
+        return (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0);
     }
 
     /**
@@ -742,8 +744,8 @@ final class SimdKernels implements VectorKernels {
         p = p.fma(r, FloatVector.broadcast(WIDE, 0.5f));
         p = p.fma(r, FloatVector.broadcast(WIDE, 1f));
         p = p.fma(r, FloatVector.broadcast(WIDE, 1f));
-        IntVector exponent = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
-        FloatVector scale = exponent.reinterpretAsFloats();
+        IntVector exponent = ((IntVector) n.convertShape(VectorOperators.F2I, IWIDE, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        FloatVector scale = (FloatVector) exponent.reinterpretShape(WIDE, 0);
         return p.mul(scale).blend(0f, tiny);
     }
 
@@ -1016,25 +1018,41 @@ final class SimdKernels implements VectorKernels {
     public void halfToFloat(short[] src, int srcOff, float[] dst, int dstOff, int length, boolean brain) {
         int i = 0;
         if (INTERLEAVE) {
+            // one loop per format: a vector merged from two branches is a phi that C2 (JDK 17) cannot keep unboxed
+            // once this method is inlined into a caller, and every store then ran the Vector API's Java fallback
             int bound = length - (length % I256.length());
-            for (; i < bound; i += I256.length()) {
-                IntVector v = (IntVector) ShortVector.fromArray(ShortVector.SPECIES_128, src, srcOff + i)
-                        .convertShape(VectorOperators.S2I, I256, 0);
-                FloatVector f;
-                if (brain) {
-                    f = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                } else {
+            if (brain) {
+                for (; i < bound; i += I256.length()) {
+                    floats(widen(src, srcOff + i).lanewise(VectorOperators.LSHL, 16)).intoArray(dst, dstOff + i);
+                }
+            } else {
+                for (; i < bound; i += I256.length()) {
+                    IntVector v = widen(src, srcOff + i);
                     IntVector magnitude = v.and(0x7fff);
                     IntVector shifted = magnitude.lanewise(VectorOperators.LSHL, 13);
-                    IntVector finite = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+                    IntVector finite = (IntVector) floats(shifted).mul(0x1p112f).reinterpretShape(I256, 0);
                     IntVector bits = finite.blend(shifted.or(0x7f800000), magnitude.compare(VectorOperators.GE, 0x7c00));
-                    f = bits.or(v.and(0x80000000)).reinterpretAsFloats();
+                    floats(bits.or(v.and(0x80000000))).intoArray(dst, dstOff + i);
                 }
-                f.intoArray(dst, dstOff + i);
             }
         }
         for (; i < length; i++) {
             dst[dstOff + i] = brain ? HalfBits.bfloat16ToFloat(src[srcOff + i]) : HalfBits.toFloat(src[srcOff + i]);
         }
+    }
+
+    /**
+     * The bits of eight ints as floats. The species are named, not derived ({@code reinterpretAsFloats},
+     * {@code convert(op, 0)}): a derived species is not a constant for C2 (JDK 17) once the kernel is inlined into a
+     * large caller, and the vector operations then ran as the Vector API's Java fallback.
+     */
+    private static FloatVector floats(IntVector bits) {
+        return (FloatVector) bits.reinterpretShape(F256, 0);
+    }
+
+    /** Eight shorts sign-extended to ints. */
+    private static IntVector widen(short[] src, int off) {
+        return (IntVector) ShortVector.fromArray(ShortVector.SPECIES_128, src, off)
+                .convertShape(VectorOperators.S2I, I256, 0);
     }
 }
