@@ -343,25 +343,6 @@ final class SimdKernels implements VectorKernels {
         return sum(total);
     }
 
-    private static FloatVector byte0(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24)
-                .convertShape(VectorOperators.I2F, F256, 0);
-    }
-
-    private static FloatVector byte1(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
-                .convertShape(VectorOperators.I2F, F256, 0);
-    }
-
-    private static FloatVector byte2(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
-                .convertShape(VectorOperators.I2F, F256, 0);
-    }
-
-    private static FloatVector byte3(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0);
-    }
-
     /**
      * Four or more tokens: each block's codes are converted once, in {@link #dotCodes32}'s order, into
      * {@code scratch}; four tokens per pass then share each loaded vector, every token with {@code dotCodes32}'s
@@ -379,10 +360,15 @@ final class SimdKernels implements VectorKernels {
                                 java.nio.ByteOrder.LITTLE_ENDIAN)
                         : IntVector.fromByteBuffer(I256, codes, codesOff + b * blockStride,
                                 java.nio.ByteOrder.LITTLE_ENDIAN);
-                byte0(v).intoArray(scratch, 32 * b);
-                byte1(v).intoArray(scratch, 32 * b + 8);
-                byte2(v).intoArray(scratch, 32 * b + 16);
-                byte3(v).intoArray(scratch, 32 * b + 24);
+                // written out, not through helpers, for dotCodes32's reason (a refused helper boxes per block)
+                ((FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24)
+                        .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b);
+                ((FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
+                        .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b + 8);
+                ((FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
+                        .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b + 16);
+                ((FloatVector) v.lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
+                        .intoArray(scratch, 32 * b + 24);
             }
             for (; t + 4 <= tokens; t += 4) {
                 codes32FourTokens(scratch, scales, x, xOff + t * xStride, xStride, out, outOff + t * outStride,
