@@ -26,6 +26,7 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -169,8 +170,9 @@ final class BenchModelCommand implements Callable<Integer> {
                 limitMs);
 
         SplittableRandom random = new SplittableRandom(seed);
-        // prefill, after a warm-up of one block
-        model.newSession().prefill(tokens(random, config, Session.PREFILL_BLOCK));
+        // prefill, after an untimed one of the same length: with two cores, the compiler threads share them with
+        // the product threads, and a warm-up of one block left some runs timing interpreted and tier-3 code
+        model.newSession().prefill(tokens(random, config, Math.max(prefillTokens, Session.PREFILL_BLOCK)));
         Session session = model.newSession();
         int[] prompt = tokens(random, config, prefillTokens);
         long start = System.nanoTime();
@@ -203,12 +205,12 @@ final class BenchModelCommand implements Callable<Integer> {
         DefaultCategoryDataset batchChart = new DefaultCategoryDataset();
         double single = 0;
         o.println("batched decode (full attention, after the prefill context):");
+        // an untimed batch first: the products of four or more tokens run the two-row kernel, which the
+        // single-sequence steps do not compile
+        Generation.runBatch(session.fork(), logits, batchRequests(Math.min(16, Arrays.stream(batches).max()
+                .orElse(1)), Math.min(4, batchNewTokens)), 16, new int[0]);
         for (int b : batches) {
-            List<Generation.Request> requests = new ArrayList<>();
-            for (int i = 0; i < b; i++) {
-                requests.add(new Generation.Request(new int[] {2 + i % 1000}, new Sampler(0f, 1f, i),
-                        batchNewTokens));
-            }
+            List<Generation.Request> requests = batchRequests(b, batchNewTokens);
             Session base = session.fork();
             start = System.nanoTime();
             List<Generation.Result> results = Generation.runBatch(base, logits, requests, b, new int[0]);
@@ -353,6 +355,15 @@ final class BenchModelCommand implements Callable<Integer> {
         double attention = 4.0 * c.layers() * c.heads() * c.headSize() * ((double) tokens * (tokens + 1) / 2);
         // only the last token goes through the classifier
         return perToken * tokens + attention + 2.0 * c.vocabSize() * c.dim();
+    }
+
+    /** {@code count} one-token prompts of the batched decode, each generating {@code newTokens}. */
+    private static List<Generation.Request> batchRequests(int count, int newTokens) {
+        List<Generation.Request> requests = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            requests.add(new Generation.Request(new int[] {2 + i % 1000}, new Sampler(0f, 1f, i), newTokens));
+        }
+        return requests;
     }
 
     /** What the bandwidth pass read, kept so that the reads are not optimized away. */

@@ -63,34 +63,40 @@ final class SimdKernels implements VectorKernels {
      * quarters, ...), the fixed order of {@link #sum}; 16 lanes (512-bit) written out.
      */
     private static float fold(float[] l) {
-        if (l.length == 16) {
-            float w0 = l[0] + l[8];
-            float w1 = l[1] + l[9];
-            float w2 = l[2] + l[10];
-            float w3 = l[3] + l[11];
-            float w4 = l[4] + l[12];
-            float w5 = l[5] + l[13];
-            float w6 = l[6] + l[14];
-            float w7 = l[7] + l[15];
+        return fold(l, 0, l.length);
+    }
+
+    /** {@link #fold} of the {@code n} values at {@code l[o]}: {@code n} a power of two, 8 and 16 written out. */
+    private static float fold(float[] l, int o, int n) {
+        if (n == 16) {
+            float w0 = l[o] + l[o + 8];
+            float w1 = l[o + 1] + l[o + 9];
+            float w2 = l[o + 2] + l[o + 10];
+            float w3 = l[o + 3] + l[o + 11];
+            float w4 = l[o + 4] + l[o + 12];
+            float w5 = l[o + 5] + l[o + 13];
+            float w6 = l[o + 6] + l[o + 14];
+            float w7 = l[o + 7] + l[o + 15];
             float x0 = w0 + w4;
             float x1 = w1 + w5;
             float x2 = w2 + w6;
             float x3 = w3 + w7;
             return (x0 + x2) + (x1 + x3);
         }
-        if (l.length == 8) {
-            float x0 = l[0] + l[4];
-            float x1 = l[1] + l[5];
-            float x2 = l[2] + l[6];
-            float x3 = l[3] + l[7];
+        if (n == 8) {
+            float x0 = l[o] + l[o + 4];
+            float x1 = l[o + 1] + l[o + 5];
+            float x2 = l[o + 2] + l[o + 6];
+            float x3 = l[o + 3] + l[o + 7];
             return (x0 + x2) + (x1 + x3);
         }
-        for (int half = l.length >> 1; half >= 1; half >>= 1) {
+        float[] c = java.util.Arrays.copyOfRange(l, o, o + n);
+        for (int half = n >> 1; half >= 1; half >>= 1) {
             for (int i = 0; i < half; i++) {
-                l[i] = l[i] + l[i + half];
+                c[i] = c[i] + c[i + half];
             }
         }
-        return l[0];
+        return c[0];
     }
 
     @Override
@@ -314,33 +320,74 @@ final class SimdKernels implements VectorKernels {
         }
         byte[] array = codes.hasArray() ? codes.array() : null;
         int base = codes.hasArray() ? codes.arrayOffset() : 0;
-        // one loop, no helper that takes or returns a vector: a helper C2 has already compiled on its own can be
-        // refused inlining ("already compiled into a big method"), and its vectors are then boxed per block (a race
-        // of the compile order: measured on JDK 17, the same decode ran at 25 or 75 ms per token run to run)
-        FloatVector total = FloatVector.zero(F256);
-        for (int b = 0; b < blocks; b++) {
-            int c = codesOff + b * blockStride;
-            // a heap buffer's vector loads are not intrinsic on JDK 17: its array is read instead
-            IntVector v = array != null
-                    ? IntVector.fromByteArray(I256, array, base + c, java.nio.ByteOrder.LITTLE_ENDIAN)
-                    : IntVector.fromByteBuffer(I256, codes, c, java.nio.ByteOrder.LITTLE_ENDIAN);
-            float scale = scales != null ? scales[b]
-                    : array != null ? HalfBits.toFloat(array[base + c - 2], array[base + c - 1])
-                    : HalfBits.toFloat(codes.get(c - 2), codes.get(c - 1));
-            int o = xOff + 32 * b;
-            FloatVector partial = ((FloatVector) v.lanewise(VectorOperators.LSHL, 24)
+        // no helper takes or returns a vector (a helper C2 compiled on its own can be refused inlining, and its
+        // vectors are then boxed per block), and no vector is carried by the loop: the total lives in an array,
+        // loaded and stored once per two blocks. C2 on JDK 17 sometimes compiled a loop-carried total boxed, one
+        // allocation per block (measured: a 1B-shaped model's decode at 240 ms/token, 30 GB allocated in this line)
+        float[] total = new float[8];
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2) {
+            int cA = codesOff + (b) * blockStride;
+            IntVector vA = array != null
+                    ? IntVector.fromByteArray(I256, array, base + cA, java.nio.ByteOrder.LITTLE_ENDIAN)
+                    : IntVector.fromByteBuffer(I256, codes, cA, java.nio.ByteOrder.LITTLE_ENDIAN);
+            float sA = scales != null ? scales[b]
+                    : array != null ? HalfBits.toFloat(array[base + cA - 2], array[base + cA - 1])
+                    : HalfBits.toFloat(codes.get(cA - 2), codes.get(cA - 1));
+            int oA = xOff + 32 * (b);
+            FloatVector pA = ((FloatVector) vA.lanewise(VectorOperators.LSHL, 24)
                     .lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
-                    .mul(FloatVector.fromArray(F256, x, o));
-            partial = ((FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
-                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, o + 8), partial);
-            partial = ((FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
-                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, o + 16),
-                    partial);
-            partial = ((FloatVector) v.lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
-                    .fma(FloatVector.fromArray(F256, x, o + 24), partial);
-            total = partial.fma(FloatVector.broadcast(F256, scale), total);
+                    .mul(FloatVector.fromArray(F256, x, oA));
+            pA = ((FloatVector) vA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 8), pA);
+            pA = ((FloatVector) vA.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 16),
+                    pA);
+            pA = ((FloatVector) vA.lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 24), pA);
+            int cB = codesOff + (b + 1) * blockStride;
+            IntVector vB = array != null
+                    ? IntVector.fromByteArray(I256, array, base + cB, java.nio.ByteOrder.LITTLE_ENDIAN)
+                    : IntVector.fromByteBuffer(I256, codes, cB, java.nio.ByteOrder.LITTLE_ENDIAN);
+            float sB = scales != null ? scales[b + 1]
+                    : array != null ? HalfBits.toFloat(array[base + cB - 2], array[base + cB - 1])
+                    : HalfBits.toFloat(codes.get(cB - 2), codes.get(cB - 1));
+            int oB = xOff + 32 * (b + 1);
+            FloatVector pB = ((FloatVector) vB.lanewise(VectorOperators.LSHL, 24)
+                    .lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
+                    .mul(FloatVector.fromArray(F256, x, oB));
+            pB = ((FloatVector) vB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oB + 8), pB);
+            pB = ((FloatVector) vB.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oB + 16),
+                    pB);
+            pB = ((FloatVector) vB.lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oB + 24), pB);
+            pB.fma(FloatVector.broadcast(F256, sB), pA.fma(FloatVector.broadcast(F256, sA),
+                    FloatVector.fromArray(F256, total, 0))).intoArray(total, 0);
         }
-        return sum(total);
+        if (b < blocks) {
+            int cA = codesOff + (b) * blockStride;
+            IntVector vA = array != null
+                    ? IntVector.fromByteArray(I256, array, base + cA, java.nio.ByteOrder.LITTLE_ENDIAN)
+                    : IntVector.fromByteBuffer(I256, codes, cA, java.nio.ByteOrder.LITTLE_ENDIAN);
+            float sA = scales != null ? scales[b]
+                    : array != null ? HalfBits.toFloat(array[base + cA - 2], array[base + cA - 1])
+                    : HalfBits.toFloat(codes.get(cA - 2), codes.get(cA - 1));
+            int oA = xOff + 32 * (b);
+            FloatVector pA = ((FloatVector) vA.lanewise(VectorOperators.LSHL, 24)
+                    .lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
+                    .mul(FloatVector.fromArray(F256, x, oA));
+            pA = ((FloatVector) vA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 8), pA);
+            pA = ((FloatVector) vA.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 16),
+                    pA);
+            pA = ((FloatVector) vA.lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 24), pA);
+            pA.fma(FloatVector.broadcast(F256, sA), FloatVector.fromArray(F256, total, 0)).intoArray(total, 0);
+        }
+        return fold(total, 0, 8);
     }
 
     /**
@@ -354,22 +401,7 @@ final class SimdKernels implements VectorKernels {
                                  int blocks, float[] scratch) {
         int t = 0;
         if (INTERLEAVE && tokens >= 4) {
-            for (int b = 0; b < blocks; b++) {
-                IntVector v = codes.hasArray()
-                        ? IntVector.fromByteArray(I256, codes.array(), codes.arrayOffset() + codesOff + b * blockStride,
-                                java.nio.ByteOrder.LITTLE_ENDIAN)
-                        : IntVector.fromByteBuffer(I256, codes, codesOff + b * blockStride,
-                                java.nio.ByteOrder.LITTLE_ENDIAN);
-                // written out, not through helpers, for dotCodes32's reason (a refused helper boxes per block)
-                ((FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24)
-                        .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b);
-                ((FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
-                        .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b + 8);
-                ((FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
-                        .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b + 16);
-                ((FloatVector) v.lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
-                        .intoArray(scratch, 32 * b + 24);
-            }
+            widenCodes32(codes, codesOff, blockStride, blocks, scratch);
             for (; t + 4 <= tokens; t += 4) {
                 codes32FourTokens(scratch, scales, x, xOff + t * xStride, xStride, out, outOff + t * outStride,
                         outStride, blocks);
@@ -381,15 +413,153 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
+    /**
+     * A block's 32 codes as floats into {@code scratch[32 b ..]}, in {@link #dotCodes32}'s order (byte k of the
+     * eight 32-bit lanes, shifted into place); no vector crosses the call.
+     */
+    private static void widenCodes32(java.nio.ByteBuffer codes, int codesOff, int blockStride, int blocks,
+                                     float[] scratch) {
+        for (int b = 0; b < blocks; b++) {
+            IntVector v = codes.hasArray()
+                    ? IntVector.fromByteArray(I256, codes.array(), codes.arrayOffset() + codesOff + b * blockStride,
+                            java.nio.ByteOrder.LITTLE_ENDIAN)
+                    : IntVector.fromByteBuffer(I256, codes, codesOff + b * blockStride,
+                            java.nio.ByteOrder.LITTLE_ENDIAN);
+            // written out, not through helpers, for dotCodes32's reason (a refused helper boxes per block)
+            ((FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b);
+            ((FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b + 8);
+            ((FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24)
+                    .convertShape(VectorOperators.I2F, F256, 0)).intoArray(scratch, 32 * b + 16);
+            ((FloatVector) v.lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F256, 0))
+                    .intoArray(scratch, 32 * b + 24);
+        }
+    }
+
+    /**
+     * Two rows and four or more tokens: both rows' codes are widened once, then each pass of four tokens loads every
+     * x vector once for the two rows (a tile of 2 x 4 dot products, eight accumulators), each product with
+     * {@link #dotCodes32}'s operations in its order, so the bits are one row and one token at a time.
+     */
+    @Override
+    public void dotCodes32TokensPair(java.nio.ByteBuffer codesA, int codesOffA, java.nio.ByteBuffer codesB,
+                                     int codesOffB, int blockStride, float[] scalesA, float[] scalesB, float[] x,
+                                     int xOff, int xStride, int tokens, float[] out, int outOffA, int outOffB,
+                                     int outStride, int blocks, float[] scratchA, float[] scratchB) {
+        if (!INTERLEAVE || tokens < 4) {
+            VectorKernels.super.dotCodes32TokensPair(codesA, codesOffA, codesB, codesOffB, blockStride, scalesA,
+                    scalesB, x, xOff, xStride, tokens, out, outOffA, outOffB, outStride, blocks, scratchA, scratchB);
+            return;
+        }
+        widenCodes32(codesA, codesOffA, blockStride, blocks, scratchA);
+        widenCodes32(codesB, codesOffB, blockStride, blocks, scratchB);
+        float[] lanes = new float[64];
+        int t = 0;
+        for (; t + 4 <= tokens; t += 4) {
+            codes32PairFourTokens(scratchA, scratchB, scalesA, scalesB, x, xOff + t * xStride, xStride, blocks,
+                    lanes);
+            for (int j = 0; j < 4; j++) {
+                out[outOffA + (t + j) * outStride] = fold(lanes, 8 * j, 8);
+                out[outOffB + (t + j) * outStride] = fold(lanes, 32 + 8 * j, 8);
+            }
+        }
+        for (; t < tokens; t++) {
+            out[outOffA + t * outStride] = dotCodes32(codesA, codesOffA, blockStride, scalesA, x, xOff + t * xStride,
+                    blocks);
+            out[outOffB + t * outStride] = dotCodes32(codesB, codesOffB, blockStride, scalesB, x, xOff + t * xStride,
+                    blocks);
+        }
+    }
+
+    /** The 2 x 4 tile's eight lane-wise totals into {@code lanes}: row A's four tokens, then row B's. */
+    private static void codes32PairFourTokens(float[] rowA, float[] rowB, float[] scalesA, float[] scalesB,
+                                              float[] x, int x0, int xStride, int blocks, float[] lanes) {
+        int x1 = x0 + xStride;
+        int x2 = x1 + xStride;
+        int x3 = x2 + xStride;
+        java.util.Arrays.fill(lanes, 0, 64, 0f);
+        // the block written out and the totals kept in lanes, not in vectors carried by the loop: C2 on JDK 17
+        // sometimes compiled loop-carried vectors of this kernel boxed, one allocation per total per block
+        // (measured: the same 16-sequence batch at 95-150 or 400-490 tokens/s, run to run)
+        for (int b = 0; b < blocks; b++) {
+            int r = 32 * b;
+            FloatVector ca = FloatVector.fromArray(F256, rowA, r);
+            FloatVector cb = FloatVector.fromArray(F256, rowB, r);
+            FloatVector v = FloatVector.fromArray(F256, x, x0 + r);
+            FloatVector pa0 = ca.mul(v);
+            FloatVector pb0 = cb.mul(v);
+            v = FloatVector.fromArray(F256, x, x1 + r);
+            FloatVector pa1 = ca.mul(v);
+            FloatVector pb1 = cb.mul(v);
+            v = FloatVector.fromArray(F256, x, x2 + r);
+            FloatVector pa2 = ca.mul(v);
+            FloatVector pb2 = cb.mul(v);
+            v = FloatVector.fromArray(F256, x, x3 + r);
+            FloatVector pa3 = ca.mul(v);
+            FloatVector pb3 = cb.mul(v);
+            ca = FloatVector.fromArray(F256, rowA, r + 8);
+            cb = FloatVector.fromArray(F256, rowB, r + 8);
+            v = FloatVector.fromArray(F256, x, x0 + r + 8);
+            pa0 = ca.fma(v, pa0);
+            pb0 = cb.fma(v, pb0);
+            v = FloatVector.fromArray(F256, x, x1 + r + 8);
+            pa1 = ca.fma(v, pa1);
+            pb1 = cb.fma(v, pb1);
+            v = FloatVector.fromArray(F256, x, x2 + r + 8);
+            pa2 = ca.fma(v, pa2);
+            pb2 = cb.fma(v, pb2);
+            v = FloatVector.fromArray(F256, x, x3 + r + 8);
+            pa3 = ca.fma(v, pa3);
+            pb3 = cb.fma(v, pb3);
+            ca = FloatVector.fromArray(F256, rowA, r + 16);
+            cb = FloatVector.fromArray(F256, rowB, r + 16);
+            v = FloatVector.fromArray(F256, x, x0 + r + 16);
+            pa0 = ca.fma(v, pa0);
+            pb0 = cb.fma(v, pb0);
+            v = FloatVector.fromArray(F256, x, x1 + r + 16);
+            pa1 = ca.fma(v, pa1);
+            pb1 = cb.fma(v, pb1);
+            v = FloatVector.fromArray(F256, x, x2 + r + 16);
+            pa2 = ca.fma(v, pa2);
+            pb2 = cb.fma(v, pb2);
+            v = FloatVector.fromArray(F256, x, x3 + r + 16);
+            pa3 = ca.fma(v, pa3);
+            pb3 = cb.fma(v, pb3);
+            ca = FloatVector.fromArray(F256, rowA, r + 24);
+            cb = FloatVector.fromArray(F256, rowB, r + 24);
+            v = FloatVector.fromArray(F256, x, x0 + r + 24);
+            pa0 = ca.fma(v, pa0);
+            pb0 = cb.fma(v, pb0);
+            v = FloatVector.fromArray(F256, x, x1 + r + 24);
+            pa1 = ca.fma(v, pa1);
+            pb1 = cb.fma(v, pb1);
+            v = FloatVector.fromArray(F256, x, x2 + r + 24);
+            pa2 = ca.fma(v, pa2);
+            pb2 = cb.fma(v, pb2);
+            v = FloatVector.fromArray(F256, x, x3 + r + 24);
+            pa3 = ca.fma(v, pa3);
+            pb3 = cb.fma(v, pb3);
+            FloatVector sa = FloatVector.broadcast(F256, scalesA[b]);
+            FloatVector sb = FloatVector.broadcast(F256, scalesB[b]);
+            pa0.fma(sa, FloatVector.fromArray(F256, lanes, 0)).intoArray(lanes, 0);
+            pa1.fma(sa, FloatVector.fromArray(F256, lanes, 8)).intoArray(lanes, 8);
+            pa2.fma(sa, FloatVector.fromArray(F256, lanes, 16)).intoArray(lanes, 16);
+            pa3.fma(sa, FloatVector.fromArray(F256, lanes, 24)).intoArray(lanes, 24);
+            pb0.fma(sb, FloatVector.fromArray(F256, lanes, 32)).intoArray(lanes, 32);
+            pb1.fma(sb, FloatVector.fromArray(F256, lanes, 40)).intoArray(lanes, 40);
+            pb2.fma(sb, FloatVector.fromArray(F256, lanes, 48)).intoArray(lanes, 48);
+            pb3.fma(sb, FloatVector.fromArray(F256, lanes, 56)).intoArray(lanes, 56);
+        }
+    }
+
     private static void codes32FourTokens(float[] row, float[] scales, float[] x, int x0, int xStride, float[] out,
                                           int outOff, int outStride, int blocks) {
         int x1 = x0 + xStride;
         int x2 = x1 + xStride;
         int x3 = x2 + xStride;
-        FloatVector t0 = FloatVector.zero(F256);
-        FloatVector t1 = FloatVector.zero(F256);
-        FloatVector t2 = FloatVector.zero(F256);
-        FloatVector t3 = FloatVector.zero(F256);
+        // totals in an array and the block written out: no vector carried by a loop (codes32PairFourTokens' reason)
+        float[] lanes = new float[32];
         for (int b = 0; b < blocks; b++) {
             int r = 32 * b;
             FloatVector code = FloatVector.fromArray(F256, row, r);
@@ -397,23 +567,31 @@ final class SimdKernels implements VectorKernels {
             FloatVector p1 = code.mul(FloatVector.fromArray(F256, x, x1 + r));
             FloatVector p2 = code.mul(FloatVector.fromArray(F256, x, x2 + r));
             FloatVector p3 = code.mul(FloatVector.fromArray(F256, x, x3 + r));
-            for (int i = r + 8; i < r + 32; i += 8) {
-                code = FloatVector.fromArray(F256, row, i);
-                p0 = code.fma(FloatVector.fromArray(F256, x, x0 + i), p0);
-                p1 = code.fma(FloatVector.fromArray(F256, x, x1 + i), p1);
-                p2 = code.fma(FloatVector.fromArray(F256, x, x2 + i), p2);
-                p3 = code.fma(FloatVector.fromArray(F256, x, x3 + i), p3);
-            }
+            code = FloatVector.fromArray(F256, row, r + 8);
+            p0 = code.fma(FloatVector.fromArray(F256, x, x0 + r + 8), p0);
+            p1 = code.fma(FloatVector.fromArray(F256, x, x1 + r + 8), p1);
+            p2 = code.fma(FloatVector.fromArray(F256, x, x2 + r + 8), p2);
+            p3 = code.fma(FloatVector.fromArray(F256, x, x3 + r + 8), p3);
+            code = FloatVector.fromArray(F256, row, r + 16);
+            p0 = code.fma(FloatVector.fromArray(F256, x, x0 + r + 16), p0);
+            p1 = code.fma(FloatVector.fromArray(F256, x, x1 + r + 16), p1);
+            p2 = code.fma(FloatVector.fromArray(F256, x, x2 + r + 16), p2);
+            p3 = code.fma(FloatVector.fromArray(F256, x, x3 + r + 16), p3);
+            code = FloatVector.fromArray(F256, row, r + 24);
+            p0 = code.fma(FloatVector.fromArray(F256, x, x0 + r + 24), p0);
+            p1 = code.fma(FloatVector.fromArray(F256, x, x1 + r + 24), p1);
+            p2 = code.fma(FloatVector.fromArray(F256, x, x2 + r + 24), p2);
+            p3 = code.fma(FloatVector.fromArray(F256, x, x3 + r + 24), p3);
             FloatVector scale = FloatVector.broadcast(F256, scales[b]);
-            t0 = p0.fma(scale, t0);
-            t1 = p1.fma(scale, t1);
-            t2 = p2.fma(scale, t2);
-            t3 = p3.fma(scale, t3);
+            p0.fma(scale, FloatVector.fromArray(F256, lanes, 0)).intoArray(lanes, 0);
+            p1.fma(scale, FloatVector.fromArray(F256, lanes, 8)).intoArray(lanes, 8);
+            p2.fma(scale, FloatVector.fromArray(F256, lanes, 16)).intoArray(lanes, 16);
+            p3.fma(scale, FloatVector.fromArray(F256, lanes, 24)).intoArray(lanes, 24);
         }
-        out[outOff] = sum(t0);
-        out[outOff + outStride] = sum(t1);
-        out[outOff + 2 * outStride] = sum(t2);
-        out[outOff + 3 * outStride] = sum(t3);
+        out[outOff] = fold(lanes, 0, 8);
+        out[outOff + outStride] = fold(lanes, 8, 8);
+        out[outOff + 2 * outStride] = fold(lanes, 16, 8);
+        out[outOff + 3 * outStride] = fold(lanes, 24, 8);
     }
 
     /** One block's lane-wise partial sums of code times x, from its first vector on. */
@@ -482,10 +660,16 @@ final class SimdKernels implements VectorKernels {
             t2 = p2.fma(scale, t2);
             t3 = p3.fma(scale, t3);
         }
-        out[outOff] = sum(t0);
-        out[outOff + outStride] = sum(t1);
-        out[outOff + 2 * outStride] = sum(t2);
-        out[outOff + 3 * outStride] = sum(t3);
+        // reduced here, not through sum() (codes32FourTokens' reason)
+        float[] lanes = new float[4 * LANES];
+        t0.intoArray(lanes, 0);
+        t1.intoArray(lanes, LANES);
+        t2.intoArray(lanes, 2 * LANES);
+        t3.intoArray(lanes, 3 * LANES);
+        out[outOff] = fold(lanes, 0, LANES);
+        out[outOff + outStride] = fold(lanes, LANES, LANES);
+        out[outOff + 2 * outStride] = fold(lanes, 2 * LANES, LANES);
+        out[outOff + 3 * outStride] = fold(lanes, 3 * LANES, LANES);
     }
 
     @Override
@@ -560,12 +744,16 @@ final class SimdKernels implements VectorKernels {
             a20 = r.fma(FloatVector.fromArray(WIDE, x, x2 + i), a20);
             a30 = r.fma(FloatVector.fromArray(WIDE, x, x3 + i), a30);
         }
-        out[outOff] = dotScalar(row, rowOff, x, x0, i, length, sum(a00.add(a01).add(a02.add(a03))));
-        out[outOff + outStride] = dotScalar(row, rowOff, x, x1, i, length, sum(a10.add(a11).add(a12.add(a13))));
-        out[outOff + 2 * outStride] = dotScalar(row, rowOff, x, x2, i, length,
-                sum(a20.add(a21).add(a22.add(a23))));
-        out[outOff + 3 * outStride] = dotScalar(row, rowOff, x, x3, i, length,
-                sum(a30.add(a31).add(a32.add(a33))));
+        // reduced here, not through sum() (codes32FourTokens' reason)
+        float[] lanes = new float[4 * LANES];
+        a00.add(a01).add(a02.add(a03)).intoArray(lanes, 0);
+        a10.add(a11).add(a12.add(a13)).intoArray(lanes, LANES);
+        a20.add(a21).add(a22.add(a23)).intoArray(lanes, 2 * LANES);
+        a30.add(a31).add(a32.add(a33)).intoArray(lanes, 3 * LANES);
+        out[outOff] = dotScalar(row, rowOff, x, x0, i, length, fold(lanes, 0, LANES));
+        out[outOff + outStride] = dotScalar(row, rowOff, x, x1, i, length, fold(lanes, LANES, LANES));
+        out[outOff + 2 * outStride] = dotScalar(row, rowOff, x, x2, i, length, fold(lanes, 2 * LANES, LANES));
+        out[outOff + 3 * outStride] = dotScalar(row, rowOff, x, x3, i, length, fold(lanes, 3 * LANES, LANES));
     }
 
     /** {@code LANES} int8 codes at {@code off} as floats. */

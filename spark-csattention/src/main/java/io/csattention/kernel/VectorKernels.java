@@ -161,6 +161,21 @@ public interface VectorKernels {
     }
 
     /**
+     * {@link #dotCodes32Tokens} of two rows (A and B, each in its own buffer) against the same tokens, the same bits
+     * as two calls (a faster implementation loads each x vector once for both rows); {@code scratchA} and
+     * {@code scratchB} are each at least {@code 32 * blocks} floats.
+     */
+    default void dotCodes32TokensPair(java.nio.ByteBuffer codesA, int codesOffA, java.nio.ByteBuffer codesB,
+                                      int codesOffB, int blockStride, float[] scalesA, float[] scalesB, float[] x,
+                                      int xOff, int xStride, int tokens, float[] out, int outOffA, int outOffB,
+                                      int outStride, int blocks, float[] scratchA, float[] scratchB) {
+        dotCodes32Tokens(codesA, codesOffA, blockStride, scalesA, x, xOff, xStride, tokens, out, outOffA, outStride,
+                blocks, scratchA);
+        dotCodes32Tokens(codesB, codesOffB, blockStride, scalesB, x, xOff, xStride, tokens, out, outOffB, outStride,
+                blocks, scratchB);
+    }
+
+    /**
      * One weight row against a block of tokens: {@code out[outOff + t * outStride] = dot(row, rowOff, x, xOff + t *
      * xStride, length)} for t in [0, tokens), each exactly as {@link #dot} computes it, so a token's result does not
      * depend on the others in the block (a faster implementation reads the row once for several tokens).

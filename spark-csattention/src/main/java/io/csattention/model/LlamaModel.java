@@ -252,7 +252,17 @@ public final class LlamaModel {
         (chunks > 1 ? range.parallel() : range).forEach(chunk -> {
             WeightMatrix.Scratch scratch = new WeightMatrix.Scratch();
             int to = (int) ((long) rows * (chunk + 1) / chunks);
-            for (int r = (int) ((long) rows * chunk / chunks); r < to; r++) {
+            int r = (int) ((long) rows * chunk / chunks);
+            if (tokens >= 4) {
+                // two rows at a time: each loaded vector of x serves both (the same bits as one row at a time)
+                WeightMatrix.Scratch second = new WeightMatrix.Scratch();
+                for (; r + 2 <= to; r += 2) {
+                    w.prepare(r, scratch, kernels);
+                    w.prepare(r + 1, second, kernels);
+                    w.dotPreparedTokensPair(scratch, second, input, tokens, blockSums, out, r, r + 1, rows, kernels);
+                }
+            }
+            for (; r < to; r++) {
                 w.prepare(r, scratch, kernels);
                 w.dotPreparedTokens(scratch, input, tokens, blockSums, out, r, rows, kernels);
             }

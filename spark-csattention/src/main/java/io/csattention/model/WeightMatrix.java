@@ -522,6 +522,46 @@ public final class WeightMatrix {
     }
 
     /**
+     * {@link #dotPreparedTokens} of the rows prepared in {@code a} and {@code b} (output offsets {@code outOffA},
+     * {@code outOffB}), the same bits; rows of 32-code blocks share each loaded vector of x between the two
+     * ({@link io.csattention.kernel.VectorKernels#dotCodes32TokensPair}).
+     */
+    public void dotPreparedTokensPair(Scratch a, Scratch b, float[] x, int tokens, float[] blockSums, float[] out,
+                                      int outOffA, int outOffB, int outStride,
+                                      io.csattention.kernel.VectorKernels kernels) {
+        if (a.isFloat || b.isFloat || a.buffer == null || b.buffer == null || tokens < 4) {
+            dotPreparedTokens(a, x, tokens, blockSums, out, outOffA, outStride, kernels);
+            dotPreparedTokens(b, x, tokens, blockSums, out, outOffB, outStride, kernels);
+            return;
+        }
+        readScales(a);
+        readScales(b);
+        kernels.dotCodes32TokensPair(a.buffer, a.sourceOff, b.buffer, b.sourceOff, a.stride, a.scales, b.scales, x, 0,
+                cols, tokens, out, outOffA, outOffB, outStride, a.codeBlocks, a.floats, b.floats);
+        subtractOffsets(a, tokens, blockSums, out, outOffA, outStride, kernels);
+        subtractOffsets(b, tokens, blockSums, out, outOffB, outStride, kernels);
+    }
+
+    private static void readScales(Scratch s) {
+        if (!s.scalesRead) {
+            for (int b = 0; b < s.codeBlocks; b++) {
+                s.scales[b] = Half.toFloat(s.buffer.getShort(s.sourceOff - 2 + b * s.stride));
+            }
+            s.scalesRead = true;
+        }
+    }
+
+    private static void subtractOffsets(Scratch s, int tokens, float[] blockSums, float[] out, int outOff,
+                                        int outStride, io.csattention.kernel.VectorKernels kernels) {
+        if (s.offsets) {
+            for (int t = 0; t < tokens; t++) {
+                int o = outOff + t * outStride;
+                out[o] = out[o] - kernels.dot(s.mins, 0, blockSums, t * s.codeBlocks, s.codeBlocks);
+            }
+        }
+    }
+
+    /**
      * The row prepared in {@code s} against {@code tokens} rows of x [tokens, cols]: {@code out[outOff + t *
      * outStride] = dotPrepared(s, x, t * cols)}, the same bits, the row read once for several tokens
      * ({@link io.csattention.kernel.VectorKernels#dotCodesTokens}). {@code x} is {@link #input}{@code (x, tokens)}
@@ -539,24 +579,14 @@ public final class WeightMatrix {
                         s.codeBlocks);
             }
         } else if (s.buffer != null) {
-            if (!s.scalesRead) {
-                for (int b = 0; b < s.codeBlocks; b++) {
-                    s.scales[b] = Half.toFloat(s.buffer.getShort(s.sourceOff - 2 + b * s.stride));
-                }
-                s.scalesRead = true;
-            }
+            readScales(s);
             kernels.dotCodes32Tokens(s.buffer, s.sourceOff, s.stride, s.scales, x, 0, cols, tokens, out, outOff,
                     outStride, s.codeBlocks, s.floats);
         } else {
             kernels.dotCodesTokens(s.source, s.sourceOff, s.stride, s.block, s.scales, x, 0, cols, tokens, out,
                     outOff, outStride, s.codeBlocks, s.floats);
         }
-        if (s.offsets) {
-            for (int t = 0; t < tokens; t++) {
-                int o = outOff + t * outStride;
-                out[o] = out[o] - kernels.dot(s.mins, 0, blockSums, t * s.codeBlocks, s.codeBlocks);
-            }
-        }
+        subtractOffsets(s, tokens, blockSums, out, outOff, outStride, kernels);
     }
 
     private static int intAt(byte[] raw, int at) {

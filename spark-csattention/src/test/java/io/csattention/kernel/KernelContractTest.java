@@ -217,6 +217,38 @@ class KernelContractTest {
                         "direct buffer " + what);
                 assertEquals(Float.floatToIntBits(inline), Float.floatToIntBits(out[t]), "dotCodes32Tokens " + what);
             }
+            // two rows at once: row A the heap buffer's, row B a second row (the first with its codes reversed) in
+            // a direct buffer; outputs interleaved [token][2] as a matrix product writes them
+            byte[] second = bytes.clone();
+            for (int b = 0; b < blocks; b++) {
+                for (int i = 0; i < 16; i++) {
+                    int lo = start + 34 * b + 2 + i;
+                    int hi = start + 34 * b + 33 - i;
+                    byte swap = second[lo];
+                    second[lo] = second[hi];
+                    second[hi] = swap;
+                }
+            }
+            float[] scalesB = new float[blocks];
+            for (int b = 0; b < blocks; b++) {
+                // row B's scales are row A's in reverse block order
+                second[start + 34 * b] = bytes[start + 34 * (blocks - 1 - b)];
+                second[start + 34 * b + 1] = bytes[start + 34 * (blocks - 1 - b) + 1];
+                scalesB[b] = scales[blocks - 1 - b];
+            }
+            java.nio.ByteBuffer secondDirect = java.nio.ByteBuffer.allocateDirect(second.length).put(second);
+            float[] pair = new float[2 * tokens];
+            kernels.dotCodes32TokensPair(heap, start + 2, secondDirect, start + 2, 34, scales, scalesB, xi, 0, cols,
+                    tokens, pair, 0, 1, 2, blocks, new float[cols], new float[cols]);
+            for (int t = 0; t < tokens; t++) {
+                String what = kernels.name() + " blocks=" + blocks + " token " + t;
+                double[] refB = codeDotReference(second, start + 2, 34, 32, scalesB, x, t * cols, blocks);
+                assertClose(refB[0], pair[2 * t + 1], blocks * 33, refB[1], "dotCodes32TokensPair row B " + what);
+                assertEquals(Float.floatToIntBits(kernels.dotCodes32(heap, start + 2, 34, scales, xi, t * cols,
+                        blocks)), Float.floatToIntBits(pair[2 * t]), "dotCodes32TokensPair row A " + what);
+                assertEquals(Float.floatToIntBits(kernels.dotCodes32(secondDirect, start + 2, 34, null, xi,
+                        t * cols, blocks)), Float.floatToIntBits(pair[2 * t + 1]), "dotCodes32TokensPair row B " + what);
+            }
         }
     }
 
