@@ -320,13 +320,31 @@ final class SimdKernels implements VectorKernels {
         }
         byte[] array = codes.hasArray() ? codes.array() : null;
         int base = codes.hasArray() ? codes.arrayOffset() : 0;
-        // no helper takes or returns a vector (a helper C2 compiled on its own can be refused inlining, and its
-        // vectors are then boxed per block), and no vector is carried by the loop: the total lives in an array,
-        // loaded and stored once per two blocks. C2 on JDK 17 sometimes compiled a loop-carried total boxed, one
-        // allocation per block (measured: a 1B-shaped model's decode at 240 ms/token, 30 GB allocated in this line)
+        // the total lives in an array, not in a vector carried by a loop, and the blocks go in spans of SPAN, so
+        // that no call runs a long vector loop: C2 on JDK 17 sometimes compiled a loop-carried total boxed (30 GB
+        // allocated in one 1B-shaped decode, 240 against 140 ms/token), and a long loop gets an on-stack-replacement
+        // compile before the normal one, after which the products of some runs stayed 3-10x slower (none of
+        // four runs with on-stack replacement off)
         float[] total = new float[8];
-        int b = 0;
-        for (; b + 2 <= blocks; b += 2) {
+        for (int b = 0; b < blocks; b += SPAN) {
+            codes32Span(codes, array, base, codesOff, blockStride, scales, x, xOff, b, Math.min(blocks, b + SPAN),
+                    total);
+        }
+        return fold(total, 0, 8);
+    }
+
+    /** Blocks to of a {@link #dotCodes32} call per span (see there). */
+    private static final int SPAN = 16;
+
+    /**
+     * Blocks [from, to) of {@link #dotCodes32} added to {@code total} (8 lanes), two blocks per load and store of
+     * it; no helper takes or returns a vector (a helper C2 compiled on its own can be refused inlining, and its
+     * vectors are then boxed per block).
+     */
+    private static void codes32Span(java.nio.ByteBuffer codes, byte[] array, int base, int codesOff, int blockStride,
+                                    float[] scales, float[] x, int xOff, int from, int to, float[] total) {
+        int b = from;
+        for (; b + 2 <= to; b += 2) {
             int cA = codesOff + (b) * blockStride;
             IntVector vA = array != null
                     ? IntVector.fromByteArray(I256, array, base + cA, java.nio.ByteOrder.LITTLE_ENDIAN)
@@ -366,7 +384,7 @@ final class SimdKernels implements VectorKernels {
             pB.fma(FloatVector.broadcast(F256, sB), pA.fma(FloatVector.broadcast(F256, sA),
                     FloatVector.fromArray(F256, total, 0))).intoArray(total, 0);
         }
-        if (b < blocks) {
+        if (b < to) {
             int cA = codesOff + (b) * blockStride;
             IntVector vA = array != null
                     ? IntVector.fromByteArray(I256, array, base + cA, java.nio.ByteOrder.LITTLE_ENDIAN)
@@ -387,7 +405,6 @@ final class SimdKernels implements VectorKernels {
                     .convertShape(VectorOperators.I2F, F256, 0)).fma(FloatVector.fromArray(F256, x, oA + 24), pA);
             pA.fma(FloatVector.broadcast(F256, sA), FloatVector.fromArray(F256, total, 0)).intoArray(total, 0);
         }
-        return fold(total, 0, 8);
     }
 
     /**
@@ -457,8 +474,12 @@ final class SimdKernels implements VectorKernels {
         float[] lanes = new float[64];
         int t = 0;
         for (; t + 4 <= tokens; t += 4) {
-            codes32PairFourTokens(scratchA, scratchB, scalesA, scalesB, x, xOff + t * xStride, xStride, blocks,
-                    lanes);
+            java.util.Arrays.fill(lanes, 0f);
+            // in spans of blocks, for dotCodes32's reason (no call runs a long vector loop)
+            for (int b = 0; b < blocks; b += PAIR_SPAN) {
+                codes32PairFourTokens(scratchA, scratchB, scalesA, scalesB, x, xOff + t * xStride, xStride, b,
+                        Math.min(blocks, b + PAIR_SPAN), lanes);
+            }
             for (int j = 0; j < 4; j++) {
                 out[outOffA + (t + j) * outStride] = fold(lanes, 8 * j, 8);
                 out[outOffB + (t + j) * outStride] = fold(lanes, 32 + 8 * j, 8);
@@ -472,17 +493,19 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
-    /** The 2 x 4 tile's eight lane-wise totals into {@code lanes}: row A's four tokens, then row B's. */
+    /** Blocks [from, to) of the 2 x 4 tile added to its eight lane-wise totals in {@code lanes}: row A's four
+     * tokens, then row B's. */
+    private static final int PAIR_SPAN = 8;
+
     private static void codes32PairFourTokens(float[] rowA, float[] rowB, float[] scalesA, float[] scalesB,
-                                              float[] x, int x0, int xStride, int blocks, float[] lanes) {
+                                              float[] x, int x0, int xStride, int from, int to, float[] lanes) {
         int x1 = x0 + xStride;
         int x2 = x1 + xStride;
         int x3 = x2 + xStride;
-        java.util.Arrays.fill(lanes, 0, 64, 0f);
-        // the block written out and the totals kept in lanes, not in vectors carried by the loop: C2 on JDK 17
-        // sometimes compiled loop-carried vectors of this kernel boxed, one allocation per total per block
-        // (measured: the same 16-sequence batch at 95-150 or 400-490 tokens/s, run to run)
-        for (int b = 0; b < blocks; b++) {
+        // the totals kept in lanes, not in vectors carried by the block loop, and the body kept small: on JDK 17,
+        // C2 sometimes compiled this kernel with loop-carried vectors boxed or its last vector calls left as Java
+        // code (measured: the same 16-sequence batch at 95-150 or 400-490 tokens/s, run to run)
+        for (int b = from; b < to; b++) {
             int r = 32 * b;
             FloatVector ca = FloatVector.fromArray(F256, rowA, r);
             FloatVector cb = FloatVector.fromArray(F256, rowB, r);
@@ -498,48 +521,22 @@ final class SimdKernels implements VectorKernels {
             v = FloatVector.fromArray(F256, x, x3 + r);
             FloatVector pa3 = ca.mul(v);
             FloatVector pb3 = cb.mul(v);
-            ca = FloatVector.fromArray(F256, rowA, r + 8);
-            cb = FloatVector.fromArray(F256, rowB, r + 8);
-            v = FloatVector.fromArray(F256, x, x0 + r + 8);
-            pa0 = ca.fma(v, pa0);
-            pb0 = cb.fma(v, pb0);
-            v = FloatVector.fromArray(F256, x, x1 + r + 8);
-            pa1 = ca.fma(v, pa1);
-            pb1 = cb.fma(v, pb1);
-            v = FloatVector.fromArray(F256, x, x2 + r + 8);
-            pa2 = ca.fma(v, pa2);
-            pb2 = cb.fma(v, pb2);
-            v = FloatVector.fromArray(F256, x, x3 + r + 8);
-            pa3 = ca.fma(v, pa3);
-            pb3 = cb.fma(v, pb3);
-            ca = FloatVector.fromArray(F256, rowA, r + 16);
-            cb = FloatVector.fromArray(F256, rowB, r + 16);
-            v = FloatVector.fromArray(F256, x, x0 + r + 16);
-            pa0 = ca.fma(v, pa0);
-            pb0 = cb.fma(v, pb0);
-            v = FloatVector.fromArray(F256, x, x1 + r + 16);
-            pa1 = ca.fma(v, pa1);
-            pb1 = cb.fma(v, pb1);
-            v = FloatVector.fromArray(F256, x, x2 + r + 16);
-            pa2 = ca.fma(v, pa2);
-            pb2 = cb.fma(v, pb2);
-            v = FloatVector.fromArray(F256, x, x3 + r + 16);
-            pa3 = ca.fma(v, pa3);
-            pb3 = cb.fma(v, pb3);
-            ca = FloatVector.fromArray(F256, rowA, r + 24);
-            cb = FloatVector.fromArray(F256, rowB, r + 24);
-            v = FloatVector.fromArray(F256, x, x0 + r + 24);
-            pa0 = ca.fma(v, pa0);
-            pb0 = cb.fma(v, pb0);
-            v = FloatVector.fromArray(F256, x, x1 + r + 24);
-            pa1 = ca.fma(v, pa1);
-            pb1 = cb.fma(v, pb1);
-            v = FloatVector.fromArray(F256, x, x2 + r + 24);
-            pa2 = ca.fma(v, pa2);
-            pb2 = cb.fma(v, pb2);
-            v = FloatVector.fromArray(F256, x, x3 + r + 24);
-            pa3 = ca.fma(v, pa3);
-            pb3 = cb.fma(v, pb3);
+            for (int i = r + 8; i < r + 32; i += 8) {
+                ca = FloatVector.fromArray(F256, rowA, i);
+                cb = FloatVector.fromArray(F256, rowB, i);
+                v = FloatVector.fromArray(F256, x, x0 + i);
+                pa0 = ca.fma(v, pa0);
+                pb0 = cb.fma(v, pb0);
+                v = FloatVector.fromArray(F256, x, x1 + i);
+                pa1 = ca.fma(v, pa1);
+                pb1 = cb.fma(v, pb1);
+                v = FloatVector.fromArray(F256, x, x2 + i);
+                pa2 = ca.fma(v, pa2);
+                pb2 = cb.fma(v, pb2);
+                v = FloatVector.fromArray(F256, x, x3 + i);
+                pa3 = ca.fma(v, pa3);
+                pb3 = cb.fma(v, pb3);
+            }
             FloatVector sa = FloatVector.broadcast(F256, scalesA[b]);
             FloatVector sb = FloatVector.broadcast(F256, scalesB[b]);
             pa0.fma(sa, FloatVector.fromArray(F256, lanes, 0)).intoArray(lanes, 0);
