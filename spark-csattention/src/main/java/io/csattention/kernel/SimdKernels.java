@@ -21,7 +21,20 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class SimdKernels implements VectorKernels {
 
-    private static final VectorSpecies<Float> WIDE = FloatVector.SPECIES_PREFERRED;
+    /**
+     * The system property that lets the float kernels use the preferred species when it is wider than 256 bits
+     * ({@code preferred}); by default they use at most 256 bits.
+     */
+    static final String WIDTH_PROPERTY = "csattention.simd.width";
+    /**
+     * The float kernels' species: the preferred one, capped at 256 bits unless {@value #WIDTH_PROPERTY} is
+     * {@code preferred}. Measured on JDK 17 on a 2-core AVX-512 machine (AMD EPYC), the 512-bit species had its
+     * accumulators boxed in the attention kernels (JFR: over 100 GB allocated per line in one 8K-context benchmark)
+     * and the 256-bit one did not: causal prefill 4x faster, full-attention decode 2x.
+     */
+    private static final VectorSpecies<Float> WIDE = "preferred".equals(System.getProperty(WIDTH_PROPERTY, ""))
+            || FloatVector.SPECIES_PREFERRED.vectorBitSize() <= 256 ? FloatVector.SPECIES_PREFERRED
+            : FloatVector.SPECIES_256;
     private static final VectorSpecies<Float> NARROW = FloatVector.SPECIES_128;
     private static final int LANES = WIDE.length();
     private static final int NARROW_LANES = NARROW.length();
@@ -31,7 +44,7 @@ final class SimdKernels implements VectorKernels {
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
     /** Ints of {@link #WIDE}'s shape. */
-    private static final VectorSpecies<Integer> IWIDE = IntVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> IWIDE = VectorSpecies.of(int.class, WIDE.vectorShape());
     /** Whether the machine has 256-bit vectors: the 32-code block kernels need them, else the scalar loops run. */
     private static final boolean INTERLEAVE = WIDE.vectorBitSize() >= 256;
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
@@ -160,7 +173,10 @@ final class SimdKernels implements VectorKernels {
                 FloatVector d0 = FloatVector.fromArray(WIDE, a, aOff + i).sub(FloatVector.fromArray(WIDE, b, bOff + i));
                 acc0 = d0.fma(d0, acc0);
             }
-            sum = sum(acc0.add(acc1));
+            // reduced here, not through sum() (codes32FourTokens' reason: 67 GB boxed in one benchmark's k-means)
+            float[] lanes = new float[LANES];
+            acc0.add(acc1).intoArray(lanes, 0);
+            sum = fold(lanes, 0, LANES);
         } else if (length >= NARROW_LANES) {
             FloatVector acc = FloatVector.zero(NARROW);
             for (int upper = length - NARROW_LANES; i <= upper; i += NARROW_LANES) {
@@ -948,22 +964,8 @@ final class SimdKernels implements VectorKernels {
             int last = Math.min(count, first + ROW_CHUNK);
             int c = 0;
             for (; c + 4 * LANES <= stride; c += 4 * LANES) {
-                FloatVector acc0 = FloatVector.fromArray(WIDE, out, outOff + c);
-                FloatVector acc1 = FloatVector.fromArray(WIDE, out, outOff + c + LANES);
-                FloatVector acc2 = FloatVector.fromArray(WIDE, out, outOff + c + 2 * LANES);
-                FloatVector acc3 = FloatVector.fromArray(WIDE, out, outOff + c + 3 * LANES);
-                for (int j = first; j < last; j++) {
-                    FloatVector w = FloatVector.broadcast(WIDE, weights[j]);
-                    int o = ids[j] * stride + c;
-                    acc0 = FloatVector.fromArray(WIDE, rows, o).fma(w, acc0);
-                    acc1 = FloatVector.fromArray(WIDE, rows, o + LANES).fma(w, acc1);
-                    acc2 = FloatVector.fromArray(WIDE, rows, o + 2 * LANES).fma(w, acc2);
-                    acc3 = FloatVector.fromArray(WIDE, rows, o + 3 * LANES).fma(w, acc3);
-                }
-                acc0.intoArray(out, outOff + c);
-                acc1.intoArray(out, outOff + c + LANES);
-                acc2.intoArray(out, outOff + c + 2 * LANES);
-                acc3.intoArray(out, outOff + c + 3 * LANES);
+                // a short loop in its own method (addWeightedRows' reason: no long loop carries vectors)
+                sumSelectedSpan(weights, rows, stride, ids, first, last, out, outOff + c, c);
             }
             for (; c + LANES <= stride; c += LANES) {
                 FloatVector acc = FloatVector.fromArray(WIDE, out, outOff + c);
@@ -981,6 +983,27 @@ final class SimdKernels implements VectorKernels {
                 out[outOff + c] = sum;
             }
         }
+    }
+
+    /** Rows [first, last) of {@link #sumSelectedRows} for the four vectors of lanes at column {@code c}. */
+    private static void sumSelectedSpan(float[] weights, float[] rows, int stride, int[] ids, int first, int last,
+                                        float[] out, int o, int c) {
+        FloatVector acc0 = FloatVector.fromArray(WIDE, out, o);
+        FloatVector acc1 = FloatVector.fromArray(WIDE, out, o + LANES);
+        FloatVector acc2 = FloatVector.fromArray(WIDE, out, o + 2 * LANES);
+        FloatVector acc3 = FloatVector.fromArray(WIDE, out, o + 3 * LANES);
+        for (int j = first; j < last; j++) {
+            FloatVector w = FloatVector.broadcast(WIDE, weights[j]);
+            int r = ids[j] * stride + c;
+            acc0 = FloatVector.fromArray(WIDE, rows, r).fma(w, acc0);
+            acc1 = FloatVector.fromArray(WIDE, rows, r + LANES).fma(w, acc1);
+            acc2 = FloatVector.fromArray(WIDE, rows, r + 2 * LANES).fma(w, acc2);
+            acc3 = FloatVector.fromArray(WIDE, rows, r + 3 * LANES).fma(w, acc3);
+        }
+        acc0.intoArray(out, o);
+        acc1.intoArray(out, o + LANES);
+        acc2.intoArray(out, o + 2 * LANES);
+        acc3.intoArray(out, o + 3 * LANES);
     }
 
     /** Four queries per pass, so each key row is loaded once for four dot products. */
@@ -1026,6 +1049,65 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
+    /** One 4 x 4 tile of {@link #dotTransposed}: queries at q0 (stride qStride), keys from ktOff on. */
+    private static void transposedTile(float[] q, int qOff, int qStride, float[] kt, int ktOff, int ktStride,
+                                       int length, float[] out, int outOff, int outStride) {
+        int q0 = qOff;
+        int q1 = q0 + qStride;
+        int q2 = q1 + qStride;
+        int q3 = q2 + qStride;
+        FloatVector a00 = FloatVector.zero(WIDE), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        for (int e = 0, k = ktOff; e < length; e++, k += ktStride) {
+            FloatVector k0 = FloatVector.fromArray(WIDE, kt, k);
+            FloatVector k1 = FloatVector.fromArray(WIDE, kt, k + LANES);
+            FloatVector k2 = FloatVector.fromArray(WIDE, kt, k + 2 * LANES);
+            FloatVector k3 = FloatVector.fromArray(WIDE, kt, k + 3 * LANES);
+            FloatVector b = FloatVector.broadcast(WIDE, q[q0 + e]);
+            a00 = b.fma(k0, a00);
+            a01 = b.fma(k1, a01);
+            a02 = b.fma(k2, a02);
+            a03 = b.fma(k3, a03);
+            b = FloatVector.broadcast(WIDE, q[q1 + e]);
+            a10 = b.fma(k0, a10);
+            a11 = b.fma(k1, a11);
+            a12 = b.fma(k2, a12);
+            a13 = b.fma(k3, a13);
+            b = FloatVector.broadcast(WIDE, q[q2 + e]);
+            a20 = b.fma(k0, a20);
+            a21 = b.fma(k1, a21);
+            a22 = b.fma(k2, a22);
+            a23 = b.fma(k3, a23);
+            b = FloatVector.broadcast(WIDE, q[q3 + e]);
+            a30 = b.fma(k0, a30);
+            a31 = b.fma(k1, a31);
+            a32 = b.fma(k2, a32);
+            a33 = b.fma(k3, a33);
+        }
+int o = outOff;
+        a00.intoArray(out, o);
+        a01.intoArray(out, o + LANES);
+        a02.intoArray(out, o + 2 * LANES);
+        a03.intoArray(out, o + 3 * LANES);
+        o += outStride;
+        a10.intoArray(out, o);
+        a11.intoArray(out, o + LANES);
+        a12.intoArray(out, o + 2 * LANES);
+        a13.intoArray(out, o + 3 * LANES);
+        o += outStride;
+        a20.intoArray(out, o);
+        a21.intoArray(out, o + LANES);
+        a22.intoArray(out, o + 2 * LANES);
+        a23.intoArray(out, o + 3 * LANES);
+        o += outStride;
+        a30.intoArray(out, o);
+        a31.intoArray(out, o + LANES);
+        a32.intoArray(out, o + 2 * LANES);
+        a33.intoArray(out, o + 3 * LANES);
+    }
+
     /**
      * Lanes are keys, so no horizontal sums: a tile of four queries by four key vectors keeps sixteen accumulators in
      * registers while stepping down the dimensions; each step loads four key vectors and broadcasts four query
@@ -1038,60 +1120,10 @@ final class SimdKernels implements VectorKernels {
         for (; j + 4 * LANES <= keyCount; j += 4 * LANES) {
             int i = 0;
             for (; i + 4 <= queryCount; i += 4) {
-                int q0 = qOff + i * qStride;
-                int q1 = q0 + qStride;
-                int q2 = q1 + qStride;
-                int q3 = q2 + qStride;
-                FloatVector a00 = FloatVector.zero(WIDE), a01 = a00, a02 = a00, a03 = a00;
-                FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-                FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-                FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-                for (int e = 0, k = ktOff + j; e < length; e++, k += ktStride) {
-                    FloatVector k0 = FloatVector.fromArray(WIDE, kt, k);
-                    FloatVector k1 = FloatVector.fromArray(WIDE, kt, k + LANES);
-                    FloatVector k2 = FloatVector.fromArray(WIDE, kt, k + 2 * LANES);
-                    FloatVector k3 = FloatVector.fromArray(WIDE, kt, k + 3 * LANES);
-                    FloatVector b = FloatVector.broadcast(WIDE, q[q0 + e]);
-                    a00 = b.fma(k0, a00);
-                    a01 = b.fma(k1, a01);
-                    a02 = b.fma(k2, a02);
-                    a03 = b.fma(k3, a03);
-                    b = FloatVector.broadcast(WIDE, q[q1 + e]);
-                    a10 = b.fma(k0, a10);
-                    a11 = b.fma(k1, a11);
-                    a12 = b.fma(k2, a12);
-                    a13 = b.fma(k3, a13);
-                    b = FloatVector.broadcast(WIDE, q[q2 + e]);
-                    a20 = b.fma(k0, a20);
-                    a21 = b.fma(k1, a21);
-                    a22 = b.fma(k2, a22);
-                    a23 = b.fma(k3, a23);
-                    b = FloatVector.broadcast(WIDE, q[q3 + e]);
-                    a30 = b.fma(k0, a30);
-                    a31 = b.fma(k1, a31);
-                    a32 = b.fma(k2, a32);
-                    a33 = b.fma(k3, a33);
-                }
-                int o = outOff + i * outStride + j;
-                a00.intoArray(out, o);
-                a01.intoArray(out, o + LANES);
-                a02.intoArray(out, o + 2 * LANES);
-                a03.intoArray(out, o + 3 * LANES);
-                o += outStride;
-                a10.intoArray(out, o);
-                a11.intoArray(out, o + LANES);
-                a12.intoArray(out, o + 2 * LANES);
-                a13.intoArray(out, o + 3 * LANES);
-                o += outStride;
-                a20.intoArray(out, o);
-                a21.intoArray(out, o + LANES);
-                a22.intoArray(out, o + 2 * LANES);
-                a23.intoArray(out, o + 3 * LANES);
-                o += outStride;
-                a30.intoArray(out, o);
-                a31.intoArray(out, o + LANES);
-                a32.intoArray(out, o + 2 * LANES);
-                a33.intoArray(out, o + 3 * LANES);
+                // the 4 x 4 tile in its own method: a long loop carrying vectors in one call was compiled boxed in
+                // some runs (addWeightedRows' reason)
+                transposedTile(q, qOff + i * qStride, qStride, kt, ktOff + j, ktStride, length, out,
+                        outOff + i * outStride + j, outStride);
             }
             for (; i < queryCount; i++) {
                 int qi = qOff + i * qStride;
@@ -1142,21 +1174,13 @@ final class SimdKernels implements VectorKernels {
             int o0 = outOff + i * outStride;
             int c = 0;
             for (; c + LANES <= length; c += LANES) {
-                FloatVector acc0 = FloatVector.fromArray(WIDE, out, o0 + c);
-                FloatVector acc1 = FloatVector.fromArray(WIDE, out, o0 + outStride + c);
-                FloatVector acc2 = FloatVector.fromArray(WIDE, out, o0 + 2 * outStride + c);
-                FloatVector acc3 = FloatVector.fromArray(WIDE, out, o0 + 3 * outStride + c);
-                for (int r = 0; r < rowCount; r++) {
-                    FloatVector v = FloatVector.fromArray(WIDE, rows, (firstRow + r) * stride + c);
-                    acc0 = v.fma(FloatVector.broadcast(WIDE, w[w0 + r]), acc0);
-                    acc1 = v.fma(FloatVector.broadcast(WIDE, w[w0 + wStride + r]), acc1);
-                    acc2 = v.fma(FloatVector.broadcast(WIDE, w[w0 + 2 * wStride + r]), acc2);
-                    acc3 = v.fma(FloatVector.broadcast(WIDE, w[w0 + 3 * wStride + r]), acc3);
+                // the accumulators go through out every ROW_SPAN rows, not through vectors carried by the row loop:
+                // C2 on JDK 17 compiled the carried form boxed in some runs (JFR: 100 GB allocated per line in an
+                // 8K-context benchmark); the adds are the same, in the same order
+                for (int r0 = 0; r0 < rowCount; r0 += ROW_SPAN) {
+                    addWeightedSpan(w, w0, wStride, rows, stride, firstRow, r0, Math.min(rowCount, r0 + ROW_SPAN),
+                            out, o0 + c, outStride, c);
                 }
-                acc0.intoArray(out, o0 + c);
-                acc1.intoArray(out, o0 + outStride + c);
-                acc2.intoArray(out, o0 + 2 * outStride + c);
-                acc3.intoArray(out, o0 + 3 * outStride + c);
             }
             for (; c < length; c++) {
                 for (int t = 0; t < QUERY_TILE; t++) {
@@ -1173,6 +1197,29 @@ final class SimdKernels implements VectorKernels {
                 axpy(w[wOff + i * wStride + r], rows, (firstRow + r) * stride, out, outOff + i * outStride, length);
             }
         }
+    }
+
+    /** Rows of {@link #addWeightedRows} per load and store of its accumulators. */
+    private static final int ROW_SPAN = 8;
+
+    /** Rows [from, to) of a four-query {@link #addWeightedRows} tile, for the lanes at column {@code c}. */
+    private static void addWeightedSpan(float[] w, int w0, int wStride, float[] rows, int stride, int firstRow,
+                                        int from, int to, float[] out, int o, int outStride, int c) {
+        FloatVector acc0 = FloatVector.fromArray(WIDE, out, o);
+        FloatVector acc1 = FloatVector.fromArray(WIDE, out, o + outStride);
+        FloatVector acc2 = FloatVector.fromArray(WIDE, out, o + 2 * outStride);
+        FloatVector acc3 = FloatVector.fromArray(WIDE, out, o + 3 * outStride);
+        for (int r = from; r < to; r++) {
+            FloatVector v = FloatVector.fromArray(WIDE, rows, (firstRow + r) * stride + c);
+            acc0 = v.fma(FloatVector.broadcast(WIDE, w[w0 + r]), acc0);
+            acc1 = v.fma(FloatVector.broadcast(WIDE, w[w0 + wStride + r]), acc1);
+            acc2 = v.fma(FloatVector.broadcast(WIDE, w[w0 + 2 * wStride + r]), acc2);
+            acc3 = v.fma(FloatVector.broadcast(WIDE, w[w0 + 3 * wStride + r]), acc3);
+        }
+        acc0.intoArray(out, o);
+        acc1.intoArray(out, o + outStride);
+        acc2.intoArray(out, o + 2 * outStride);
+        acc3.intoArray(out, o + 3 * outStride);
     }
 
     /**

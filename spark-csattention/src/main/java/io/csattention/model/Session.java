@@ -568,13 +568,14 @@ public final class Session {
                 return;
             }
             BudgetPlan plan = owner.method.plan(owner.settings, cache.size());
-            for (int g = 0; g < group; g++) {
-                int row = firstRow + g;
-                int off = row * headSize;
-                int[] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead],
-                        plan, q, row, 1, rowPositions, att)[0];
-                if (owner.probe != null) {
-                    owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, selected, att, off);
+            // the group's query heads select as one block: each selects what it would alone, and a selector that
+            // re-scores its candidates against the key sketch sweeps the sketch once for the group
+            int[][] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead], plan,
+                    q, firstRow, group, rowPositions, att);
+            if (owner.probe != null) {
+                for (int g = 0; g < group; g++) {
+                    int off = (firstRow + g) * headSize;
+                    owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, selected[g], att, off);
                 }
             }
         });

