@@ -349,7 +349,7 @@ final class SimdKernels implements VectorKernels {
         return fold(total, 0, 8);
     }
 
-    /** Blocks to of a {@link #dotCodes32} call per span (see there). */
+    /** Blocks per span of a {@link #dotCodes32} call (see there). */
     private static final int SPAN = 16;
 
     /**
