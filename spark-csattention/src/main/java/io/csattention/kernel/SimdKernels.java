@@ -355,7 +355,9 @@ final class SimdKernels implements VectorKernels {
     /**
      * Blocks [from, to) of {@link #dotCodes32} added to {@code total} (8 lanes), two blocks per load and store of
      * it; no helper takes or returns a vector (a helper C2 compiled on its own can be refused inlining, and its
-     * vectors are then boxed per block).
+     * vectors are then boxed per block), so the block's code is written out for each of the pair and the tail. One
+     * block per load and store measured slower in a one-thread micro-benchmark (4.9-5.6 against 7.8-8.0 GMAC/s at
+     * 512 columns).
      */
     private static void codes32Span(java.nio.ByteBuffer codes, byte[] array, int base, int codesOff, int blockStride,
                                     float[] scales, float[] x, int xOff, int from, int to, float[] total) {
@@ -1191,9 +1193,10 @@ int o = outOff;
             int o0 = outOff + i * outStride;
             int c = 0;
             for (; c + LANES <= length; c += LANES) {
-                // the accumulators go through out every ROW_SPAN rows, not through vectors carried by the row loop:
-                // C2 on JDK 17 compiled the carried form boxed in some runs (JFR: 100 GB allocated per line in an
-                // 8K-context benchmark); the adds are the same, in the same order
+                // the accumulators go through out every ROW_SPAN rows, not through vectors carried by the whole
+                // row loop, the loop shape C2 on JDK 17 compiled boxed in the other kernels; the adds are the same,
+                // in the same order. This alone did not unbox the 512-bit species here (100 GB per line in an
+                // 8K-context benchmark): the 256-bit cap of WIDE did
                 for (int r0 = 0; r0 < rowCount; r0 += ROW_SPAN) {
                     addWeightedSpan(w, w0, wStride, rows, stride, firstRow, r0, Math.min(rowCount, r0 + ROW_SPAN),
                             out, o0 + c, outStride, c);
