@@ -129,6 +129,8 @@ final class IndexSetWrite implements WriteBuilder, SupportsTruncate, Write, Requ
                 try {
                     Path path = new Path(root);
                     IndexSet.abort(path.getFileSystem(conf.get()), path, jobId);
+                    // tasks of the failed stage still running can write after this: removed as they end
+                    AbortedBuildCleanup.watch(spark.sparkContext(), conf, root, jobId);
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }

@@ -241,6 +241,29 @@ class CSAttentionSparkTest {
         assertFalse(Files.exists(temp), "left in " + temp + ": " + java.util.Arrays.toString(temp.toFile().list()));
     }
 
+    @Test
+    void whatAnAbortedBuildsLateTasksWriteIsRemovedAsTasksEnd() throws IOException {
+        Path root = dir.resolve("index-late");
+        Path late = root.resolve(IndexSet.TEMP_DIR).resolve("job-late").resolve("P-0-7");
+        Files.createDirectories(late);
+        Files.writeString(late.resolve("head-0.idx"), "written before the watch");
+        Path users = root.resolve("notes.txt");
+        Files.writeString(users, "not the build's");
+        AbortedBuildCleanup.watch(spark.sparkContext(),
+                new HadoopConf(spark.sparkContext().hadoopConfiguration()), root.toString(), "job-late");
+        assertFalse(Files.exists(root.resolve(IndexSet.TEMP_DIR)), "the watch's own sweep");
+        // a task that writes after the watch: removed once a task ends (the listener bus is asynchronous)
+        Files.createDirectories(late);
+        Files.writeString(late.resolve("head-0.idx"), "written after the watch");
+        assertEquals(1L, spark.range(1).count());
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+        while (Files.exists(late) && System.nanoTime() < deadline) {
+            sleepMillis(20);
+        }
+        assertFalse(Files.exists(root.resolve(IndexSet.TEMP_DIR)), "left after a task ended");
+        assertEquals("not the build's", Files.readString(users));
+    }
+
     private static void sleepMillis(long millis) {
         try {
             Thread.sleep(millis);
