@@ -91,7 +91,7 @@ class EvalTensorsCommandTest {
         assertOneLine("error: --sparsity must be in (0, 1); --sparsity=1.5",
                 run("eval-tensors", "--keys", keys, "--values", values, "--prefill-queries", prefill,
                         "--queries", queries, "--out", out, "--sparsity", "1.5"));
-        assertOneLine("error: unknown method 'bogus'; expected one of full,oracle,quest,keycluster,csattention",
+        assertOneLine("error: unknown method 'bogus'; expected one of full,oracle,quest,keycluster,csattention,csattention_group",
                 run("eval-tensors", "--keys", keys, "--values", values, "--prefill-queries", prefill,
                         "--queries", queries, "--out", out, "--methods", "csattention,bogus"));
         assertOneLine("error: budget must be >= sink + window = 70 (raise sparsity's budget or lower --sink/--window);"

@@ -178,7 +178,7 @@ class ModelCommandsTest {
                 "generate", "--model", MODEL.toString(), "--prompt-tokens", "1 600", "--max-new-tokens", "3");
         assertError("context must be at most the model's context length 512 tokens; tokens=601",
                 "generate", "--model", MODEL.toString(), "--prompt-tokens", "1", "--max-new-tokens", "600");
-        assertError("unknown method 'sparse'; expected one of full,oracle,quest,keycluster,csattention",
+        assertError("unknown method 'sparse'; expected one of full,oracle,quest,keycluster,csattention,csattention_group",
                 "generate", "--model", MODEL.toString(), "--prompt-tokens", "1", "--max-new-tokens", "3",
                 "--attention", "sparse");
         assertError("prompt-tokens must be integers; token=x",

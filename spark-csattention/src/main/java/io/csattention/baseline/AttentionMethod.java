@@ -18,7 +18,17 @@ public enum AttentionMethod {
     ORACLE,
     QUEST,
     KEYCLUSTER,
-    CSATTENTION;
+    CSATTENTION,
+    /**
+     * csattention with one selection per KV head for all the query heads of its group (grouped-query models):
+     * {@link CSAttentionSelector#selectShared}. The same index; with one query head per KV head it is csattention.
+     */
+    CSATTENTION_GROUP;
+
+    /** Whether the method decodes with a csattention index (its selectors are {@link CSAttentionSelector}s). */
+    public boolean usesIndex() {
+        return this == CSATTENTION || this == CSATTENTION_GROUP;
+    }
 
     /** The name used on command lines and in reports. */
     public String id() {
@@ -53,7 +63,7 @@ public enum AttentionMethod {
             case ORACLE -> new OracleSelector(kernels, cache);
             case QUEST -> new QuestSelector(kernels, cache, QuestSelector.DEFAULT_PAGE_SIZE);
             case KEYCLUSTER -> new KeyClusterSelector(kernels, cache, 0, settings.kmeansIterations(), settings.seed());
-            case CSATTENTION -> new CSAttentionSelector(kernels,
+            case CSATTENTION, CSATTENTION_GROUP -> new CSAttentionSelector(kernels,
                     CSAttentionIndex.build(kernels, keysNow(cache), prefillQueries, settings, rope), cache,
                     settings.rescoreFactor());
         };

@@ -78,6 +78,49 @@ public final class Attention {
         }
     }
 
+    /**
+     * Exact attention of the {@code group} query heads of one KV head over one shared selection (the non-negative
+     * entries of {@code selected}, as {@link CSAttentionSelector#selectShared} gives): {@code out[outOff + g*d ..) =
+     * softmax(q_g K_S^T / sqrt(d)) V_S}. Each selected row is gathered (and widened when half) once for the group, in
+     * chunks, and scored and summed as {@link #attendGroup}'s tiles. Returns the number of keys attended.
+     */
+    public static int attendShared(VectorKernels kernels, float[] q, int qOff, int group, KeyValueCache cache,
+                                   int[] selected, float[] out, int outOff) {
+        int d = cache.dim();
+        int n = 0;
+        while (n < selected.length && selected[n] >= 0) {
+            n++;
+        }
+        java.util.Arrays.fill(out, outOff, outOff + group * d, 0f);
+        if (n == 0) {
+            return 0;
+        }
+        float[][] scratch = GROUP_SCRATCH.get();
+        if (scratch[0].length < group * n) {
+            scratch[0] = new float[Math.max(group * n, Math.min(2 * scratch[0].length, 1 << 24))];
+        }
+        if (scratch[1].length < GROUP_CHUNK * d) {
+            scratch[1] = new float[GROUP_CHUNK * d];
+        }
+        float[] scores = scratch[0];
+        float[] chunk = scratch[1];
+        for (int from = 0; from < n; from += GROUP_CHUNK) {
+            int c = Math.min(GROUP_CHUNK, n - from);
+            cache.keyRowsAt(kernels, selected, from, c, chunk);
+            kernels.dotBlock(q, qOff, d, group, chunk, d, d, 0, c, scores, from, n);
+        }
+        float scale = (float) (1.0 / Math.sqrt(d));
+        for (int g = 0; g < group; g++) {
+            softmax(kernels, scores, g * n, n, scale);
+        }
+        for (int from = 0; from < n; from += GROUP_CHUNK) {
+            int c = Math.min(GROUP_CHUNK, n - from);
+            cache.valueRowsAt(kernels, selected, from, c, chunk);
+            kernels.addWeightedRows(scores, from, n, group, chunk, d, d, 0, c, out, outOff, d);
+        }
+        return n;
+    }
+
     /** Keys per chunk of {@link #attendCausal}: transposed, 32 KB at d = 64, in L1 while the tile's queries use it. */
     private static final int CAUSAL_CHUNK = 128;
     private static final ThreadLocal<float[][]> CAUSAL_SCRATCH = ThreadLocal.withInitial(() -> new float[3][0]);

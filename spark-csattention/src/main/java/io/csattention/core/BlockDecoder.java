@@ -105,6 +105,21 @@ public final class BlockDecoder implements AutoCloseable {
         return selected;
     }
 
+    /**
+     * The decode step of a KV head's group with one shared selection (method {@code csattention_group}): the
+     * {@code count} query heads in rows [first, first + count) select their keys together
+     * ({@link CSAttentionSelector#selectShared}) and attend them in one pass ({@link Attention#attendShared}).
+     * Returns the shared selection (ascending key ids, -1 padded).
+     */
+    public static int[] decodeShared(VectorKernels kernels, KeyValueCache cache, CSAttentionSelector selector,
+                                     BudgetPlan plan, float[] queries, int first, int count, long[] positions,
+                                     float[] out) {
+        int d = cache.dim();
+        int[] selected = selector.selectShared(queries, first, count, d, plan, positions);
+        Attention.attendShared(kernels, queries, first * d, count, cache, selected, out, first * d);
+        return selected;
+    }
+
     /** Splits [firstBlock, lastBlock) in halves down to single query blocks. */
     private final class Blocks extends RecursiveAction {
         private final KeyValueCache cache;

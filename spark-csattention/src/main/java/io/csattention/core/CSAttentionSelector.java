@@ -143,6 +143,87 @@ public final class CSAttentionSelector implements KeySelector {
         return selections;
     }
 
+    /** Candidates per chunk of the shared re-scoring: 1,024 coded rows of d = 64 are 68 KiB, in L2 for the group. */
+    private static final int SHARED_CHUNK = 1024;
+
+    /**
+     * One selection for the {@code count} query heads of a KV head's group (grouped-query attention) in rows
+     * [first, first + count) of {@code queries}, which all attend it ({@link Attention#attendShared}): the budget
+     * is spent once per group instead of once per head.
+     *
+     * <p>Every head's chosen lists are summed into one accumulator and the {@code rescoreFactor * chosen} best keys
+     * by that sum are cut once; each head re-scores those candidates over the key sketch (a chunk of rows read once
+     * for the group) and turns its scores into softmax weights over the candidates, the sink and the window (its
+     * estimate of the attention each key gets from it); the {@code chosen} keys with the largest sum of the heads'
+     * weights are kept. That sum is the group's attention mass a key carries, so the cut keeps as much of the
+     * heads' mass, taken together, as the estimates allow. With one head (or no re-scoring) it is exactly
+     * {@link #selectBlock}'s choice.
+     */
+    public int[] selectShared(float[] queries, int first, int count, int dim, BudgetPlan plan, long[] positions) {
+        if (count == 1) {
+            return selectBlock(queries, first, 1, dim, plan, positions)[0];
+        }
+        int m = index.subspaces();
+        Check.that(count * m < (1 << COUNT_BITS), "a shared selection sums fewer than " + (1 << COUNT_BITS)
+                + " lists per key; heads x subspaces", "heads x subspaces", count * m);
+        Scratch s = scratch.get();
+        int from = plan.middleStart();
+        int to = plan.middleEnd();
+        int chosen = plan.chosen();
+        int candidates = rescoreFactor > 0
+                ? (int) Math.min(to - from, Math.ceil(rescoreFactor * chosen))
+                : chosen;
+        s.ensure(plan.keys(), 2 * PackedLists.UNIT_MAX * m * count + 1, count + 1, candidates);
+        for (int q = 0; q < count; q++) {
+            int off = (first + q) * dim;
+            long position = positions == null ? index.defaultQueryPosition() : positions[first + q];
+            accumulate(index.lookupQuery(queries, off, position), from, to, s.acc);
+        }
+        int[] picked = s.picked[0];
+        int found = cutBySums(s, from, to, candidates, PackedLists.UNIT_MAX * m * count, picked);
+        if (!(rescoreFactor > 0 && candidates > chosen) || found <= chosen) {
+            return Selections.assembleAscending(plan, picked, Math.min(found, chosen));
+        }
+        int edges = plan.keys() - (to - from);
+        int[] edgeIds = s.edgeIds(edges);
+        for (int i = 0; i < from; i++) {
+            edgeIds[i] = i;
+        }
+        for (int i = to; i < plan.keys(); i++) {
+            edgeIds[from + i - to] = i;
+        }
+        float[] mass = s.scores[count];
+        java.util.Arrays.fill(mass, 0, found, 0f);
+        float[] edgeScores = s.edgeScores(edges);
+        float scale = (float) (1.0 / Math.sqrt(dim));
+        for (int q = 0; q < count; q++) {
+            int off = (first + q) * dim;
+            float[] scores = s.scores[q];
+            for (int c = 0; c < found; c += SHARED_CHUNK) {
+                kernels.dotSelectedCodes(queries, off, sketch.codes(), sketch.dim(), sketch.scales(), picked, c,
+                        Math.min(SHARED_CHUNK, found - c), scores, c);
+            }
+            if (edges > 0) {
+                kernels.dotSelectedCodes(queries, off, sketch.codes(), sketch.dim(), sketch.scales(), edgeIds, 0,
+                        edges, edgeScores, 0);
+            }
+            for (int j = 0; j < found; j++) {
+                scores[j] *= scale;
+            }
+            for (int j = 0; j < edges; j++) {
+                edgeScores[j] *= scale;
+            }
+            float shift = Math.max(kernels.max(scores, 0, found), kernels.max(edgeScores, 0, edges));
+            float total = kernels.expShifted(scores, 0, found, shift) + kernels.expShifted(edgeScores, 0, edges, shift);
+            float inverse = 1f / total;
+            for (int j = 0; j < found; j++) {
+                mass[j] += scores[j] * inverse;
+            }
+        }
+        int kept = TopK.keepLargest(mass, picked, found, chosen, s.radix);
+        return Selections.assembleAscending(plan, picked, kept);
+    }
+
     /** Re-scores every query's candidates (ascending keys) over the sketch, chunk by chunk of the key range. */
     private void rescoreInChunks(float[] queries, int[] offsets, int[] counts, int from, int to, Scratch s) {
         int[] cursor = new int[offsets.length];
@@ -261,6 +342,22 @@ public final class CSAttentionSelector implements KeySelector {
         int[] histogram = new int[0];
         int[] histogramLanes = new int[0];
         final int[] radix = new int[TopK.RADIX_BUCKETS];
+        int[] edgeIds = new int[0];
+        float[] edgeScores = new float[0];
+
+        int[] edgeIds(int n) {
+            if (edgeIds.length < n) {
+                edgeIds = new int[n];
+            }
+            return edgeIds;
+        }
+
+        float[] edgeScores(int n) {
+            if (edgeScores.length < n) {
+                edgeScores = new float[n];
+            }
+            return edgeScores;
+        }
 
         void ensure(int n, int histogramSize, int block, int candidates) {
             if (acc.length < n) {

@@ -214,6 +214,16 @@ public final class KeyValueCache {
         }
     }
 
+    /** Key rows {@code ids[idsOff .. idsOff+count)}, as floats, packed into {@code dst[0 ..)}. */
+    public void keyRowsAt(VectorKernels kernels, int[] ids, int idsOff, int count, float[] dst) {
+        gather(kernels, keys, halfKeys, ids, idsOff, count, dst);
+    }
+
+    /** Value rows {@code ids[idsOff .. idsOff+count)}, as floats, packed into {@code dst[0 ..)}. */
+    public void valueRowsAt(VectorKernels kernels, int[] ids, int idsOff, int count, float[] dst) {
+        gather(kernels, values, halfValues, ids, idsOff, count, dst);
+    }
+
     /** Rows {@code ids[0 .. count)} of the keys, as floats, packed into {@code dst[0 ..)}. */
     private void gather(VectorKernels kernels, float[] full, short[] half, int[] ids, int idsOff, int count,
                         float[] dst) {

@@ -101,7 +101,7 @@ public final class Session {
         if (selectors == null) {
             return copy;
         }
-        if (method != AttentionMethod.CSATTENTION || position != positionAtAttention) {
+        if (!method.usesIndex() || position != positionAtAttention) {
             copy.useAttention(method, settings);
             return copy;
         }
@@ -568,6 +568,18 @@ public final class Session {
                 return;
             }
             BudgetPlan plan = owner.method.plan(owner.settings, cache.size());
+            if (owner.method == AttentionMethod.CSATTENTION_GROUP) {
+                int[] shared = BlockDecoder.decodeShared(model.kernels(), cache,
+                        (CSAttentionSelector) owner.selectors[layer][kvHead], plan, q, firstRow, group, rowPositions,
+                        att);
+                if (owner.probe != null) {
+                    for (int g = 0; g < group; g++) {
+                        int off = (firstRow + g) * headSize;
+                        owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, shared, att, off);
+                    }
+                }
+                return;
+            }
             // the group's query heads select as one block: each selects what it would alone, and a selector that
             // re-scores its candidates against the key sketch sweeps the sketch once for the group
             int[][] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead], plan,

@@ -24,7 +24,7 @@ class BatchedGenerationTest {
     static final long SEED = 20261202L;
 
     @ParameterizedTest
-    @EnumSource(value = AttentionMethod.class, names = {"FULL", "CSATTENTION"})
+    @EnumSource(value = AttentionMethod.class, names = {"FULL", "CSATTENTION", "CSATTENTION_GROUP"})
     void aBatchAnswersEachQuestionAsItAloneWould(AttentionMethod method) {
         System.out.println("BatchedGenerationTest seed=" + SEED);
         LlamaModel model = Stories260K.model();
