@@ -92,6 +92,11 @@ final class BenchModelCommand implements Callable<Integer> {
             description = "csattention sparsities of the end-to-end table. Default: ${DEFAULT-VALUE}.")
     double[] sparsities;
 
+    @Option(names = "--sparse-methods", split = ",", defaultValue = "csattention,csattention_group",
+            description = "Sparse methods of the end-to-end table: csattention (a selection per query head) and "
+                    + "csattention_group (one per KV head for its group). Default: ${DEFAULT-VALUE}.")
+    List<String> sparseMethods;
+
     @Option(names = "--seed", defaultValue = "42", description = "Weights and tokens. Default: ${DEFAULT-VALUE}.")
     long seed;
 
@@ -131,6 +136,18 @@ final class BenchModelCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             // the flags' names, not the library's words
             throw new IllegalArgumentException("--" + e.getMessage().replace("; ", "; --"));
+        }
+        List<AttentionMethod> sparse = new ArrayList<>();
+        for (String name : sparseMethods) {
+            AttentionMethod method = AttentionMethod.CSATTENTION.id().equalsIgnoreCase(name.trim())
+                    ? AttentionMethod.CSATTENTION
+                    : AttentionMethod.CSATTENTION_GROUP.id().equalsIgnoreCase(name.trim())
+                    ? AttentionMethod.CSATTENTION_GROUP : null;
+            if (method == null) {
+                throw new IllegalArgumentException("--sparse-methods must name csattention or csattention_group; "
+                        + "--sparse-methods=" + name);
+            }
+            sparse.add(method);
         }
         OutputDir.check(out);
         int maxContext = java.util.Arrays.stream(contextTokens).max().orElse(0);
@@ -228,7 +245,9 @@ final class BenchModelCommand implements Callable<Integer> {
         }
 
         // end to end: one long context, its questions in one batch, full attention against csattention
-        ObjectNode speedups = summary.putObject("csattention_speedup_vs_full");
+        for (AttentionMethod method : sparse) {
+            summary.putObject(method.id() + "_speedup_vs_full");
+        }
         ObjectNode e2e = summary.putObject("end_to_end");
         DefaultCategoryDataset e2eChart = new DefaultCategoryDataset();
         double shortSeconds = answer(model, model.newSession(), tokens(random, config, SHORT_CONTEXT), null, random)
@@ -254,18 +273,21 @@ final class BenchModelCommand implements Callable<Integer> {
             row.put("kv_bytes", kvBytes);
             report(o, n, "full", Double.NaN, 0, full, full, shortSeconds, kvBytes, 0, row.putObject("full"));
             e2eChart.addValue(full.tokensPerSecond(), "full", Integer.toString(n));
-            for (double sparsity : sparsities) {
-                start = System.nanoTime();
-                context.useAttention(AttentionMethod.CSATTENTION, CSAttentionSettings.defaults()
-                        .withSparsity(sparsity));
-                double indexSeconds = (System.nanoTime() - start) / 1e9;
-                Answers sparse = answer(model, context, null, contextLogits, new SplittableRandom(seed ^ n).split());
-                String key = String.format(Locale.ROOT, "csattention_%.2f", sparsity);
-                report(o, n, "csattention", sparsity, indexSeconds, sparse, full, shortSeconds, kvBytes,
-                        context.indexBytes(), row.putObject(key));
-                e2eChart.addValue(sparse.tokensPerSecond(), key, Integer.toString(n));
-                if (Math.abs(sparsity - 0.95) < 1e-9) {
-                    speedups.put(Integer.toString(n), round(sparse.tokensPerSecond() / full.tokensPerSecond()));
+            for (AttentionMethod method : sparse) {
+                for (double sparsity : sparsities) {
+                    start = System.nanoTime();
+                    context.useAttention(method, CSAttentionSettings.defaults().withSparsity(sparsity));
+                    double indexSeconds = (System.nanoTime() - start) / 1e9;
+                    Answers answers = answer(model, context, null, contextLogits,
+                            new SplittableRandom(seed ^ n).split());
+                    String key = String.format(Locale.ROOT, "%s_%.2f", method.id(), sparsity);
+                    report(o, n, method.id(), sparsity, indexSeconds, answers, full, shortSeconds, kvBytes,
+                            context.indexBytes(), row.putObject(key));
+                    e2eChart.addValue(answers.tokensPerSecond(), key, Integer.toString(n));
+                    if (Math.abs(sparsity - 0.95) < 1e-9) {
+                        summary.with(method.id() + "_speedup_vs_full").put(Integer.toString(n),
+                                round(answers.tokensPerSecond() / full.tokensPerSecond()));
+                    }
                 }
             }
         }

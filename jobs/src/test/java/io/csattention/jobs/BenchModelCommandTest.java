@@ -39,12 +39,14 @@ class BenchModelCommandTest {
         }
         assertTrue(summary.get("batched_tokens_per_s").get("4").asDouble() > 0);
         assertTrue(summary.get("csattention_speedup_vs_full").get("300").asDouble() > 0);
+        assertTrue(summary.get("csattention_group_speedup_vs_full").get("300").asDouble() > 0);
         assertEquals("f16", summary.get("kv_precision").asText());
         JsonNode row = summary.get("end_to_end").get("300");
         // float16 K and V (2 bytes each) of the context's 300 tokens, 1 layer x 2 KV heads x 64 dims
         assertEquals(2L * 2 * 300 * 2 * 64, row.get("kv_bytes").asLong());
         assertEquals(1.0, row.get("full").get("tokens_agreeing_with_full").asDouble());
         assertTrue(row.get("csattention_0.95").get("index_bytes").asLong() > 0);
+        assertTrue(row.get("csattention_group_0.95").get("index_bytes").asLong() > 0);
         for (String file : List.of("summary.json", "batched_decode.png", "end_to_end.png")) {
             assertTrue(Files.size(out.resolve(file)) > 0, file);
         }
@@ -58,6 +60,10 @@ class BenchModelCommandTest {
         assertEquals("error: --shape must be one of [llama32-1b, small]; --shape=gpt5", shape[2].strip());
         String[] quant = run("bench-model", "--quant", "q3_k", "--out", out.toString());
         assertEquals("error: --quant must be one of [q8_0, q4_k_m, q5_k_m]; --quant=q3_k", quant[2].strip());
+        String[] method = run("bench-model", "--sparse-methods", "csattention,quest", "--out", out.toString());
+        assertEquals("2", method[0]);
+        assertEquals("error: --sparse-methods must name csattention or csattention_group; --sparse-methods=quest",
+                method[2].strip());
         String[] context = run("bench-model", "--context-tokens", "131072", "--out", out.toString());
         assertEquals("2", context[0]);
         assertEquals("error: --context-tokens must leave room for the questions within the model's context length "
