@@ -196,13 +196,13 @@ public final class CSAttentionSelector implements KeySelector {
         java.util.Arrays.fill(mass, 0, found, 0f);
         float[] edgeScores = s.edgeScores(edges);
         float scale = (float) (1.0 / Math.sqrt(dim));
+        for (int c = 0; c < found; c += SHARED_CHUNK) {
+            kernels.dotSelectedCodesMany(queries, first * dim, dim, count, sketch.codes(), sketch.dim(),
+                    sketch.scales(), picked, c, Math.min(SHARED_CHUNK, found - c), s.scores, c);
+        }
         for (int q = 0; q < count; q++) {
             int off = (first + q) * dim;
             float[] scores = s.scores[q];
-            for (int c = 0; c < found; c += SHARED_CHUNK) {
-                kernels.dotSelectedCodes(queries, off, sketch.codes(), sketch.dim(), sketch.scales(), picked, c,
-                        Math.min(SHARED_CHUNK, found - c), scores, c);
-            }
             if (edges > 0) {
                 kernels.dotSelectedCodes(queries, off, sketch.codes(), sketch.dim(), sketch.scales(), edgeIds, 0,
                         edges, edgeScores, 0);

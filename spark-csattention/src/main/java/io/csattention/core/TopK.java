@@ -134,12 +134,14 @@ public final class TopK {
                 members[at++] = order(scores[i]);
             }
         }
-        java.util.Arrays.sort(members);
-        int threshold = members[members.length - (k - above)];
-        int ties = 0;
-        for (int r = members.length - (k - above); r < members.length && members[r] == threshold; r++) {
-            ties++;
+        // the (k - above)-th largest member is the threshold; the members above it are kept, and as many equal to
+        // it as the budget has left
+        int threshold = nthSmallest(members, members.length - (k - above));
+        int greater = 0;
+        for (int o : members) {
+            greater += o > threshold ? 1 : 0;
         }
+        int ties = k - above - greater;
         int kept = 0;
         for (int i = 0; i < count; i++) { // without branches on the data: a quarter kept at random mispredicts
             int o = order(scores[i]);
@@ -150,6 +152,46 @@ public final class TopK {
             kept += o > threshold || tie ? 1 : 0;
         }
         return kept;
+    }
+
+    /**
+     * The value of rank {@code n} (from 0) of {@code values} in ascending order, reordering them: quickselect with a
+     * three-way partition around a median of three, so runs of equal values (scores flushed to 0) stay linear.
+     */
+    static int nthSmallest(int[] values, int n) {
+        int lo = 0;
+        int hi = values.length - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            int a = values[lo];
+            int b = values[mid];
+            int c = values[hi];
+            int pivot = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+            // [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot
+            int lt = lo;
+            int gt = hi;
+            int i = lo;
+            while (i <= gt) {
+                int v = values[i];
+                if (v < pivot) {
+                    values[i++] = values[lt];
+                    values[lt++] = v;
+                } else if (v > pivot) {
+                    values[i] = values[gt];
+                    values[gt--] = v;
+                } else {
+                    i++;
+                }
+            }
+            if (n < lt) {
+                hi = lt - 1;
+            } else if (n > gt) {
+                lo = gt + 1;
+            } else {
+                return pivot;
+            }
+        }
+        return values[n];
     }
 
     /**

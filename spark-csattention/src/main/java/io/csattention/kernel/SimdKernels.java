@@ -44,7 +44,6 @@ final class SimdKernels implements VectorKernels {
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
     /** Ints of {@link #WIDE}'s shape. */
-    private static final VectorSpecies<Integer> IWIDE = VectorSpecies.of(int.class, WIDE.vectorShape());
     /** Whether the machine has 256-bit vectors: the 32-code block kernels need them, else the scalar loops run. */
     private static final boolean INTERLEAVE = WIDE.vectorBitSize() >= 256;
     /** Query rows per tile of {@link #dotBlock} and {@link #addWeightedRows}. */
@@ -284,6 +283,96 @@ final class SimdKernels implements VectorKernels {
             }
             out[outOff + j] = scales[id]
                     * codeTail(x, xOff, codes, o, i, stride, sum(acc));
+        }
+    }
+
+    /**
+     * Four queries at a time over pairs of rows: a row's codes are widened once for the four, and each (row, query)
+     * keeps its own accumulator summed in {@link #dotSelectedCodes}'s order, so the bits are the same.
+     */
+    @Override
+    public void dotSelectedCodesMany(float[] x, int xOff, int xStride, int queries, byte[] codes, int stride,
+                                     float[] scales, int[] ids, int idsOff, int count, float[][] out, int outOff) {
+        int q = 0;
+        if (stride >= LANES) {
+            for (; q + 4 <= queries; q += 4) {
+                dotCodesFour(x, xOff + q * xStride, xStride, codes, stride, scales, ids, idsOff, count,
+                        out[q], out[q + 1], out[q + 2], out[q + 3], outOff);
+            }
+        }
+        for (; q < queries; q++) {
+            dotSelectedCodes(x, xOff + q * xStride, codes, stride, scales, ids, idsOff, count, out[q], outOff);
+        }
+    }
+
+    private static void dotCodesFour(float[] x, int x0, int xStride, byte[] codes, int stride, float[] scales,
+                                     int[] ids, int idsOff, int count, float[] out0, float[] out1, float[] out2,
+                                     float[] out3, int outOff) {
+        int x1 = x0 + xStride;
+        int x2 = x1 + xStride;
+        int x3 = x2 + xStride;
+        int j = 0;
+        for (; j + 2 <= count; j += 2) {
+            int idA = ids[idsOff + j];
+            int idB = ids[idsOff + j + 1];
+            int oA = idA * stride;
+            int oB = idB * stride;
+            FloatVector a0 = FloatVector.zero(WIDE);
+            FloatVector a1 = FloatVector.zero(WIDE);
+            FloatVector a2 = FloatVector.zero(WIDE);
+            FloatVector a3 = FloatVector.zero(WIDE);
+            FloatVector b0 = FloatVector.zero(WIDE);
+            FloatVector b1 = FloatVector.zero(WIDE);
+            FloatVector b2 = FloatVector.zero(WIDE);
+            FloatVector b3 = FloatVector.zero(WIDE);
+            int i = 0;
+            for (int upper = stride - LANES; i <= upper; i += LANES) {
+                FloatVector rowA = widen(codes, oA + i);
+                FloatVector rowB = widen(codes, oB + i);
+                FloatVector v = FloatVector.fromArray(WIDE, x, x0 + i);
+                a0 = rowA.fma(v, a0);
+                b0 = rowB.fma(v, b0);
+                v = FloatVector.fromArray(WIDE, x, x1 + i);
+                a1 = rowA.fma(v, a1);
+                b1 = rowB.fma(v, b1);
+                v = FloatVector.fromArray(WIDE, x, x2 + i);
+                a2 = rowA.fma(v, a2);
+                b2 = rowB.fma(v, b2);
+                v = FloatVector.fromArray(WIDE, x, x3 + i);
+                a3 = rowA.fma(v, a3);
+                b3 = rowB.fma(v, b3);
+            }
+            float sA = scales[idA];
+            float sB = scales[idB];
+            out0[outOff + j] = sA * codeTail(x, x0, codes, oA, i, stride, sum(a0));
+            out1[outOff + j] = sA * codeTail(x, x1, codes, oA, i, stride, sum(a1));
+            out2[outOff + j] = sA * codeTail(x, x2, codes, oA, i, stride, sum(a2));
+            out3[outOff + j] = sA * codeTail(x, x3, codes, oA, i, stride, sum(a3));
+            out0[outOff + j + 1] = sB * codeTail(x, x0, codes, oB, i, stride, sum(b0));
+            out1[outOff + j + 1] = sB * codeTail(x, x1, codes, oB, i, stride, sum(b1));
+            out2[outOff + j + 1] = sB * codeTail(x, x2, codes, oB, i, stride, sum(b2));
+            out3[outOff + j + 1] = sB * codeTail(x, x3, codes, oB, i, stride, sum(b3));
+        }
+        for (; j < count; j++) {
+            int id = ids[idsOff + j];
+            int o = id * stride;
+            FloatVector a0 = FloatVector.zero(WIDE);
+            FloatVector a1 = FloatVector.zero(WIDE);
+            FloatVector a2 = FloatVector.zero(WIDE);
+            FloatVector a3 = FloatVector.zero(WIDE);
+            int i = 0;
+            for (int upper = stride - LANES; i <= upper; i += LANES) {
+                FloatVector row = widen(codes, o + i);
+                a0 = row.fma(FloatVector.fromArray(WIDE, x, x0 + i), a0);
+                a1 = row.fma(FloatVector.fromArray(WIDE, x, x1 + i), a1);
+                a2 = row.fma(FloatVector.fromArray(WIDE, x, x2 + i), a2);
+                a3 = row.fma(FloatVector.fromArray(WIDE, x, x3 + i), a3);
+            }
+            float scale = scales[id];
+            out0[outOff + j] = scale * codeTail(x, x0, codes, o, i, stride, sum(a0));
+            out1[outOff + j] = scale * codeTail(x, x1, codes, o, i, stride, sum(a1));
+            out2[outOff + j] = scale * codeTail(x, x2, codes, o, i, stride, sum(a2));
+            out3[outOff + j] = scale * codeTail(x, x3, codes, o, i, stride, sum(a3));
         }
     }
 
@@ -908,6 +997,7 @@ final class SimdKernels implements VectorKernels {
     private static final float LN2_LOW = 1.42860677e-6f;
     /** Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to nearest. */
     private static final float ROUNDER = 12582912f;
+    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
     /** Below this exp is under the smallest normal float: flushed to 0 (the softmax cannot tell). */
     private static final float EXP_MIN = -87.33f;
     private static final float EXP_MAX = 88f;
@@ -941,7 +1031,10 @@ final class SimdKernels implements VectorKernels {
             p = p.fma(r, FloatVector.broadcast(WIDE, 0.5f));
             p = p.fma(r, FloatVector.broadcast(WIDE, 1f));
             p = p.fma(r, FloatVector.broadcast(WIDE, 1f));
-            IntVector exponent = ((IntVector) n.convertShape(VectorOperators.F2I, IWIDE, 0)).add(127)
+            // the rounded float's low mantissa bits hold n (|n| < 2^22): its bits less those of ROUNDER are n,
+            // read without a float-to-int conversion, which AVX2 has no vector form of in JDK 17 (it would fall
+            // back to a boxed Java loop)
+            IntVector exponent = rounded.viewAsIntegralLanes().sub(ROUNDER_BITS - 127)
                     .lanewise(VectorOperators.LSHL, 23);
             FloatVector e = p.mul((FloatVector) exponent.reinterpretShape(WIDE, 0)).blend(0f, tiny);
             e.intoArray(values, o);

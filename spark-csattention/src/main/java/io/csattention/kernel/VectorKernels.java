@@ -50,6 +50,18 @@ public interface VectorKernels {
     }
 
     /**
+     * {@link #dotSelectedCodes} for {@code queries} vectors at once, the q-th at {@code xOff + q * xStride}, its
+     * results in {@code out[q]} from {@code outOff}: each selected row is read once for all of them (the re-scoring of
+     * a grouped-query head's shared selection). Every result has the bits {@link #dotSelectedCodes} gives it alone.
+     */
+    default void dotSelectedCodesMany(float[] x, int xOff, int xStride, int queries, byte[] codes, int stride,
+                                      float[] scales, int[] ids, int idsOff, int count, float[][] out, int outOff) {
+        for (int q = 0; q < queries; q++) {
+            dotSelectedCodes(x, xOff + q * xStride, codes, stride, scales, ids, idsOff, count, out[q], outOff);
+        }
+    }
+
+    /**
      * Quest's page bounds: {@code out[outOff + p] = sum_c max(x[xOff+c] * low[r*length + c], x[xOff+c] * high[r*length +
      * c])} with r = firstRow + p, for p in [0, rowCount) and c in [0, length).
      */

@@ -334,6 +334,51 @@ class KernelContractTest {
         }
     }
 
+    /**
+     * Several queries at once give each (query, row) the bits of that query's {@code dotSelectedCodes} alone, and
+     * that is the float64 dot product within rounding; 1 to 9 queries (groups of four and the rest), odd strides.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void dotSelectedCodesManyIsEachQueryAlone(VectorKernels kernels) {
+        SplittableRandom random = new SplittableRandom(SEED + 18);
+        for (int stride : LENGTHS) {
+            int n = 31;
+            byte[] codes = new byte[n * stride];
+            random.nextBytes(codes);
+            float[] scales = random(random, n);
+            for (int queries = 1; queries <= 9; queries++) {
+                int xStride = stride + 3;
+                float[] x = random(random, 1 + queries * xStride);
+                for (int count : new int[] {1, 2, 5, 14}) {
+                    int[] ids = random.ints(count + 1, 0, n).toArray();
+                    float[][] out = new float[queries][count + 2];
+                    kernels.dotSelectedCodesMany(x, 1, xStride, queries, codes, stride, scales, ids, 1, count, out,
+                            2);
+                    for (int q = 0; q < queries; q++) {
+                        float[] alone = new float[count];
+                        kernels.dotSelectedCodes(x, 1 + q * xStride, codes, stride, scales, ids, 1, count, alone, 0);
+                        for (int j = 0; j < count; j++) {
+                            String where = kernels.name() + " stride=" + stride + " queries=" + queries + " count="
+                                    + count + " q=" + q + " j=" + j;
+                            assertEquals(alone[j], out[q][2 + j], "dotSelectedCodesMany " + where);
+                            double exact = 0;
+                            double sumAbs = 0;
+                            for (int i = 0; i < stride; i++) {
+                                double term = (double) x[1 + q * xStride + i] * codes[ids[1 + j] * stride + i];
+                                exact += term;
+                                sumAbs += Math.abs(term);
+                            }
+                            float scale = scales[ids[1 + j]];
+                            assertClose(exact * scale, out[q][2 + j], stride + 1, sumAbs * Math.abs(scale),
+                                    "dotSelectedCodesMany exact " + where);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
     void boundRowsMatchScalar(VectorKernels kernels) {
