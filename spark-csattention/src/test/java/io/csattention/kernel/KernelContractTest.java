@@ -554,6 +554,14 @@ class KernelContractTest {
             }
             float max = ScalarKernels.INSTANCE.max(values, 2, length);
             assertEquals(max, kernels.max(values, 2, length), "max " + kernels.name() + " length=" + length);
+            // a NaN anywhere gives NaN, as Math.max; infinities of both signs are values like any other
+            for (float special : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                float[] marked = values.clone();
+                marked[2 + length / 2] = special;
+                marked[2 + (length - 1) / 3] = Float.isNaN(special) ? 1f : -special;
+                assertEquals(ScalarKernels.INSTANCE.max(marked, 2, length), kernels.max(marked, 2, length),
+                        "max with " + special + " " + kernels.name() + " length=" + length);
+            }
             float[] expected = values.clone();
             float expectedSum = ScalarKernels.INSTANCE.expShifted(expected, 2, length, max);
             float actualSum = kernels.expShifted(values, 2, length, max);
