@@ -304,9 +304,14 @@ final class SimdKernels implements VectorKernels {
                                      float[] scales, int[] ids, int idsOff, int count, float[][] out, int outOff) {
         int q = 0;
         if (stride >= LANES) {
+            int pairs = count & ~1;
             for (; q + 4 <= queries; q += 4) {
-                dotCodesFour(x, xOff + q * xStride, xStride, codes, stride, scales, ids, idsOff, count,
+                dotCodesFour(x, xOff + q * xStride, xStride, codes, stride, scales, ids, idsOff, pairs,
                         out[q], out[q + 1], out[q + 2], out[q + 3], outOff);
+                for (int t = q; t < q + 4 && pairs < count; t++) { // an odd last row: each query alone
+                    dotSelectedCodes(x, xOff + t * xStride, codes, stride, scales, ids, idsOff + pairs, 1, out[t],
+                            outOff + pairs);
+                }
             }
         }
         for (; q < queries; q++) {
@@ -314,6 +319,7 @@ final class SimdKernels implements VectorKernels {
         }
     }
 
+    /** Four queries over {@code count} rows, {@code count} even. */
     private static void dotCodesFour(float[] x, int x0, int xStride, byte[] codes, int stride, float[] scales,
                                      int[] ids, int idsOff, int count, float[] out0, float[] out1, float[] out2,
                                      float[] out3, int outOff) {
@@ -361,27 +367,6 @@ final class SimdKernels implements VectorKernels {
             out1[outOff + j + 1] = sB * codeTail(x, x1, codes, oB, i, stride, sum(b1));
             out2[outOff + j + 1] = sB * codeTail(x, x2, codes, oB, i, stride, sum(b2));
             out3[outOff + j + 1] = sB * codeTail(x, x3, codes, oB, i, stride, sum(b3));
-        }
-        for (; j < count; j++) {
-            int id = ids[idsOff + j];
-            int o = id * stride;
-            FloatVector a0 = FloatVector.zero(WIDE);
-            FloatVector a1 = FloatVector.zero(WIDE);
-            FloatVector a2 = FloatVector.zero(WIDE);
-            FloatVector a3 = FloatVector.zero(WIDE);
-            int i = 0;
-            for (int upper = stride - LANES; i <= upper; i += LANES) {
-                FloatVector row = widen(codes, o + i);
-                a0 = row.fma(FloatVector.fromArray(WIDE, x, x0 + i), a0);
-                a1 = row.fma(FloatVector.fromArray(WIDE, x, x1 + i), a1);
-                a2 = row.fma(FloatVector.fromArray(WIDE, x, x2 + i), a2);
-                a3 = row.fma(FloatVector.fromArray(WIDE, x, x3 + i), a3);
-            }
-            float scale = scales[id];
-            out0[outOff + j] = scale * codeTail(x, x0, codes, o, i, stride, sum(a0));
-            out1[outOff + j] = scale * codeTail(x, x1, codes, o, i, stride, sum(a1));
-            out2[outOff + j] = scale * codeTail(x, x2, codes, o, i, stride, sum(a2));
-            out3[outOff + j] = scale * codeTail(x, x3, codes, o, i, stride, sum(a3));
         }
     }
 
