@@ -42,41 +42,114 @@ public final class Attention {
      */
     public static void attendGroup(VectorKernels kernels, float[] q, int qOff, int group, KeyValueCache cache, int n,
                                    float[] out, int outOff) {
-        int d = cache.dim();
-        float[][] scratch = GROUP_SCRATCH.get();
-        if (scratch[0].length < group * n) {
-            scratch[0] = new float[Math.max(group * n, Math.min(2 * scratch[0].length, 1 << 24))];
+        attendGroups(kernels, q, new int[] {qOff}, group, null, 0, new KeyValueCache[] {cache}, new int[] {n}, out,
+                new int[] {outOff});
+    }
+
+    /**
+     * {@link #attendGroup} of several sequences at once, sequence s with queries at {@code qOffs[s]}, keys [0,
+     * ns[s]) of {@code caches[s]} and outputs at {@code outOffs[s]}, where every cache's rows [0, sharedRows) hold
+     * what {@code shared}'s hold (forks of one context: the copies of its K and V). A chunk of keys inside those
+     * rows is read (and widened when half) once from {@code shared} for all the sequences, the context's float16
+     * widening and its memory reads being most of exact attention's work; the other chunks come from each
+     * sequence's own cache. Every sequence's products are {@link #attendGroup}'s calls on the same values in the
+     * same chunks, so the bits are those of each sequence alone. {@code shared} may be null (sharedRows 0).
+     */
+    public static void attendGroups(VectorKernels kernels, float[] q, int[] qOffs, int group, KeyValueCache shared,
+                                    int sharedRows, KeyValueCache[] caches, int[] ns, float[] out, int[] outOffs) {
+        int sequences = caches.length;
+        int d = caches[0].dim();
+        int longest = 0;
+        for (int s = 0; s < sequences; s++) {
+            Check.that(caches[s].dim() == d, "a shared attention's caches must have one dim " + d, "dim",
+                    caches[s].dim());
+            Check.that(ns[s] >= sharedRows && ns[s] <= caches[s].size(), "a shared attention's sequences attend "
+                    + "at least the shared rows " + sharedRows + " and at most their cache", "n", ns[s]);
+            longest = Math.max(longest, ns[s]);
         }
+        Check.that(shared == null ? sharedRows == 0 : sharedRows <= shared.size() && shared.dim() == d
+                && shared.precision() == caches[0].precision(), "the shared rows must be in the shared cache",
+                "sharedRows", sharedRows);
+        float[][] scratch = GROUP_SCRATCH.get();
         if (scratch[1].length < GROUP_CHUNK * d) {
             scratch[1] = new float[GROUP_CHUNK * d];
         }
-        float[] scores = scratch[0];
         float[] chunk = scratch[1];
-        boolean f32 = cache.precision() == KeyValueCache.Precision.F32;
-        for (int from = 0; from < n; from += GROUP_CHUNK) {
-            int c = Math.min(GROUP_CHUNK, n - from);
-            if (f32) {
-                kernels.dotBlock(q, qOff, d, group, cache.keys(), d, d, from, c, scores, from, n);
-            } else {
-                cache.keyRows(kernels, from, c, chunk, 0);
-                kernels.dotBlock(q, qOff, d, group, chunk, d, d, 0, c, scores, from, n);
-            }
-        }
+        float[][] scores = groupScores(sequences, group, ns);
+        sharedPass(kernels, false, q, qOffs, group, shared, sharedRows, caches, ns, longest, chunk, scores, out,
+                outOffs);
         float scale = (float) (1.0 / Math.sqrt(d));
-        for (int g = 0; g < group; g++) {
-            softmax(kernels, scores, g * n, n, scale);
+        for (int s = 0; s < sequences; s++) {
+            for (int g = 0; g < group; g++) {
+                softmax(kernels, scores[s], g * ns[s], ns[s], scale);
+            }
+            java.util.Arrays.fill(out, outOffs[s], outOffs[s] + group * d, 0f);
         }
-        java.util.Arrays.fill(out, outOff, outOff + group * d, 0f);
-        for (int from = 0; from < n; from += GROUP_CHUNK) {
-            int c = Math.min(GROUP_CHUNK, n - from);
-            if (f32) {
-                kernels.addWeightedRows(scores, from, n, group, cache.values(), d, d, from, c, out, outOff, d);
-            } else {
-                cache.valueRows(kernels, from, c, chunk, 0);
-                kernels.addWeightedRows(scores, from, n, group, chunk, d, d, 0, c, out, outOff, d);
+        sharedPass(kernels, true, q, qOffs, group, shared, sharedRows, caches, ns, longest, chunk, scores, out,
+                outOffs);
+    }
+
+    /**
+     * One pass of {@link #attendGroups} over the chunks: the scores (keys) or the weighted sums (values), a chunk
+     * of context rows read once from {@code shared} for every sequence.
+     */
+    private static void sharedPass(VectorKernels kernels, boolean values, float[] q, int[] qOffs, int group,
+                                   KeyValueCache shared, int sharedRows, KeyValueCache[] caches, int[] ns,
+                                   int longest, float[] chunk, float[][] scores, float[] out, int[] outOffs) {
+        int d = caches[0].dim();
+        boolean f32 = caches[0].precision() == KeyValueCache.Precision.F32;
+        for (int from = 0; from < longest; from += GROUP_CHUNK) {
+            boolean common = from + GROUP_CHUNK <= sharedRows;
+            if (common && !f32) {
+                rows(kernels, values, shared, from, GROUP_CHUNK, chunk);
+            }
+            for (int s = 0; s < caches.length; s++) {
+                int n = ns[s];
+                if (from >= n) {
+                    continue;
+                }
+                int c = Math.min(GROUP_CHUNK, n - from);
+                KeyValueCache cache = common ? shared : caches[s];
+                if (!f32 && !common) {
+                    rows(kernels, values, cache, from, c, chunk);
+                }
+                float[] source = f32 ? (values ? cache.values() : cache.keys()) : chunk;
+                int first = f32 ? from : 0;
+                if (values) {
+                    kernels.addWeightedRows(scores[s], from, n, group, source, d, d, first, c, out, outOffs[s], d);
+                } else {
+                    kernels.dotBlock(q, qOffs[s], d, group, source, d, d, first, c, scores[s], from, n);
+                }
             }
         }
     }
+
+    private static void rows(VectorKernels kernels, boolean values, KeyValueCache cache, int from, int count,
+                             float[] dst) {
+        if (values) {
+            cache.valueRows(kernels, from, count, dst, 0);
+        } else {
+            cache.keyRows(kernels, from, count, dst, 0);
+        }
+    }
+
+    /** Per-thread score rows [group * ns[s]] of {@link #attendGroups}, kept between calls (grown, at most 2^24). */
+    private static float[][] groupScores(int sequences, int group, int[] ns) {
+        float[][] rows = GROUP_SCORES.get();
+        if (rows.length < sequences) {
+            rows = java.util.Arrays.copyOf(rows, sequences);
+            GROUP_SCORES.set(rows);
+        }
+        for (int s = 0; s < sequences; s++) {
+            int need = group * ns[s];
+            if (rows[s] == null || rows[s].length < need) {
+                rows[s] = new float[Math.max(need, Math.min(2 * (rows[s] == null ? 0 : rows[s].length), 1 << 24))];
+            }
+        }
+        return rows;
+    }
+
+    private static final ThreadLocal<float[][]> GROUP_SCORES = ThreadLocal.withInitial(() -> new float[0][]);
 
     /**
      * Exact attention of the {@code group} query heads of one KV head over one shared selection (the non-negative

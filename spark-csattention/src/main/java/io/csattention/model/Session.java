@@ -56,6 +56,13 @@ public final class Session {
     /** Tokens in the cache when {@link #useAttention} built {@link #selectors}. */
     private int positionAtAttention;
     private AttentionProbe probe;
+    /**
+     * [layer][kvHead]: the caches this session was forked from, whose rows [0, {@link #contextRows}) this session's
+     * caches copy; full attention of sibling forks decoded in one batch reads those rows once for all of them
+     * ({@link Attention#attendGroups}). Null for a session that was not forked.
+     */
+    private KeyValueCache[][] contextCaches;
+    private int contextRows;
 
     Session(LlamaModel model, KeyValueCache.Precision kvPrecision) {
         this.model = model;
@@ -83,6 +90,8 @@ public final class Session {
         other.queriesShared = true;
         this.prefillTokens = other.prefillTokens;
         this.position = other.position;
+        this.contextCaches = other.caches;
+        this.contextRows = other.position;
     }
 
     /** A copy of this sequence's caches and prefill queries with full attention (the continuation starts here). */
@@ -556,41 +565,131 @@ public final class Session {
         }
         int group = config.groupSize();
         int kvHeads = config.kvHeads();
-        // one task per sequence and KV head: exact attention reads the head's K and V once for its query heads
-        IntStream range = IntStream.range(0, rows * kvHeads);
-        (work < PARALLEL_ATTENTION ? range : range.parallel()).forEach(task -> {
-            Session owner = owners[task / kvHeads];
-            int kvHead = task % kvHeads;
-            KeyValueCache cache = owner.caches[layer][kvHead];
-            int firstRow = (task / kvHeads) * heads + kvHead * group;
-            if (owner.selectors == null) {
-                owner.attendExact(q, firstRow * headSize, group, cache, cache.size(), att, firstRow * headSize);
-                return;
-            }
-            BudgetPlan plan = owner.method.plan(owner.settings, cache.size());
-            if (owner.method == AttentionMethod.CSATTENTION_GROUP) {
-                int[] shared = BlockDecoder.decodeShared(model.kernels(), cache,
-                        (CSAttentionSelector) owner.selectors[layer][kvHead], plan, q, firstRow, group, rowPositions,
-                        att);
-                if (owner.probe != null) {
-                    for (int g = 0; g < group; g++) {
-                        int off = (firstRow + g) * headSize;
-                        owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, shared, att, off);
-                    }
+        // full attention of sibling forks: one task per KV head and slice of siblings reads their context's rows
+        // once; everything else: one task per sequence and KV head (exact attention reads the head's K and V once
+        // for its query heads)
+        java.util.List<Runnable> tasks = new java.util.ArrayList<>();
+        boolean[] inShare = new boolean[rows];
+        for (int[] siblings : siblingsSharingContext(owners)) {
+            int slicesPerHead = Math.max(1, Math.min(siblings.length,
+                    (2 * java.util.concurrent.ForkJoinPool.getCommonPoolParallelism() + 2 + kvHeads - 1) / kvHeads));
+            for (int slice = 0; slice < slicesPerHead; slice++) {
+                int[] members = Arrays.copyOfRange(siblings, siblings.length * slice / slicesPerHead,
+                        siblings.length * (slice + 1) / slicesPerHead);
+                for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+                    int head = kvHead;
+                    tasks.add(() -> attendSiblings(model, owners, members, layer, head, q, att));
                 }
-                return;
             }
-            // the group's query heads select as one block: each selects what it would alone, and a selector that
-            // re-scores its candidates against the key sketch sweeps the sketch once for the group
-            int[][] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead], plan,
-                    q, firstRow, group, rowPositions, att);
+            for (int r : siblings) {
+                inShare[r] = true;
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            if (!inShare[r]) {
+                for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+                    int task = r * kvHeads + kvHead;
+                    tasks.add(() -> attendRow(model, owners, rowPositions, layer, q, att, task));
+                }
+            }
+        }
+        (work < PARALLEL_ATTENTION ? tasks.stream() : tasks.parallelStream()).forEach(Runnable::run);
+    }
+
+    /**
+     * The rows of {@code owners} (two or more per list, ascending) that attend exactly through {@link
+     * Attention#attendGroup} and were forked from the same caches: their context rows can be read once.
+     */
+    private static java.util.List<int[]> siblingsSharingContext(Session[] owners) {
+        java.util.Map<KeyValueCache[][], java.util.List<Integer>> byContext = new java.util.IdentityHashMap<>();
+        java.util.List<KeyValueCache[][]> order = new java.util.ArrayList<>();
+        for (int r = 0; r < owners.length; r++) {
+            Session owner = owners[r];
+            if (owner.selectors != null || owner.contextCaches == null || owner.contextRows == 0
+                    || !owner.exactIsGrouped()) {
+                continue;
+            }
+            byContext.computeIfAbsent(owner.contextCaches, key -> {
+                order.add(key);
+                return new java.util.ArrayList<>();
+            }).add(r);
+        }
+        java.util.List<int[]> out = new java.util.ArrayList<>();
+        for (KeyValueCache[][] context : order) {
+            java.util.List<Integer> members = byContext.get(context);
+            if (members.size() >= 2) {
+                out.add(members.stream().mapToInt(Integer::intValue).toArray());
+            }
+        }
+        return out;
+    }
+
+    /** Whether {@link #attendExact} goes through {@link Attention#attendGroup} (not the narrow float32 loops). */
+    private boolean exactIsGrouped() {
+        return !(config.headSize() < NARROW_HEAD && caches[0][0].precision() == KeyValueCache.Precision.F32);
+    }
+
+    /** Exact attention of the sibling forks {@code members} (rows of owners) for one KV head, context rows shared. */
+    private static void attendSiblings(LlamaModel model, Session[] owners, int[] members, int layer, int kvHead,
+                                       float[] q, float[] att) {
+        LlamaConfig config = model.config();
+        int headSize = config.headSize();
+        int group = config.groupSize();
+        int count = members.length;
+        KeyValueCache[] caches = new KeyValueCache[count];
+        int[] ns = new int[count];
+        int[] offs = new int[count];
+        Session first = owners[members[0]];
+        KeyValueCache shared = first.contextCaches[layer][kvHead];
+        int sharedRows = Math.min(first.contextRows, shared.size());
+        for (int i = 0; i < count; i++) {
+            Session owner = owners[members[i]];
+            caches[i] = owner.caches[layer][kvHead];
+            ns[i] = caches[i].size();
+            offs[i] = (members[i] * config.heads() + kvHead * group) * headSize;
+        }
+        Attention.attendGroups(model.kernels(), q, offs, group, shared, sharedRows, caches, ns, att, offs);
+    }
+
+    /** Query heads of KV head {@code task % kvHeads} of row {@code task / kvHeads}, alone. */
+    private static void attendRow(LlamaModel model, Session[] owners, long[] rowPositions, int layer, float[] q,
+                                  float[] att, int task) {
+        LlamaConfig config = model.config();
+        int heads = config.heads();
+        int headSize = config.headSize();
+        int group = config.groupSize();
+        int kvHeads = config.kvHeads();
+        Session owner = owners[task / kvHeads];
+        int kvHead = task % kvHeads;
+        KeyValueCache cache = owner.caches[layer][kvHead];
+        int firstRow = (task / kvHeads) * heads + kvHead * group;
+        if (owner.selectors == null) {
+            owner.attendExact(q, firstRow * headSize, group, cache, cache.size(), att, firstRow * headSize);
+            return;
+        }
+        BudgetPlan plan = owner.method.plan(owner.settings, cache.size());
+        if (owner.method == AttentionMethod.CSATTENTION_GROUP) {
+            int[] shared = BlockDecoder.decodeShared(model.kernels(), cache,
+                    (CSAttentionSelector) owner.selectors[layer][kvHead], plan, q, firstRow, group, rowPositions,
+                    att);
             if (owner.probe != null) {
                 for (int g = 0; g < group; g++) {
                     int off = (firstRow + g) * headSize;
-                    owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, selected[g], att, off);
+                    owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, shared, att, off);
                 }
             }
-        });
+            return;
+        }
+        // the group's query heads select as one block: each selects what it would alone, and a selector that
+        // re-scores its candidates against the key sketch sweeps the sketch once for the group
+        int[][] selected = BlockDecoder.decodeBlock(model.kernels(), cache, owner.selectors[layer][kvHead], plan,
+                q, firstRow, group, rowPositions, att);
+        if (owner.probe != null) {
+            for (int g = 0; g < group; g++) {
+                int off = (firstRow + g) * headSize;
+                owner.probe.observe(layer, kvHead * group + g, q, off, cache, plan, selected[g], att, off);
+            }
+        }
     }
 
     /** x [tokens, bias.length] += bias in every row; nothing when the model has no such bias. */

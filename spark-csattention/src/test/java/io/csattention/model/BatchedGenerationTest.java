@@ -2,8 +2,10 @@ package io.csattention.model;
 
 import io.csattention.baseline.AttentionMethod;
 import io.csattention.core.CSAttentionSettings;
+import io.csattention.core.KeyValueCache;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -110,5 +112,54 @@ class BatchedGenerationTest {
                 () -> Session.decodeBatch(new Session[] {batch[0], batch[0]}, new int[] {3, 4}));
         assertEquals("a batch's sessions must be distinct sequences of one model; session 1 is repeated",
                 repeated.getMessage());
+    }
+
+    /**
+     * Full attention of sibling forks in one batch reads their context's rows once ({@code Attention.attendGroups}):
+     * on the small synthetic shape (d = 64, 8 query heads on 2 KV heads, one layer) with a context of several
+     * 128-key chunks and a last partial one, each fork's logits are bit for bit those of the fork decoded alone, for
+     * every KV precision, with a fork of a fork and the context's own session in the same batch. Fails when a chunk
+     * that is not wholly context is read from the context (the forks' own rows differ there), or when the
+     * sequences' scores or outputs are swapped.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"f16", "bf16", "f32"})
+    void siblingForksReadTheirContextOnceAndKeepTheirOwnBits(String precision) {
+        LlamaModel model = SyntheticModel.build(SyntheticModel.Shape.SMALL, 1, SyntheticModel.Quant.Q8_0, SEED);
+        SplittableRandom random = new SplittableRandom(SEED + 2);
+        int vocab = model.config().vocabSize();
+        Session context = model.newSession(KeyValueCache.Precision.parse(precision));
+        context.prefill(random.ints(300, 2, vocab).toArray());
+        int forks = 6;
+        Session[] batch = new Session[forks + 1];
+        Session[] single = new Session[forks + 1];
+        for (int i = 0; i < forks; i++) {
+            batch[i] = context.fork();
+            single[i] = context.fork();
+            // different positions: some cross the next chunk boundary (384) during the steps
+            for (int j = 0; j < 20 * i; j++) {
+                int token = random.nextInt(2, vocab);
+                batch[i].decode(token);
+                single[i].decode(token);
+            }
+        }
+        // a fork of a fork (its own context: the fork's caches) and the context's session itself
+        Session grandchild = batch[1].fork();
+        batch[forks] = grandchild;
+        single[forks] = batch[1].fork();
+        Session[] withContext = java.util.Arrays.copyOf(batch, batch.length + 1);
+        withContext[batch.length] = context;
+        Session contextAlone = context.fork();
+        for (int step = 0; step < 3; step++) {
+            int[] tokens = random.ints(withContext.length, 2, vocab).toArray();
+            float[][] together = Session.decodeBatch(withContext, tokens);
+            for (int i = 0; i < withContext.length; i++) {
+                float[] own = i < single.length ? single[i].decode(tokens[i]) : contextAlone.decode(tokens[i]);
+                for (int v = 0; v < vocab; v++) {
+                    assertEquals(Float.floatToIntBits(own[v]), Float.floatToIntBits(together[i][v]),
+                            precision + " step " + step + " sequence " + i + " logit " + v);
+                }
+            }
+        }
     }
 }
