@@ -160,8 +160,9 @@ final class BenchModelCommand implements Callable<Integer> {
         long kvBytesLongest = 2L * kv.bytes() * c.layers() * c.kvDim() * longest;
         long weightEstimate = (long) (1.1 * c.vocabSize() * c.dim()) + (long) (layers == null ? c.layers() : layers)
                 * (2L * c.dim() * c.dim() + 2L * c.kvDim() * c.dim() + 3L * c.hiddenDim() * c.dim());
-        NumericOptions.requireHeap("bench-model", "weights + KV of the longest context", 0,
-                weightEstimate + kvBytesLongest * 2);
+        // the context's K and V, and one copy per question's fork (an eighth of room each)
+        NumericOptions.requireHeap("bench-model", "weights + KV of the longest context and its forks", 0,
+                weightEstimate + kvBytesLongest + (long) (questions * 1.125 * kvBytesLongest));
         o.printf(Locale.ROOT, "bench-model: shape %s, quant %s, KV %s, %d threads (common pool %d + caller)%n",
                 s.id(), q.id(), kv.id(), Runtime.getRuntime().availableProcessors(),
                 java.util.concurrent.ForkJoinPool.commonPool().getParallelism());
@@ -256,7 +257,7 @@ final class BenchModelCommand implements Callable<Integer> {
                 + "(attention share = 1 - time at a %d-token context / time)%n", questions, QUESTION_TOKENS,
                 newTokens, SHORT_CONTEXT);
         o.println("  context  method            sparsity  index s  answers/s  tokens/s  attention  agree   KV MB  "
-                + "index MB  speedup");
+                + "forks KV MB  index MB  speedup");
         for (int n : contextTokens) {
             Session context = model.newSession();
             int[] contextIds = tokens(random, config, n);
@@ -307,8 +308,11 @@ final class BenchModelCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** One method's answers: the time of the batch, the tokens generated, the answers. */
-    private record Answers(double seconds, long tokens, List<int[]> answers) {
+    /**
+     * One method's answers: the time of the batch, the tokens generated, the answers, and the most K and V bytes the
+     * batch's forks held at once (each fork copies the context's caches).
+     */
+    private record Answers(double seconds, long tokens, List<int[]> answers, long forksKvPeak) {
         double tokensPerSecond() {
             return tokens / seconds;
         }
@@ -326,11 +330,13 @@ final class BenchModelCommand implements Callable<Integer> {
             requests.add(new Generation.Request(tokens(random, model.config(), QUESTION_TOKENS),
                     new Sampler(0f, 1f, i), newTokens));
         }
+        long[] peak = new long[1];
         long start = System.nanoTime();
-        List<Generation.Result> results = Generation.runBatch(context, logits, requests, questions, new int[0]);
+        List<Generation.Result> results = Generation.runBatch(context, logits, requests, questions, new int[0],
+                bytes -> peak[0] = Math.max(peak[0], bytes));
         double seconds = (System.nanoTime() - start) / 1e9;
         long tokens = results.stream().mapToLong(r -> r.tokens().length).sum();
-        return new Answers(seconds, tokens, results.stream().map(Generation.Result::tokens).toList());
+        return new Answers(seconds, tokens, results.stream().map(Generation.Result::tokens).toList(), peak[0]);
     }
 
     private void report(PrintWriter o, int n, String method, double sparsity, double indexSeconds, Answers a,
@@ -348,9 +354,10 @@ final class BenchModelCommand implements Callable<Integer> {
         }
         double agreement = total == 0 ? 1 : (double) agree / total;
         double speedup = a.tokensPerSecond() / full.tokensPerSecond();
-        o.printf(Locale.ROOT, "  %7d  %-16s  %8s  %7.2f  %9.2f  %8.1f  %8.0f%%  %5.3f  %6.1f  %8.1f  %6.2fx%n", n,
+        o.printf(Locale.ROOT, "  %7d  %-16s  %8s  %7.2f  %9.2f  %8.1f  %8.0f%%  %5.3f  %6.1f  %11.1f  %8.1f  %6.2fx%n", n,
                 method, Double.isNaN(sparsity) ? "-" : String.format(Locale.ROOT, "%.2f", sparsity), indexSeconds,
-                questions / a.seconds, a.tokensPerSecond(), 100 * share, agreement, kvBytes / 1e6, indexBytes / 1e6,
+                questions / a.seconds, a.tokensPerSecond(), 100 * share, agreement, kvBytes / 1e6, a.forksKvPeak() / 1e6,
+                indexBytes / 1e6,
                 speedup);
         row.put("answers_per_s", round(questions / a.seconds));
         row.put("tokens_per_s", round(a.tokensPerSecond()));
@@ -358,6 +365,7 @@ final class BenchModelCommand implements Callable<Integer> {
         row.put("tokens_agreeing_with_full", round(agreement));
         row.put("index_s", round(indexSeconds));
         row.put("index_bytes", indexBytes);
+        row.put("forks_kv_peak_bytes", a.forksKvPeak());
         row.put("speedup_vs_full", round(speedup));
     }
 

@@ -122,7 +122,9 @@ public final class KeyValueCache {
     public int append(float[] key, int keyOff, float[] value, int valueOff) {
         int capacity = precision == Precision.F32 ? keys.length : halfKeys.length;
         if ((size + 1) * dim > capacity) {
-            int rows = Math.max(size + 1, size + (size >> 1));
+            // an eighth more (at least 64 rows): a fork of a long context that adds a few hundred tokens keeps its
+            // copy near the context's size (half more was 50% of the context's K and V per fork, unused)
+            int rows = Math.max(size + 1, size + Math.max(64, size >> 3));
             if (precision == Precision.F32) {
                 keys = Arrays.copyOf(keys, rows * dim);
                 values = Arrays.copyOf(values, rows * dim);
@@ -171,6 +173,12 @@ public final class KeyValueCache {
     /** Bytes of the rows held: keys and values, at the stored precision. */
     public long bytes() {
         return 2L * size * dim * precision.bytes();
+    }
+
+    /** Bytes allocated for keys and values (the rows held and the room for more), at the stored precision. */
+    public long allocatedBytes() {
+        long elements = precision == Precision.F32 ? keys.length : halfKeys.length;
+        return 2L * elements * precision.bytes();
     }
 
     /**

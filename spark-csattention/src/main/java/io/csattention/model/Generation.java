@@ -50,6 +50,15 @@ public final class Generation {
      */
     public static List<Result> runBatch(Session context, float[] contextLogits, List<Request> requests,
                                         int batchSize, int[] stopTokens) {
+        return runBatch(context, contextLogits, requests, batchSize, stopTokens, bytes -> { });
+    }
+
+    /**
+     * {@link #runBatch} that tells {@code kvBytes}, after each step, the K and V bytes allocated by the batch's forks
+     * together ({@link Session#kvAllocatedBytes}; each fork copies its context's caches), for a peak-memory report.
+     */
+    public static List<Result> runBatch(Session context, float[] contextLogits, List<Request> requests,
+                                        int batchSize, int[] stopTokens, java.util.function.LongConsumer kvBytes) {
         if (batchSize < 1) {
             throw new IllegalArgumentException("batch size must be >= 1; batchSize=" + batchSize);
         }
@@ -79,9 +88,12 @@ public final class Generation {
             }
             float[][] logits = Session.decodeBatch(stepping.stream().map(a -> a.session).toArray(Session[]::new),
                     Arrays.copyOf(feed, stepping.size()));
+            long allocated = 0;
             for (int i = 0; i < stepping.size(); i++) {
                 stepping.get(i).logits = logits[i];
+                allocated += stepping.get(i).session.kvAllocatedBytes();
             }
+            kvBytes.accept(allocated);
         }
         return Arrays.asList(results);
     }

@@ -156,6 +156,17 @@ public final class Session {
         return total;
     }
 
+    /** Bytes allocated for this sequence's keys and values (a fork holds its own copy of its context's). */
+    public long kvAllocatedBytes() {
+        long total = 0;
+        for (KeyValueCache[] layer : caches) {
+            for (KeyValueCache cache : layer) {
+                total += cache.allocatedBytes();
+            }
+        }
+        return total;
+    }
+
     /** The attention method of decode steps, {@code null} while exact. */
     public AttentionMethod method() {
         return method;
