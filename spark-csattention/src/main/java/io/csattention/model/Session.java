@@ -147,21 +147,19 @@ public final class Session {
 
     /** Bytes of this sequence's keys and values at their stored precision. */
     public long kvBytes() {
-        long total = 0;
-        for (KeyValueCache[] layer : caches) {
-            for (KeyValueCache cache : layer) {
-                total += cache.bytes();
-            }
-        }
-        return total;
+        return sumOverCaches(KeyValueCache::bytes);
     }
 
     /** Bytes allocated for this sequence's keys and values (a fork holds its own copy of its context's). */
     public long kvAllocatedBytes() {
+        return sumOverCaches(KeyValueCache::allocatedBytes);
+    }
+
+    private long sumOverCaches(java.util.function.ToLongFunction<KeyValueCache> bytes) {
         long total = 0;
         for (KeyValueCache[] layer : caches) {
             for (KeyValueCache cache : layer) {
-                total += cache.allocatedBytes();
+                total += bytes.applyAsLong(cache);
             }
         }
         return total;
