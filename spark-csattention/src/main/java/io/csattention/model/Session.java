@@ -648,11 +648,12 @@ public final class Session {
         KeyValueCache[] caches = new KeyValueCache[count];
         int[] ns = new int[count];
         int[] offs = new int[count];
-        Session first = owners[members[0]];
-        KeyValueCache shared = first.contextCaches[layer][kvHead];
-        int sharedRows = Math.min(first.contextRows, shared.size());
+        KeyValueCache shared = owners[members[0]].contextCaches[layer][kvHead];
+        // forks made at different points of their context share only the rows all of them copied
+        int sharedRows = shared.size();
         for (int i = 0; i < count; i++) {
             Session owner = owners[members[i]];
+            sharedRows = Math.min(sharedRows, owner.contextRows);
             caches[i] = owner.caches[layer][kvHead];
             ns[i] = caches[i].size();
             offs[i] = (members[i] * config.heads() + kvHead * group) * headSize;

@@ -147,6 +147,15 @@ class BatchedGenerationTest {
         Session grandchild = batch[1].fork();
         batch[forks] = grandchild;
         single[forks] = batch[1].fork();
+        // a fork made after the context went on: it shares with the others only the rows they all copied, and it
+        // comes first in the batch
+        for (int j = 0; j < 5; j++) {
+            context.decode(random.nextInt(2, vocab));
+        }
+        Session late = context.fork();
+        Session lateAlone = context.fork();
+        batch = prepend(late, batch);
+        single = prepend(lateAlone, single);
         Session[] withContext = java.util.Arrays.copyOf(batch, batch.length + 1);
         withContext[batch.length] = context;
         Session contextAlone = context.fork();
@@ -161,5 +170,12 @@ class BatchedGenerationTest {
                 }
             }
         }
+    }
+
+    private static Session[] prepend(Session first, Session[] rest) {
+        Session[] out = new Session[rest.length + 1];
+        out[0] = first;
+        System.arraycopy(rest, 0, out, 1, rest.length);
+        return out;
     }
 }
