@@ -160,9 +160,12 @@ final class BenchModelCommand implements Callable<Integer> {
         long kvBytesLongest = 2L * kv.bytes() * c.layers() * c.kvDim() * longest;
         long weightEstimate = (long) (1.1 * c.vocabSize() * c.dim()) + (long) (layers == null ? c.layers() : layers)
                 * (2L * c.dim() * c.dim() + 2L * c.kvDim() * c.dim() + 3L * c.hiddenDim() * c.dim());
-        // the context's K and V, and one copy per question's fork (an eighth of room each)
+        // the context's K and V, and per question's fork the rows it appends (a half fork shares the context's
+        // rows), or a copy of the context when float32 (its arrays are read in place), with an eighth of room
+        long forkRows = kv == KeyValueCache.Precision.F32 ? longest : QUESTION_TOKENS + newTokens + 64;
+        long forkBytes = (long) (1.125 * 2L * kv.bytes() * c.layers() * c.kvDim() * forkRows);
         NumericOptions.requireHeap("bench-model", "weights + KV of the longest context and its forks", 0,
-                weightEstimate + kvBytesLongest + (long) (questions * 1.125 * kvBytesLongest));
+                weightEstimate + kvBytesLongest + questions * forkBytes);
         o.printf(Locale.ROOT, "bench-model: shape %s, quant %s, KV %s, %d threads (common pool %d + caller)%n",
                 s.id(), q.id(), kv.id(), Runtime.getRuntime().availableProcessors(),
                 java.util.concurrent.ForkJoinPool.commonPool().getParallelism());
@@ -310,7 +313,7 @@ final class BenchModelCommand implements Callable<Integer> {
 
     /**
      * One method's answers: the time of the batch, the tokens generated, the answers, and the most K and V bytes the
-     * batch's forks held at once (each fork copies the context's caches).
+     * batch's forks held at once (the rows each appends; a float32 fork copies the context's caches).
      */
     private record Answers(double seconds, long tokens, List<int[]> answers, long forksKvPeak) {
         double tokensPerSecond() {

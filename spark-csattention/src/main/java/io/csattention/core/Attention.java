@@ -49,7 +49,7 @@ public final class Attention {
     /**
      * {@link #attendGroup} of several sequences at once, sequence s with queries at {@code qOffs[s]}, keys [0,
      * ns[s]) of {@code caches[s]} and outputs at {@code outOffs[s]}, where every cache's rows [0, sharedRows) hold
-     * what {@code shared}'s hold (forks of one context: the copies of its K and V). A chunk of keys inside those
+     * what {@code shared}'s hold (forks of one context, which share or copy its K and V). A chunk of keys inside those
      * rows is read (and widened when half) once from {@code shared} for all the sequences, the context's float16
      * widening and its memory reads being most of exact attention's work; the other chunks come from each
      * sequence's own cache. Every sequence's products are {@link #attendGroup}'s calls on the same values in the

@@ -60,7 +60,7 @@ public final class CSAttentionSelector implements KeySelector {
         this.index = parent.index.withoutLists();
         this.cache = cache;
         this.rescoreFactor = parent.rescoreFactor;
-        this.sketch = rescoreFactor > 0 ? KeySketch.of(cache) : null;
+        this.sketch = parent.sketch == null ? null : parent.sketch.fork(cache);
     }
 
     /**
@@ -197,15 +197,14 @@ public final class CSAttentionSelector implements KeySelector {
         float[] edgeScores = s.edgeScores(edges);
         float scale = (float) (1.0 / Math.sqrt(dim));
         for (int c = 0; c < found; c += SHARED_CHUNK) {
-            kernels.dotSelectedCodesMany(queries, first * dim, dim, count, sketch.codes(), sketch.dim(),
-                    sketch.scales(), picked, c, Math.min(SHARED_CHUNK, found - c), s.scores, c);
+            sketch.dotSelectedMany(kernels, queries, first * dim, dim, count, picked, c,
+                    Math.min(SHARED_CHUNK, found - c), s.scores, c);
         }
         for (int q = 0; q < count; q++) {
             int off = (first + q) * dim;
             float[] scores = s.scores[q];
             if (edges > 0) {
-                kernels.dotSelectedCodes(queries, off, sketch.codes(), sketch.dim(), sketch.scales(), edgeIds, 0,
-                        edges, edgeScores, 0);
+                sketch.dotSelected(kernels, queries, off, edgeIds, 0, edges, edgeScores, 0);
             }
             for (int j = 0; j < found; j++) {
                 scores[j] *= scale;
@@ -236,8 +235,8 @@ public final class CSAttentionSelector implements KeySelector {
                     end++;
                 }
                 if (end > start) {
-                    kernels.dotSelectedCodes(queries, offsets[q], sketch.codes(), sketch.dim(), sketch.scales(),
-                            picked, start, end - start, s.scores[q], start);
+                    sketch.dotSelected(kernels, queries, offsets[q], picked, start, end - start, s.scores[q],
+                            start);
                 }
                 cursor[q] = end;
             }

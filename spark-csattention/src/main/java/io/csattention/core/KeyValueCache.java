@@ -60,9 +60,19 @@ public final class KeyValueCache {
     private final Precision precision;
     private float[] keys;
     private float[] values;
+    /** A half cache's own rows [baseRows, size), row r at {@code (r - baseRows) * dim}. */
     private short[] halfKeys;
     private short[] halfValues;
     private int size;
+    /**
+     * A fork's rows [0, baseRows): the arrays of the caches it was forked from, shared and never written (a cache
+     * only ever writes the row past its last), in segments: segment i holds rows [baseStarts[i], baseStarts[i + 1])
+     * (the last ends at baseRows), row r at {@code (r - baseStarts[i]) * dim}. Null when not a fork.
+     */
+    private final short[][] baseKeys;
+    private final short[][] baseValues;
+    private final int[] baseStarts;
+    private final int baseRows;
 
     /** An empty float32 cache. */
     public KeyValueCache(int dim, int capacity) {
@@ -80,6 +90,24 @@ public final class KeyValueCache {
             this.halfKeys = new short[length];
             this.halfValues = new short[length];
         }
+        this.baseKeys = null;
+        this.baseValues = null;
+        this.baseStarts = null;
+        this.baseRows = 0;
+    }
+
+    /** A fork of a half cache: rows [0, rows) read from the given segments, room for 64 rows of its own. */
+    private KeyValueCache(int dim, Precision precision, short[][] baseKeys, short[][] baseValues, int[] baseStarts,
+                          int rows) {
+        this.dim = dim;
+        this.precision = precision;
+        this.halfKeys = new short[64 * dim];
+        this.halfValues = new short[64 * dim];
+        this.baseKeys = baseKeys;
+        this.baseValues = baseValues;
+        this.baseStarts = baseStarts;
+        this.baseRows = rows;
+        this.size = rows;
     }
 
     /** A float32 cache that starts as a copy of the given keys and values. */
@@ -100,19 +128,65 @@ public final class KeyValueCache {
         return cache;
     }
 
-    /** A deep copy with the same precision and rows (room for 64 more). */
+    /** A deep copy with the same precision and rows (room for 64 more), in arrays of its own. */
     public KeyValueCache copy() {
         KeyValueCache copy = new KeyValueCache(dim, size + 64, precision);
-        int length = size * dim;
         if (precision == Precision.F32) {
-            System.arraycopy(keys, 0, copy.keys, 0, length);
-            System.arraycopy(values, 0, copy.values, 0, length);
+            System.arraycopy(keys, 0, copy.keys, 0, size * dim);
+            System.arraycopy(values, 0, copy.values, 0, size * dim);
         } else {
-            System.arraycopy(halfKeys, 0, copy.halfKeys, 0, length);
-            System.arraycopy(halfValues, 0, copy.halfValues, 0, length);
+            copyHalfRows(false, copy.halfKeys);
+            copyHalfRows(true, copy.halfValues);
         }
         copy.size = size;
         return copy;
+    }
+
+    private void copyHalfRows(boolean ofValues, short[] dst) {
+        for (int s = 0; baseStarts != null && s < baseStarts.length; s++) {
+            int end = s + 1 < baseStarts.length ? baseStarts[s + 1] : baseRows;
+            System.arraycopy((ofValues ? baseValues : baseKeys)[s], 0, dst, baseStarts[s] * dim,
+                    (end - baseStarts[s]) * dim);
+        }
+        System.arraycopy(ofValues ? halfValues : halfKeys, 0, dst, baseRows * dim, (size - baseRows) * dim);
+    }
+
+    /**
+     * A cache that holds this one's rows and then its own: for many continuations of one context (the forks of a
+     * session). A half cache's fork reads this cache's rows from its arrays, shared, not copied (a fork of a 32K
+     * context holds the rows it appends, not another copy of the context), and appends into arrays of its own; this
+     * cache may go on appending, which never writes a row a fork reads. A float32 cache's fork is a {@link #copy}:
+     * its arrays are read in place ({@link #keys()}), so they stay whole.
+     *
+     * <p>Reads are as safe across threads as the fork's publication: the shared arrays are captured here, by the
+     * thread that forks.
+     */
+    public KeyValueCache fork() {
+        if (precision == Precision.F32) {
+            return copy();
+        }
+        int inherited = baseStarts == null ? 0 : baseStarts.length;
+        boolean ownRows = size > baseRows;
+        int segments = inherited + (ownRows ? 1 : 0);
+        short[][] k = new short[segments][];
+        short[][] v = new short[segments][];
+        int[] starts = new int[segments];
+        for (int s = 0; s < inherited; s++) {
+            k[s] = baseKeys[s];
+            v[s] = baseValues[s];
+            starts[s] = baseStarts[s];
+        }
+        if (ownRows) {
+            k[inherited] = halfKeys;
+            v[inherited] = halfValues;
+            starts[inherited] = baseRows;
+        }
+        return new KeyValueCache(dim, precision, k, v, starts, size);
+    }
+
+    /** Rows this cache reads from the caches it was forked from (0 when it is not a fork). */
+    public int sharedRows() {
+        return baseRows;
     }
 
     /**
@@ -121,10 +195,10 @@ public final class KeyValueCache {
      */
     public int append(float[] key, int keyOff, float[] value, int valueOff) {
         int capacity = precision == Precision.F32 ? keys.length : halfKeys.length;
-        if ((size + 1) * dim > capacity) {
-            // an eighth more (at least 64 rows): a fork of a long context that adds a few hundred tokens keeps its
-            // copy near the context's size (half more was 50% of the context's K and V per fork, unused)
-            int rows = Math.max(size + 1, size + Math.max(64, size >> 3));
+        int own = size - baseRows;
+        if ((own + 1) * dim > capacity) {
+            // an eighth more (at least 64 rows): a long context does not hold half of it again, unused
+            int rows = Math.max(own + 1, own + Math.max(64, own >> 3));
             if (precision == Precision.F32) {
                 keys = Arrays.copyOf(keys, rows * dim);
                 values = Arrays.copyOf(values, rows * dim);
@@ -133,7 +207,7 @@ public final class KeyValueCache {
                 halfValues = Arrays.copyOf(halfValues, rows * dim);
             }
         }
-        int off = size * dim;
+        int off = own * dim;
         if (precision == Precision.F32) {
             System.arraycopy(key, keyOff, keys, off, dim);
             System.arraycopy(value, valueOff, values, off, dim);
@@ -175,7 +249,10 @@ public final class KeyValueCache {
         return 2L * size * dim * precision.bytes();
     }
 
-    /** Bytes allocated for keys and values (the rows held and the room for more), at the stored precision. */
+    /**
+     * Bytes allocated for this cache's own keys and values (its rows and the room for more), at the stored
+     * precision; a fork's shared rows are counted by the cache that holds them.
+     */
     public long allocatedBytes() {
         long elements = precision == Precision.F32 ? keys.length : halfKeys.length;
         return 2L * elements * precision.bytes();
@@ -205,38 +282,58 @@ public final class KeyValueCache {
 
     /** Rows [from, from + count) of the keys, as floats, into {@code dst[dstOff ..)}. */
     public void keyRows(VectorKernels kernels, int from, int count, float[] dst, int dstOff) {
-        rows(kernels, keys, halfKeys, from, count, dst, dstOff);
+        rows(kernels, false, from, count, dst, dstOff);
     }
 
     /** Rows [from, from + count) of the values, as floats, into {@code dst[dstOff ..)}. */
     public void valueRows(VectorKernels kernels, int from, int count, float[] dst, int dstOff) {
-        rows(kernels, values, halfValues, from, count, dst, dstOff);
+        rows(kernels, true, from, count, dst, dstOff);
     }
 
-    private void rows(VectorKernels kernels, float[] full, short[] half, int from, int count, float[] dst,
-                      int dstOff) {
+    private void rows(VectorKernels kernels, boolean ofValues, int from, int count, float[] dst, int dstOff) {
         if (precision == Precision.F32) {
-            System.arraycopy(full, from * dim, dst, dstOff, count * dim);
-        } else {
-            kernels.halfToFloat(half, from * dim, dst, dstOff, count * dim, precision == Precision.BF16);
+            System.arraycopy(ofValues ? values : keys, from * dim, dst, dstOff, count * dim);
+            return;
+        }
+        boolean bf16 = precision == Precision.BF16;
+        int end = from + count;
+        for (int row = from; row < end; ) {
+            short[] source;
+            int first;
+            int stop;
+            if (row >= baseRows) {
+                source = ofValues ? halfValues : halfKeys;
+                first = baseRows;
+                stop = end;
+            } else {
+                int s = baseStarts.length - 1;
+                while (baseStarts[s] > row) {
+                    s--;
+                }
+                source = (ofValues ? baseValues : baseKeys)[s];
+                first = baseStarts[s];
+                stop = Math.min(end, s + 1 < baseStarts.length ? baseStarts[s + 1] : baseRows);
+            }
+            kernels.halfToFloat(source, (row - first) * dim, dst, dstOff + (row - from) * dim, (stop - row) * dim,
+                    bf16);
+            row = stop;
         }
     }
 
     /** Key rows {@code ids[idsOff .. idsOff+count)}, as floats, packed into {@code dst[0 ..)}. */
     public void keyRowsAt(VectorKernels kernels, int[] ids, int idsOff, int count, float[] dst) {
-        gather(kernels, keys, halfKeys, ids, idsOff, count, dst);
+        gather(kernels, false, ids, idsOff, count, dst);
     }
 
     /** Value rows {@code ids[idsOff .. idsOff+count)}, as floats, packed into {@code dst[0 ..)}. */
     public void valueRowsAt(VectorKernels kernels, int[] ids, int idsOff, int count, float[] dst) {
-        gather(kernels, values, halfValues, ids, idsOff, count, dst);
+        gather(kernels, true, ids, idsOff, count, dst);
     }
 
-    /** Rows {@code ids[0 .. count)} of the keys, as floats, packed into {@code dst[0 ..)}. */
-    private void gather(VectorKernels kernels, float[] full, short[] half, int[] ids, int idsOff, int count,
-                        float[] dst) {
+    /** Rows {@code ids[idsOff .. idsOff+count)} of the keys or values, as floats, packed into {@code dst[0 ..)}. */
+    private void gather(VectorKernels kernels, boolean ofValues, int[] ids, int idsOff, int count, float[] dst) {
         for (int j = 0; j < count; j++) {
-            rows(kernels, full, half, ids[idsOff + j], 1, dst, j * dim);
+            rows(kernels, ofValues, ids[idsOff + j], 1, dst, j * dim);
         }
     }
 
@@ -282,7 +379,7 @@ public final class KeyValueCache {
         float[] chunk = scratch(0, CHUNK_ROWS * dim);
         for (int done = 0; done < count; done += CHUNK_ROWS) {
             int n = Math.min(CHUNK_ROWS, count - done);
-            gather(kernels, keys, halfKeys, ids, done, n, chunk);
+            gather(kernels, false, ids, done, n, chunk);
             kernels.dotRows(q, qOff, chunk, dim, 0, dim, 0, n, out, done);
         }
     }
@@ -300,7 +397,7 @@ public final class KeyValueCache {
         // all the chosen rows widened at once, then the float32 cache's own kernel over them: the same operations in
         // the same order (its running sums span the rows), so the same bits as a float32 cache of the rounded values
         float[] rows = scratch(1, count * dim);
-        gather(kernels, values, halfValues, ids, 0, count, rows);
+        gather(kernels, true, ids, 0, count, rows);
         kernels.sumSelectedRows(weights, rows, dim, identity(count), count, out, outOff);
     }
 
@@ -327,14 +424,14 @@ public final class KeyValueCache {
     /** The keys as a float32 matrix (a copy). */
     public FloatMatrix keyMatrix() {
         float[] data = new float[size * dim];
-        rows(io.csattention.kernel.Kernels.preferred(), keys, halfKeys, 0, size, data, 0);
+        rows(io.csattention.kernel.Kernels.preferred(), false, 0, size, data, 0);
         return new FloatMatrix(size, dim, data);
     }
 
     /** The values as a float32 matrix (a copy). */
     public FloatMatrix valueMatrix() {
         float[] data = new float[size * dim];
-        rows(io.csattention.kernel.Kernels.preferred(), values, halfValues, 0, size, data, 0);
+        rows(io.csattention.kernel.Kernels.preferred(), true, 0, size, data, 0);
         return new FloatMatrix(size, dim, data);
     }
 }

@@ -58,7 +58,7 @@ public final class Session {
     private AttentionProbe probe;
     /**
      * [layer][kvHead]: the caches this session was forked from, whose rows [0, {@link #contextRows}) this session's
-     * caches copy; full attention of sibling forks decoded in one batch reads those rows once for all of them
+     * caches share (half) or copy (float32); full attention of sibling forks decoded in one batch reads those rows once for all of them
      * ({@link Attention#attendGroups}). Null for a session that was not forked.
      */
     private KeyValueCache[][] contextCaches;
@@ -82,7 +82,7 @@ public final class Session {
         this.caches = new KeyValueCache[config.layers()][config.kvHeads()];
         for (int l = 0; l < config.layers(); l++) {
             for (int g = 0; g < config.kvHeads(); g++) {
-                caches[l][g] = other.caches[l][g].copy();
+                caches[l][g] = other.caches[l][g].fork();
             }
         }
         this.prefillQueries = other.prefillQueries.clone();
@@ -94,7 +94,10 @@ public final class Session {
         this.contextRows = other.position;
     }
 
-    /** A copy of this sequence's caches and prefill queries with full attention (the continuation starts here). */
+    /**
+     * A continuation of this sequence with full attention: its caches fork this one's ({@link KeyValueCache#fork}:
+     * half rows are shared, not copied; each fork appends its own), the prefill queries are shared until written.
+     */
     public Session fork() {
         return new Session(this);
     }
@@ -150,7 +153,10 @@ public final class Session {
         return sumOverCaches(KeyValueCache::bytes);
     }
 
-    /** Bytes allocated for this sequence's keys and values (a fork holds its own copy of its context's). */
+    /**
+     * Bytes allocated for this sequence's own keys and values: a fork's rows past its context (a half cache shares
+     * the context's rows, {@link KeyValueCache#fork}; a float32 one copies them).
+     */
     public long kvAllocatedBytes() {
         return sumOverCaches(KeyValueCache::allocatedBytes);
     }

@@ -26,7 +26,8 @@ class KeyValueCacheTest {
     private static final int N = 32_768;
     private static final int D = 64;
 
-    private static List<VectorKernels> kernels() {
+    /** The scalar kernels and, where this machine has them, the SIMD ones. */
+    static List<VectorKernels> kernels() {
         List<VectorKernels> all = new ArrayList<>();
         all.add(ScalarKernels.INSTANCE);
         Kernels.simd().ifPresent(all::add);

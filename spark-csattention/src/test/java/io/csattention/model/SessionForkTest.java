@@ -8,6 +8,7 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@link Session#forkWithAttention}: continuations that share the context's index match ones that build their own. */
 class SessionForkTest {
@@ -37,6 +38,36 @@ class SessionForkTest {
                     "question " + question);
         }
         assertEquals(indexBytes, shared.indexBytes());
+    }
+
+    /**
+     * A float16 context of the small model shape: its forks share the context's K and V rows and key sketch (they
+     * hold only what they append) and still continue bit for bit like sessions that prefilled the context into
+     * arrays of their own, with either csattention method.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"csattention", "csattention_group"})
+    void halfForksShareTheContextRowsAndContinueLikeWholeSessions(String methodId) {
+        AttentionMethod method = AttentionMethod.parse(methodId);
+        LlamaModel model = SyntheticModel.build(SyntheticModel.Shape.SMALL, 1, SyntheticModel.Quant.Q8_0, SEED);
+        SplittableRandom random = new SplittableRandom(SEED + 1);
+        int vocab = model.config().vocabSize();
+        int[] context = random.ints(700, 2, vocab).toArray();
+        CSAttentionSettings settings = CSAttentionSettings.defaults().withSparsity(0.9).withCentroids(16);
+        Session shared = model.newSession(io.csattention.core.KeyValueCache.Precision.F16);
+        float[] logits = shared.prefill(context);
+        shared.useAttention(method, settings);
+        Session own = model.newSession(io.csattention.core.KeyValueCache.Precision.F16);
+        float[] ownLogits = own.prefill(context);
+        own.useAttention(method, settings);
+        Session fork = shared.forkWithAttention();
+        assertTrue(fork.kvAllocatedBytes() * 10 < shared.kvAllocatedBytes(), "a fork holds its own rows only: "
+                + fork.kvAllocatedBytes() + " bytes against the context's " + shared.kvAllocatedBytes());
+        assertArrayEquals(ownLogits, logits);
+        for (int step = 0; step < 12; step++) {
+            int token = random.nextInt(2, vocab);
+            assertArrayEquals(own.decode(token), fork.decode(token), methodId + " step " + step);
+        }
     }
 
     private static int[] continuation(Session session, float[] logits, int[] question) {
