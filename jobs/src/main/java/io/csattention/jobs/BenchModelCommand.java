@@ -189,6 +189,16 @@ final class BenchModelCommand implements Callable<Integer> {
         double limitMs = weightBytes / bandwidth * 1e3;
         o.printf(Locale.ROOT, "weights read bandwidth %.2f GB/s: decode limit %.1f ms/token%n", bandwidth / 1e9,
                 limitMs);
+        // the arithmetic ceiling of the same threads: what a compute-bound product (batched decode, prefill) could
+        // reach here, printed next to what the products reach
+        int threads = Runtime.getRuntime().availableProcessors();
+        java.util.OptionalDouble peak = io.csattention.kernel.FmaPeak.macsPerSecond(threads);
+        double weightMacs = weightMacsPerToken(model);
+        if (peak.isPresent()) {
+            o.printf(Locale.ROOT, "FMA peak (%d threads, 256-bit vectors, registers only): %.1f GMAC/s%n", threads,
+                    peak.getAsDouble() / 1e9);
+            summary.put("fma_peak_gmacs", round(peak.getAsDouble() / 1e9));
+        }
 
         SplittableRandom random = new SplittableRandom(seed);
         // prefill, after an untimed one of the same length: with two cores, the compiler threads share them with
@@ -201,8 +211,8 @@ final class BenchModelCommand implements Callable<Integer> {
         double prefillSeconds = (System.nanoTime() - start) / 1e9;
         double prefillRate = prefillTokens / prefillSeconds;
         double gflops = prefillFlops(model, prefillTokens) / prefillSeconds / 1e9;
-        o.printf(Locale.ROOT, "prefill: %d tokens in %.2f s, %.1f tokens/s, %.1f GFLOP/s%n", prefillTokens,
-                prefillSeconds, prefillRate, gflops);
+        o.printf(Locale.ROOT, "prefill: %d tokens in %.2f s, %.1f tokens/s, %.1f GFLOP/s%s%n", prefillTokens,
+                prefillSeconds, prefillRate, gflops, ofPeak(gflops / 2 * 1e9, peak));
 
         // single-sequence decode
         int token = Sampler.argmax(logits);
@@ -214,8 +224,10 @@ final class BenchModelCommand implements Callable<Integer> {
             token = Sampler.argmax(session.decode(token));
         }
         double decodeMs = (System.nanoTime() - start) / 1e6 / decodeTokens;
-        o.printf(Locale.ROOT, "decode: %.1f ms/token (%.2fx the bandwidth limit %.1f ms), prefill %.1fx faster per "
-                + "token%n", decodeMs, decodeMs / limitMs, limitMs, decodeMs / (1e3 / prefillRate));
+        o.printf(Locale.ROOT, "decode: %.1f ms/token (%.2fx the bandwidth limit %.1f ms; %.1f GMAC/s of weights%s), "
+                + "prefill %.1fx faster per token%n", decodeMs, decodeMs / limitMs, limitMs,
+                weightMacs / decodeMs / 1e6, ofPeak(weightMacs / decodeMs * 1e3, peak),
+                decodeMs / (1e3 / prefillRate));
         summary.put("decode_ms_per_token", round(decodeMs));
         summary.put("decode_limit_ms_per_token", round(limitMs));
         summary.put("prefill_tokens_per_s", round(prefillRate));
@@ -223,6 +235,7 @@ final class BenchModelCommand implements Callable<Integer> {
 
         // batched decode over the prefilled context, full attention
         ObjectNode batched = summary.putObject("batched_tokens_per_s");
+        ObjectNode batchedMacs = summary.putObject("batched_weight_gmacs");
         DefaultCategoryDataset batchChart = new DefaultCategoryDataset();
         double single = 0;
         o.println("batched decode (full attention, after the prefill context):");
@@ -242,9 +255,11 @@ final class BenchModelCommand implements Callable<Integer> {
             if (b == 1) {
                 single = rate;
             }
-            o.printf(Locale.ROOT, "  %3d sequences: %.1f tokens/s%s%n", b, rate,
-                    single > 0 ? String.format(Locale.ROOT, " (%.2fx one sequence)", rate / single) : "");
+            o.printf(Locale.ROOT, "  %3d sequences: %.1f tokens/s (%s%.1f GMAC/s of weights%s)%n", b, rate,
+                    single > 0 ? String.format(Locale.ROOT, "%.2fx one sequence, ", rate / single) : "",
+                    rate * weightMacs / 1e9, ofPeak(rate * weightMacs, peak));
             batched.put(Integer.toString(b), round(rate));
+            batchedMacs.put(Integer.toString(b), round(rate * weightMacs / 1e9));
             batchChart.addValue(rate, "tokens/s", Integer.toString(b));
         }
 
@@ -377,6 +392,21 @@ final class BenchModelCommand implements Callable<Integer> {
     }
 
     /** Multiply-adds x 2 of a prefill of {@code tokens}: the matrix products and the causal attention. */
+    /** Multiply-adds of the weight products of one decode token (every matrix a step reads, the classifier too). */
+    private static double weightMacsPerToken(LlamaModel model) {
+        double macs = 0;
+        for (WeightMatrix m : SyntheticModel.decodeMatrices(model)) {
+            macs += (double) m.rows() * m.cols();
+        }
+        return macs;
+    }
+
+    /** ", N% of the FMA peak" for {@code macsPerSecond}, or nothing without a measured peak. */
+    private static String ofPeak(double macsPerSecond, java.util.OptionalDouble peak) {
+        return peak.isPresent() ? String.format(Locale.ROOT, ", %.0f%% of the FMA peak",
+                100 * macsPerSecond / peak.getAsDouble()) : "";
+    }
+
     private static double prefillFlops(LlamaModel model, int tokens) {
         LlamaConfig c = model.config();
         double perToken = 0;

@@ -38,6 +38,11 @@ class BenchModelCommandTest {
             assertTrue(summary.get(key).asDouble() > 0, key);
         }
         assertTrue(summary.get("batched_tokens_per_s").get("4").asDouble() > 0);
+        assertTrue(summary.get("batched_weight_gmacs").get("4").asDouble() > 0);
+        if (io.csattention.kernel.Kernels.simd().isPresent()) {
+            assertTrue(summary.get("fma_peak_gmacs").asDouble() > summary.get("batched_weight_gmacs").get("4")
+                    .asDouble(), "the FMA peak is above what a product reaches");
+        }
         assertTrue(summary.get("csattention_speedup_vs_full").get("300").asDouble() > 0);
         assertTrue(summary.get("csattention_group_speedup_vs_full").get("300").asDouble() > 0);
         assertEquals("f16", summary.get("kv_precision").asText());
