@@ -27,7 +27,8 @@ public final class KeySketch {
     private final byte[] baseCodes;
     private final float[] baseScales;
     private final int baseRows;
-    private final ThreadLocal<int[]> suffixIds;
+    /** Per-thread scratch of a fork's re-scoring: its own candidates' ids, shifted to its own arrays. */
+    private static final ThreadLocal<int[]> SUFFIX_IDS = ThreadLocal.withInitial(() -> new int[0]);
 
     private KeySketch(int dim, int capacity) {
         this(dim, capacity, null, null, 0);
@@ -41,7 +42,6 @@ public final class KeySketch {
         this.baseScales = baseScales;
         this.baseRows = baseRows;
         this.rows = baseRows;
-        this.suffixIds = baseCodes == null ? null : ThreadLocal.withInitial(() -> new int[0]);
     }
 
     /**
@@ -165,10 +165,10 @@ public final class KeySketch {
         codes(kernels, x, xOff, xStride, queries, first, firstScales, ids, idsOff, shared, outs, out, outOff);
         int own = count - shared;
         if (own > 0) {
-            int[] shifted = suffixIds.get();
+            int[] shifted = SUFFIX_IDS.get();
             if (shifted.length < own) {
                 shifted = new int[Math.max(own, 2 * shifted.length)];
-                suffixIds.set(shifted);
+                SUFFIX_IDS.set(shifted);
             }
             for (int j = 0; j < own; j++) {
                 shifted[j] = ids[idsOff + shared + j] - baseRows;
