@@ -58,8 +58,8 @@ public final class Session {
     private AttentionProbe probe;
     /**
      * [layer][kvHead]: the caches this session was forked from, whose rows [0, {@link #contextRows}) this session's
-     * caches share (half) or copy (float32); full attention of sibling forks decoded in one batch reads those rows once for all of them
-     * ({@link Attention#attendGroups}). Null for a session that was not forked.
+     * caches share (half) or copy (float32); full attention of sibling forks decoded in one batch reads those rows
+     * once for all of them ({@link Attention#attendGroups}). Null for a session that was not forked.
      */
     private KeyValueCache[][] contextCaches;
     private int contextRows;
