@@ -1290,6 +1290,16 @@ int o = outOff;
             int w0 = wOff + i * wStride;
             int o0 = outOff + i * outStride;
             int c = 0;
+            for (; c + 2 * LANES <= length; c += 2 * LANES) {
+                // two column chunks per pass: eight independent accumulator chains and each weight broadcast
+                // serves both (four chains were bound by the FMA latency, 11-12 against 47 GMAC/s for
+                // dotTransposed in a one-thread micro-benchmark at d = 64); every output element still adds its
+                // rows in row order, so the bits are the one-chunk loop's
+                for (int r0 = 0; r0 < rowCount; r0 += ROW_SPAN) {
+                    addWeightedSpanPair(w, w0, wStride, rows, stride, firstRow, r0,
+                            Math.min(rowCount, r0 + ROW_SPAN), out, o0 + c, outStride, c);
+                }
+            }
             for (; c + LANES <= length; c += LANES) {
                 // the accumulators go through out every ROW_SPAN rows, not through vectors carried by the whole
                 // row loop, the loop shape C2 on JDK 17 compiled boxed in the other kernels; the adds are the same,
@@ -1317,8 +1327,52 @@ int o = outOff;
         }
     }
 
-    /** Rows of {@link #addWeightedRows} per load and store of its accumulators. */
-    private static final int ROW_SPAN = 8;
+    /**
+     * Rows of {@link #addWeightedRows} per load and store of its accumulators: 64 measured 34 against 15 GMAC/s for 8
+     * (one thread, 4 queries, d = 64, 128-row chunks; each span's store and reload sat on the accumulator chains).
+     */
+    private static final int ROW_SPAN = 64;
+
+    /**
+     * Rows [from, to) of a four-query {@link #addWeightedRows} tile, for the lanes at columns {@code c} and
+     * {@code c + LANES}: {@link #addWeightedSpan}'s operations for both chunks, interleaved.
+     */
+    private static void addWeightedSpanPair(float[] w, int w0, int wStride, float[] rows, int stride, int firstRow,
+                                            int from, int to, float[] out, int o, int outStride, int c) {
+        FloatVector acc0 = FloatVector.fromArray(WIDE, out, o);
+        FloatVector acc1 = FloatVector.fromArray(WIDE, out, o + outStride);
+        FloatVector acc2 = FloatVector.fromArray(WIDE, out, o + 2 * outStride);
+        FloatVector acc3 = FloatVector.fromArray(WIDE, out, o + 3 * outStride);
+        FloatVector acc4 = FloatVector.fromArray(WIDE, out, o + LANES);
+        FloatVector acc5 = FloatVector.fromArray(WIDE, out, o + outStride + LANES);
+        FloatVector acc6 = FloatVector.fromArray(WIDE, out, o + 2 * outStride + LANES);
+        FloatVector acc7 = FloatVector.fromArray(WIDE, out, o + 3 * outStride + LANES);
+        for (int r = from; r < to; r++) {
+            int at = (firstRow + r) * stride + c;
+            FloatVector v = FloatVector.fromArray(WIDE, rows, at);
+            FloatVector u = FloatVector.fromArray(WIDE, rows, at + LANES);
+            FloatVector b0 = FloatVector.broadcast(WIDE, w[w0 + r]);
+            FloatVector b1 = FloatVector.broadcast(WIDE, w[w0 + wStride + r]);
+            FloatVector b2 = FloatVector.broadcast(WIDE, w[w0 + 2 * wStride + r]);
+            FloatVector b3 = FloatVector.broadcast(WIDE, w[w0 + 3 * wStride + r]);
+            acc0 = v.fma(b0, acc0);
+            acc1 = v.fma(b1, acc1);
+            acc2 = v.fma(b2, acc2);
+            acc3 = v.fma(b3, acc3);
+            acc4 = u.fma(b0, acc4);
+            acc5 = u.fma(b1, acc5);
+            acc6 = u.fma(b2, acc6);
+            acc7 = u.fma(b3, acc7);
+        }
+        acc0.intoArray(out, o);
+        acc1.intoArray(out, o + outStride);
+        acc2.intoArray(out, o + 2 * outStride);
+        acc3.intoArray(out, o + 3 * outStride);
+        acc4.intoArray(out, o + LANES);
+        acc5.intoArray(out, o + outStride + LANES);
+        acc6.intoArray(out, o + 2 * outStride + LANES);
+        acc7.intoArray(out, o + 3 * outStride + LANES);
+    }
 
     /** Rows [from, to) of a four-query {@link #addWeightedRows} tile, for the lanes at column {@code c}. */
     private static void addWeightedSpan(float[] w, int w0, int wStride, float[] rows, int stride, int firstRow,

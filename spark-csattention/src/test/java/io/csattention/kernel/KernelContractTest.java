@@ -502,41 +502,44 @@ class KernelContractTest {
     void dotBlockAndAddWeightedRowsMatchScalar(VectorKernels kernels) {
         SplittableRandom random = new SplittableRandom(SEED + 5);
         for (int length : LENGTHS) {
+            // 150 rows: more than two of the SIMD accumulators' spans of rows, and a short last span
             for (int queries : new int[] {1, 3, 4, 7}) {
-                int rowCount = 11;
-                int firstRow = 2;
-                int qStride = length + 1;
-                float[] q = random(random, 2 + queries * qStride);
-                float[] rows = random(random, (firstRow + rowCount) * length);
-                int outStride = rowCount + 3;
-                float[] scores = new float[1 + queries * outStride];
-                kernels.dotBlock(q, 2, qStride, queries, rows, length, length, firstRow, rowCount, scores, 1,
-                        outStride);
-                for (int i = 0; i < queries; i++) {
-                    for (int r = 0; r < rowCount; r++) {
-                        int qOff = 2 + i * qStride;
-                        int rowOff = (firstRow + r) * length;
-                        assertClose(ScalarKernels.INSTANCE.dot(q, qOff, rows, rowOff, length),
-                                scores[1 + i * outStride + r], length, sumAbsProducts(q, qOff, rows, rowOff, length),
-                                "dotBlock " + kernels.name() + " length=" + length + " queries=" + queries);
-                    }
-                }
-
-                float[] out = random(random, 3 + queries * qStride);
-                float[] expected = out.clone();
-                ScalarKernels.INSTANCE.addWeightedRows(scores, 1, outStride, queries, rows, length, length, firstRow,
-                        rowCount, expected, 3, qStride);
-                kernels.addWeightedRows(scores, 1, outStride, queries, rows, length, length, firstRow, rowCount, out,
-                        3, qStride);
-                for (int i = 0; i < queries; i++) {
-                    for (int c = 0; c < length; c++) {
-                        double sumAbs = 1;
+                for (int rowCount : new int[] {11, 150}) {
+                    int firstRow = 2;
+                    int qStride = length + 1;
+                    float[] q = random(random, 2 + queries * qStride);
+                    float[] rows = random(random, (firstRow + rowCount) * length);
+                    int outStride = rowCount + 3;
+                    float[] scores = new float[1 + queries * outStride];
+                    kernels.dotBlock(q, 2, qStride, queries, rows, length, length, firstRow, rowCount, scores, 1,
+                            outStride);
+                    for (int i = 0; i < queries; i++) {
                         for (int r = 0; r < rowCount; r++) {
-                            sumAbs += Math.abs(scores[1 + i * outStride + r] * rows[(firstRow + r) * length + c]);
+                            int qOff = 2 + i * qStride;
+                            int rowOff = (firstRow + r) * length;
+                            assertClose(ScalarKernels.INSTANCE.dot(q, qOff, rows, rowOff, length),
+                                    scores[1 + i * outStride + r], length,
+                                    sumAbsProducts(q, qOff, rows, rowOff, length),
+                                    "dotBlock " + kernels.name() + " length=" + length + " queries=" + queries);
                         }
-                        int at = 3 + i * qStride + c;
-                        assertClose(expected[at], out[at], rowCount + 1, sumAbs,
-                                "addWeightedRows " + kernels.name() + " length=" + length + " queries=" + queries);
+                    }
+
+                    float[] out = random(random, 3 + queries * qStride);
+                    float[] expected = out.clone();
+                    ScalarKernels.INSTANCE.addWeightedRows(scores, 1, outStride, queries, rows, length, length,
+                            firstRow, rowCount, expected, 3, qStride);
+                    kernels.addWeightedRows(scores, 1, outStride, queries, rows, length, length, firstRow, rowCount,
+                            out, 3, qStride);
+                    for (int i = 0; i < queries; i++) {
+                        for (int c = 0; c < length; c++) {
+                            double sumAbs = 1;
+                            for (int r = 0; r < rowCount; r++) {
+                                sumAbs += Math.abs(scores[1 + i * outStride + r] * rows[(firstRow + r) * length + c]);
+                            }
+                            int at = 3 + i * qStride + c;
+                            assertClose(expected[at], out[at], rowCount + 1, sumAbs,
+                                    "addWeightedRows " + kernels.name() + " length=" + length + " queries=" + queries);
+                        }
                     }
                 }
             }
