@@ -7,6 +7,7 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -52,6 +53,43 @@ final class SimdKernels implements VectorKernels {
     @Override
     public String name() {
         return "simd";
+    }
+
+    /**
+     * Lanes of the eight-accumulator reduction ({@link #sums8}): the upper half, pairs within each half, and odd
+     * lanes, each taken from the second vector of a blend; and the swaps that bring them next to their partners.
+     */
+    private static final VectorMask<Float> UPPER_HALF = VectorMask.fromValues(F256, false, false, false, false, true,
+            true, true, true);
+    private static final VectorMask<Float> UPPER_PAIRS = VectorMask.fromValues(F256, false, false, true, true, false,
+            false, true, true);
+    private static final VectorMask<Float> ODD_LANES = VectorMask.fromValues(F256, false, true, false, true, false,
+            true, false, true);
+    private static final VectorShuffle<Float> SWAP_HALVES = VectorShuffle.fromValues(F256, 4, 5, 6, 7, 0, 1, 2, 3);
+    private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromValues(F256, 2, 3, 0, 1, 6, 7, 4, 5);
+    private static final VectorShuffle<Float> SWAP_NEIGHBOURS = VectorShuffle.fromValues(F256, 1, 0, 3, 2, 5, 4, 7,
+            6);
+    /** Whether {@link #sums8} serves: eight-lane float kernels (the default 256-bit species). */
+    private static final boolean SUMS8 = LANES == 8;
+
+    /**
+     * The {@link #sum} of each of eight 8-lane vectors at once, in lanes {@code [a, e, c, g, b, f, d, h]}: the same
+     * additions in the same order as {@code sum} gives each alone (lane i plus lane i + 4, then (0 + 2) + (1 + 3)),
+     * done for all eight in 7 vector adds, 8 blends... instead of 8 x (8 lane reads and 7 scalar adds). Float
+     * addition is commutative, so the order of the two operands of each add does not change its bits.
+     */
+    private static FloatVector sums8(FloatVector a, FloatVector b, FloatVector c, FloatVector d, FloatVector e,
+                                     FloatVector f, FloatVector g, FloatVector h) {
+        // halves: [a0+a4 .. a3+a7 | b0+b4 .. b3+b7]
+        FloatVector ab = a.blend(b, UPPER_HALF).add(b.blend(a, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector cd = c.blend(d, UPPER_HALF).add(d.blend(c, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector ef = e.blend(f, UPPER_HALF).add(f.blend(e, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector gh = g.blend(h, UPPER_HALF).add(h.blend(g, UPPER_HALF).rearrange(SWAP_HALVES));
+        // pairs: [a(0+2) a(1+3) c(0+2) c(1+3) | b.. b.. d.. d..]
+        FloatVector abcd = ab.blend(cd, UPPER_PAIRS).add(cd.blend(ab, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+        FloatVector efgh = ef.blend(gh, UPPER_PAIRS).add(gh.blend(ef, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+        // the last add: [a e c g | b f d h]
+        return abcd.blend(efgh, ODD_LANES).add(efgh.blend(abcd, ODD_LANES).rearrange(SWAP_NEIGHBOURS));
     }
 
     /**
@@ -252,6 +290,49 @@ final class SimdKernels implements VectorKernels {
             return;
         }
         int j = 0;
+        if (SUMS8 && stride % LANES == 0) {
+            // eight rows per pass, their sums reduced together by sums8 (the bits of the four-row pass below)
+            for (; j + 8 <= count; j += 8) {
+                int o0 = ids[idsOff + j] * stride;
+                int o1 = ids[idsOff + j + 1] * stride;
+                int o2 = ids[idsOff + j + 2] * stride;
+                int o3 = ids[idsOff + j + 3] * stride;
+                int o4 = ids[idsOff + j + 4] * stride;
+                int o5 = ids[idsOff + j + 5] * stride;
+                int o6 = ids[idsOff + j + 6] * stride;
+                int o7 = ids[idsOff + j + 7] * stride;
+                FloatVector acc0 = FloatVector.zero(WIDE);
+                FloatVector acc1 = FloatVector.zero(WIDE);
+                FloatVector acc2 = FloatVector.zero(WIDE);
+                FloatVector acc3 = FloatVector.zero(WIDE);
+                FloatVector acc4 = FloatVector.zero(WIDE);
+                FloatVector acc5 = FloatVector.zero(WIDE);
+                FloatVector acc6 = FloatVector.zero(WIDE);
+                FloatVector acc7 = FloatVector.zero(WIDE);
+                for (int i = 0; i < stride; i += LANES) {
+                    FloatVector vx = FloatVector.fromArray(WIDE, x, xOff + i);
+                    acc0 = widen(codes, o0 + i).fma(vx, acc0);
+                    acc1 = widen(codes, o1 + i).fma(vx, acc1);
+                    acc2 = widen(codes, o2 + i).fma(vx, acc2);
+                    acc3 = widen(codes, o3 + i).fma(vx, acc3);
+                    acc4 = widen(codes, o4 + i).fma(vx, acc4);
+                    acc5 = widen(codes, o5 + i).fma(vx, acc5);
+                    acc6 = widen(codes, o6 + i).fma(vx, acc6);
+                    acc7 = widen(codes, o7 + i).fma(vx, acc7);
+                }
+                FloatVector sums = sums8(acc0, acc4, acc2, acc6, acc1, acc5, acc3, acc7); // rows 0..7 in order
+                int at = outOff + j;
+                int id = idsOff + j;
+                out[at] = scales[ids[id]] * sums.lane(0);
+                out[at + 1] = scales[ids[id + 1]] * sums.lane(1);
+                out[at + 2] = scales[ids[id + 2]] * sums.lane(2);
+                out[at + 3] = scales[ids[id + 3]] * sums.lane(3);
+                out[at + 4] = scales[ids[id + 4]] * sums.lane(4);
+                out[at + 5] = scales[ids[id + 5]] * sums.lane(5);
+                out[at + 6] = scales[ids[id + 6]] * sums.lane(6);
+                out[at + 7] = scales[ids[id + 7]] * sums.lane(7);
+            }
+        }
         for (; j + 4 <= count; j += 4) {
             int id0 = ids[idsOff + j];
             int id1 = ids[idsOff + j + 1];
@@ -359,6 +440,20 @@ final class SimdKernels implements VectorKernels {
             }
             float sA = scales[idA];
             float sB = scales[idB];
+            if (SUMS8 && i == stride) {
+                // the eight sums at once, [a0 a1 a2 a3 | b0 b1 b2 b3], each scaled as below (no tail to add)
+                FloatVector r = sums8(a0, b0, a2, b2, a1, b1, a3, b3).mul(
+                        FloatVector.broadcast(F256, sA).blend(FloatVector.broadcast(F256, sB), UPPER_HALF));
+                out0[outOff + j] = r.lane(0);
+                out1[outOff + j] = r.lane(1);
+                out2[outOff + j] = r.lane(2);
+                out3[outOff + j] = r.lane(3);
+                out0[outOff + j + 1] = r.lane(4);
+                out1[outOff + j + 1] = r.lane(5);
+                out2[outOff + j + 1] = r.lane(6);
+                out3[outOff + j + 1] = r.lane(7);
+                continue;
+            }
             out0[outOff + j] = sA * codeTail(x, x0, codes, oA, i, stride, sum(a0));
             out1[outOff + j] = sA * codeTail(x, x1, codes, oA, i, stride, sum(a1));
             out2[outOff + j] = sA * codeTail(x, x2, codes, oA, i, stride, sum(a2));
@@ -1139,7 +1234,48 @@ final class SimdKernels implements VectorKernels {
             int q2 = q1 + qStride;
             int q3 = q2 + qStride;
             int o = outOff + i * outStride;
-            for (int r = 0; r < rowCount; r++) {
+            int r = 0;
+            if (SUMS8 && length % LANES == 0) {
+                // two rows per pass: eight accumulators, reduced together by sums8 (the same bits as one by one)
+                for (; r + 2 <= rowCount; r += 2) {
+                    int kA = (firstRow + r) * stride;
+                    int kB = kA + stride;
+                    FloatVector a0 = FloatVector.zero(WIDE);
+                    FloatVector a1 = FloatVector.zero(WIDE);
+                    FloatVector a2 = FloatVector.zero(WIDE);
+                    FloatVector a3 = FloatVector.zero(WIDE);
+                    FloatVector b0 = FloatVector.zero(WIDE);
+                    FloatVector b1 = FloatVector.zero(WIDE);
+                    FloatVector b2 = FloatVector.zero(WIDE);
+                    FloatVector b3 = FloatVector.zero(WIDE);
+                    for (int c = 0; c < length; c += LANES) {
+                        FloatVector vA = FloatVector.fromArray(WIDE, rows, kA + c);
+                        FloatVector vB = FloatVector.fromArray(WIDE, rows, kB + c);
+                        FloatVector v = FloatVector.fromArray(WIDE, q, q0 + c);
+                        a0 = v.fma(vA, a0);
+                        b0 = v.fma(vB, b0);
+                        v = FloatVector.fromArray(WIDE, q, q1 + c);
+                        a1 = v.fma(vA, a1);
+                        b1 = v.fma(vB, b1);
+                        v = FloatVector.fromArray(WIDE, q, q2 + c);
+                        a2 = v.fma(vA, a2);
+                        b2 = v.fma(vB, b2);
+                        v = FloatVector.fromArray(WIDE, q, q3 + c);
+                        a3 = v.fma(vA, a3);
+                        b3 = v.fma(vB, b3);
+                    }
+                    FloatVector sums = sums8(a0, b0, a2, b2, a1, b1, a3, b3); // [a0 a1 a2 a3 | b0 b1 b2 b3]
+                    out[o + r] = sums.lane(0);
+                    out[o + outStride + r] = sums.lane(1);
+                    out[o + 2 * outStride + r] = sums.lane(2);
+                    out[o + 3 * outStride + r] = sums.lane(3);
+                    out[o + r + 1] = sums.lane(4);
+                    out[o + outStride + r + 1] = sums.lane(5);
+                    out[o + 2 * outStride + r + 1] = sums.lane(6);
+                    out[o + 3 * outStride + r + 1] = sums.lane(7);
+                }
+            }
+            for (; r < rowCount; r++) {
                 int k = (firstRow + r) * stride;
                 FloatVector acc0 = FloatVector.zero(WIDE);
                 FloatVector acc1 = FloatVector.zero(WIDE);

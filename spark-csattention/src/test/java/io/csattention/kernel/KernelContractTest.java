@@ -513,6 +513,20 @@ class KernelContractTest {
                     float[] scores = new float[1 + queries * outStride];
                     kernels.dotBlock(q, 2, qStride, queries, rows, length, length, firstRow, rowCount, scores, 1,
                             outStride);
+                    // the queries of whole tiles of four get the bits of row by row (the SIMD kernel reduces two
+                    // rows' accumulators together); the others go through dotRows, whose grouping of rows may differ
+                    float[] alone = new float[1 + queries * outStride];
+                    for (int r = 0; r < rowCount; r++) {
+                        kernels.dotBlock(q, 2, qStride, queries, rows, length, length, firstRow + r, 1, alone,
+                                1 + r, outStride);
+                    }
+                    for (int i = 0; i < queries - queries % 4; i++) {
+                        for (int r = 0; r < rowCount; r++) {
+                            assertEquals(alone[1 + i * outStride + r], scores[1 + i * outStride + r],
+                                    "dotBlock row by row " + kernels.name() + " length=" + length + " queries="
+                                            + queries + " row=" + r);
+                        }
+                    }
                     for (int i = 0; i < queries; i++) {
                         for (int r = 0; r < rowCount; r++) {
                             int qOff = 2 + i * qStride;
