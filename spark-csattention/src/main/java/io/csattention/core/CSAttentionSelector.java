@@ -255,11 +255,17 @@ public final class CSAttentionSelector implements KeySelector {
             int list = j * index.centroidCount() + index.nearestCentroid(kernels, lookup, 0, j);
             for (int b = 0; b < packed.blocks(); b++) {
                 int base = b << PackedLists.BLOCK_BITS;
-                for (int e = packed.start(list, b), end = packed.start(list, b + 1); e < end; e++) {
-                    int id = base + offsets[e];
-                    if (id >= from && id < to) {
-                        acc[id] += (units[e] << COUNT_BITS) + 1;
-                    }
+                int e = packed.start(list, b);
+                int end = packed.start(list, b + 1);
+                // a block's keys ascend: those outside [from, to) (the sink and the window) are at its two ends
+                while (e < end && base + offsets[e] < from) {
+                    e++;
+                }
+                while (end > e && base + offsets[end - 1] >= to) {
+                    end--;
+                }
+                for (; e < end; e++) {
+                    acc[base + offsets[e]] += (units[e] << COUNT_BITS) + 1;
                 }
             }
             float estimate = index.missing()[list];

@@ -91,16 +91,20 @@ public final class TopK {
         ids[b] = t;
     }
 
-    /** Buckets of {@link #keepLargest}'s histogram, spread evenly between the smallest and largest score. */
+    /** Buckets of {@link #keepLargest}'s histogram: the top 12 bits of the scores' order. */
     public static final int RADIX_BUCKETS = 1 << 12;
+    private static final int BUCKET_SHIFT = Integer.SIZE - 12;
 
     /**
      * Keeps, in place and in their order, the k entries of {@code scores/ids[0 .. count)} with the largest scores,
      * ties going to the earlier entry (the lower id when ids ascend, as {@link #partition} breaks them); returns how
-     * many were kept ({@code min(k, count)}). A histogram of the scores over even buckets between their minimum and
-     * maximum finds the bucket of the k-th score, only that bucket is ranked exactly, and one forward pass compacts:
+     * many were kept ({@code min(k, count)}). A histogram of the scores by the top bits of their order (sign,
+     * exponent and three mantissa bits: eight buckets per power of two, so the skewed softmax weights of a selection
+     * spread over many buckets, where even buckets between the minimum and maximum put nearly all of them in the
+     * lowest) finds the bucket of the k-th score, only that bucket is ranked exactly, and one forward pass compacts:
      * linear time, no swaps, and the survivors keep their order (ascending ids stay ascending). {@code histogram} is
-     * scratch of {@link #RADIX_BUCKETS} ints. NaN scores rank above everything.
+     * scratch of {@link #RADIX_BUCKETS} ints. NaN scores rank as their bits order (a positive NaN above
+     * everything).
      */
     public static int keepLargest(float[] scores, int[] ids, int count, int k, int[] histogram) {
         if (k >= count) {
@@ -109,17 +113,9 @@ public final class TopK {
         if (k <= 0) {
             return 0;
         }
-        float min = Float.POSITIVE_INFINITY;
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < count; i++) {
-            min = Math.min(min, scores[i]);
-            max = Math.max(max, scores[i]);
-        }
-        // NaN makes min and max NaN: then every score shares one bucket and the exact ranking decides
-        float perBucket = max > min ? (RADIX_BUCKETS - 1) / (max - min) : 0f;
         java.util.Arrays.fill(histogram, 0);
         for (int i = 0; i < count; i++) {
-            histogram[bucket(scores[i], min, perBucket)]++;
+            histogram[bucket(order(scores[i]))]++;
         }
         int bucket = RADIX_BUCKETS - 1;
         int above = 0;
@@ -130,7 +126,7 @@ public final class TopK {
         int[] members = new int[histogram[bucket]];
         int at = 0;
         for (int i = 0; i < count; i++) {
-            if (bucket(scores[i], min, perBucket) == bucket) {
+            if (bucket(order(scores[i])) == bucket) {
                 members[at++] = order(scores[i]);
             }
         }
@@ -215,8 +211,8 @@ public final class TopK {
         return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 
-    /** The score's bucket, non-decreasing in the score (NaN in bucket 0, which only an all-NaN-range uses). */
-    private static int bucket(float score, float min, float perBucket) {
-        return Math.min(RADIX_BUCKETS - 1, Math.max(0, (int) ((score - min) * perBucket)));
+    /** The bucket of an {@link #order}: its top bits as unsigned, non-decreasing in the order. */
+    private static int bucket(int order) {
+        return (order ^ Integer.MIN_VALUE) >>> BUCKET_SHIFT;
     }
 }
