@@ -56,8 +56,15 @@ final class SimdKernels implements VectorKernels {
     }
 
     /**
-     * Lanes of the eight-accumulator reduction ({@link #sums8}): the upper half, pairs within each half, and odd
-     * lanes, each taken from the second vector of a blend; and the swaps that bring them next to their partners.
+     * The eight-accumulator reduction ("sums8"): the {@link #sum} of each of eight 8-lane vectors a..h at once, in
+     * lanes {@code [a, e, c, g, b, f, d, h]}, with the additions of {@code sum} in its order (lane i plus lane i + 4,
+     * then (0 + 2) + (1 + 3); float addition is commutative, so the order of each add's operands does not change
+     * its bits): halves {@code ab = a.blend(b, UPPER_HALF) + b.blend(a, UPPER_HALF).rearrange(SWAP_HALVES)}, and
+     * likewise cd, ef, gh; pairs {@code abcd} from ab and cd with UPPER_PAIRS and SWAP_PAIRS, and efgh; the last
+     * add with ODD_LANES and SWAP_NEIGHBOURS. 7 vector adds, 14 blends and 7 lane swaps instead of 8 x (8 lane reads
+     * and 7 scalar adds). Written out where it is used: as a method (208 bytes of bytecode) C2 compiled it on its own
+     * to 3.7 KB, above {@code InlineSmallCode}, after which a caller's compile may refuse to inline it and box its
+     * eight vectors (the JDK 17 finding of {@link #dotCodes32}).
      */
     private static final VectorMask<Float> UPPER_HALF = VectorMask.fromValues(F256, false, false, false, false, true,
             true, true, true);
@@ -69,28 +76,9 @@ final class SimdKernels implements VectorKernels {
     private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromValues(F256, 2, 3, 0, 1, 6, 7, 4, 5);
     private static final VectorShuffle<Float> SWAP_NEIGHBOURS = VectorShuffle.fromValues(F256, 1, 0, 3, 2, 5, 4, 7,
             6);
-    /** Whether {@link #sums8} serves: eight-lane float kernels (the default 256-bit species). */
+    /** Whether the eight-accumulator reduction serves: eight-lane float kernels (the default 256-bit species). */
     private static final boolean SUMS8 = LANES == 8;
 
-    /**
-     * The {@link #sum} of each of eight 8-lane vectors at once, in lanes {@code [a, e, c, g, b, f, d, h]}: the same
-     * additions in the same order as {@code sum} gives each alone (lane i plus lane i + 4, then (0 + 2) + (1 + 3)),
-     * done for all eight in 7 vector adds, 8 blends... instead of 8 x (8 lane reads and 7 scalar adds). Float
-     * addition is commutative, so the order of the two operands of each add does not change its bits.
-     */
-    private static FloatVector sums8(FloatVector a, FloatVector b, FloatVector c, FloatVector d, FloatVector e,
-                                     FloatVector f, FloatVector g, FloatVector h) {
-        // halves: [a0+a4 .. a3+a7 | b0+b4 .. b3+b7]
-        FloatVector ab = a.blend(b, UPPER_HALF).add(b.blend(a, UPPER_HALF).rearrange(SWAP_HALVES));
-        FloatVector cd = c.blend(d, UPPER_HALF).add(d.blend(c, UPPER_HALF).rearrange(SWAP_HALVES));
-        FloatVector ef = e.blend(f, UPPER_HALF).add(f.blend(e, UPPER_HALF).rearrange(SWAP_HALVES));
-        FloatVector gh = g.blend(h, UPPER_HALF).add(h.blend(g, UPPER_HALF).rearrange(SWAP_HALVES));
-        // pairs: [a(0+2) a(1+3) c(0+2) c(1+3) | b.. b.. d.. d..]
-        FloatVector abcd = ab.blend(cd, UPPER_PAIRS).add(cd.blend(ab, UPPER_PAIRS).rearrange(SWAP_PAIRS));
-        FloatVector efgh = ef.blend(gh, UPPER_PAIRS).add(gh.blend(ef, UPPER_PAIRS).rearrange(SWAP_PAIRS));
-        // the last add: [a e c g | b f d h]
-        return abcd.blend(efgh, ODD_LANES).add(efgh.blend(abcd, ODD_LANES).rearrange(SWAP_NEIGHBOURS));
-    }
 
     /**
      * The sum of a vector's lanes in one fixed order (halves, then quarters, ...), the same in interpreted and
@@ -291,7 +279,7 @@ final class SimdKernels implements VectorKernels {
         }
         int j = 0;
         if (SUMS8 && stride % LANES == 0) {
-            // eight rows per pass, their sums reduced together by sums8 (the bits of the four-row pass below)
+            // eight rows per pass, their sums reduced together (see SUMS8; the bits of the four-row pass below)
             for (; j + 8 <= count; j += 8) {
                 int o0 = ids[idsOff + j] * stride;
                 int o1 = ids[idsOff + j + 1] * stride;
@@ -320,7 +308,21 @@ final class SimdKernels implements VectorKernels {
                     acc6 = widen(codes, o6 + i).fma(vx, acc6);
                     acc7 = widen(codes, o7 + i).fma(vx, acc7);
                 }
-                FloatVector sums = sums8(acc0, acc4, acc2, acc6, acc1, acc5, acc3, acc7); // rows 0..7 in order
+                // the eight-accumulator reduction (see SUMS8), written out
+                FloatVector sumsH0 = acc0.blend(acc4, UPPER_HALF)
+                        .add(acc4.blend(acc0, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector sumsH1 = acc2.blend(acc6, UPPER_HALF)
+                        .add(acc6.blend(acc2, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector sumsH2 = acc1.blend(acc5, UPPER_HALF)
+                        .add(acc5.blend(acc1, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector sumsH3 = acc3.blend(acc7, UPPER_HALF)
+                        .add(acc7.blend(acc3, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector sumsP0 = sumsH0.blend(sumsH1, UPPER_PAIRS)
+                        .add(sumsH1.blend(sumsH0, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+                FloatVector sumsP1 = sumsH2.blend(sumsH3, UPPER_PAIRS)
+                        .add(sumsH3.blend(sumsH2, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+                FloatVector sums = sumsP0.blend(sumsP1, ODD_LANES)
+                        .add(sumsP1.blend(sumsP0, ODD_LANES).rearrange(SWAP_NEIGHBOURS));  // rows 0..7 in order
                 int at = outOff + j;
                 int id = idsOff + j;
                 out[at] = scales[ids[id]] * sums.lane(0);
@@ -442,8 +444,15 @@ final class SimdKernels implements VectorKernels {
             float sB = scales[idB];
             if (SUMS8 && i == stride) {
                 // the eight sums at once, [a0 a1 a2 a3 | b0 b1 b2 b3], each scaled as below (no tail to add)
-                FloatVector r = sums8(a0, b0, a2, b2, a1, b1, a3, b3).mul(
-                        FloatVector.broadcast(F256, sA).blend(FloatVector.broadcast(F256, sB), UPPER_HALF));
+                // the eight-accumulator reduction (see SUMS8), written out
+                FloatVector rH0 = a0.blend(b0, UPPER_HALF).add(b0.blend(a0, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector rH1 = a2.blend(b2, UPPER_HALF).add(b2.blend(a2, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector rH2 = a1.blend(b1, UPPER_HALF).add(b1.blend(a1, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector rH3 = a3.blend(b3, UPPER_HALF).add(b3.blend(a3, UPPER_HALF).rearrange(SWAP_HALVES));
+                FloatVector rP0 = rH0.blend(rH1, UPPER_PAIRS).add(rH1.blend(rH0, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+                FloatVector rP1 = rH2.blend(rH3, UPPER_PAIRS).add(rH3.blend(rH2, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+                FloatVector r = rP0.blend(rP1, ODD_LANES).add(rP1.blend(rP0, ODD_LANES).rearrange(SWAP_NEIGHBOURS))
+                        .mul(FloatVector.broadcast(F256, sA).blend(FloatVector.broadcast(F256, sB), UPPER_HALF));
                 out0[outOff + j] = r.lane(0);
                 out1[outOff + j] = r.lane(1);
                 out2[outOff + j] = r.lane(2);
@@ -1236,7 +1245,7 @@ final class SimdKernels implements VectorKernels {
             int o = outOff + i * outStride;
             int r = 0;
             if (SUMS8 && length % LANES == 0) {
-                // two rows per pass: eight accumulators, reduced together by sums8 (the same bits as one by one)
+                // two rows per pass: eight accumulators, reduced together (see SUMS8; the same bits as one by one)
                 for (; r + 2 <= rowCount; r += 2) {
                     int kA = (firstRow + r) * stride;
                     int kB = kA + stride;
@@ -1264,7 +1273,17 @@ final class SimdKernels implements VectorKernels {
                         a3 = v.fma(vA, a3);
                         b3 = v.fma(vB, b3);
                     }
-                    FloatVector sums = sums8(a0, b0, a2, b2, a1, b1, a3, b3); // [a0 a1 a2 a3 | b0 b1 b2 b3]
+                    // the eight-accumulator reduction (see SUMS8), written out
+                    FloatVector sumsH0 = a0.blend(b0, UPPER_HALF).add(b0.blend(a0, UPPER_HALF).rearrange(SWAP_HALVES));
+                    FloatVector sumsH1 = a2.blend(b2, UPPER_HALF).add(b2.blend(a2, UPPER_HALF).rearrange(SWAP_HALVES));
+                    FloatVector sumsH2 = a1.blend(b1, UPPER_HALF).add(b1.blend(a1, UPPER_HALF).rearrange(SWAP_HALVES));
+                    FloatVector sumsH3 = a3.blend(b3, UPPER_HALF).add(b3.blend(a3, UPPER_HALF).rearrange(SWAP_HALVES));
+                    FloatVector sumsP0 = sumsH0.blend(sumsH1, UPPER_PAIRS)
+                            .add(sumsH1.blend(sumsH0, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+                    FloatVector sumsP1 = sumsH2.blend(sumsH3, UPPER_PAIRS)
+                            .add(sumsH3.blend(sumsH2, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+                    FloatVector sums = sumsP0.blend(sumsP1, ODD_LANES)
+                            .add(sumsP1.blend(sumsP0, ODD_LANES).rearrange(SWAP_NEIGHBOURS)); // [a0..a3 | b0..b3]
                     out[o + r] = sums.lane(0);
                     out[o + outStride + r] = sums.lane(1);
                     out[o + 2 * outStride + r] = sums.lane(2);
