@@ -100,6 +100,43 @@ class GroupSelectionTest {
     }
 
     /**
+     * Every selection, shared or per head, is the budget's distinct keys in ascending order: each sink and window
+     * key once and the chosen ones from the middle range only. Fails when the cut or the final ranking keeps more or
+     * fewer than the budget, picks outside the middle range, or the assembly repeats or drops a forced key.
+     */
+    @Test
+    void everySelectionHoldsTheSinkAndWindowOnceAndChoosesFromTheMiddle() {
+        BudgetPlan plan = fixture.plan();
+        int n = fixture.cache().size();
+        for (int first = 0; first + GROUP <= 16; first += GROUP) {
+            float[] q = groupQueries(first);
+            long[] positions = groupPositions(first);
+            java.util.List<int[]> selections = new java.util.ArrayList<>();
+            selections.add(fixture.selector().selectShared(q, 0, GROUP, DIM, plan, positions));
+            for (int h = 0; h < GROUP; h++) {
+                selections.add(fixture.selector().select(q, h * DIM, plan, positions[h]));
+            }
+            for (int[] selection : selections) {
+                assertEquals(plan.budget(), selection.length);
+                int middle = 0;
+                for (int i = 0; i < selection.length; i++) {
+                    int id = selection[i];
+                    assertTrue(id >= 0 && id < n, "a key of the cache: " + id);
+                    assertTrue(i == 0 || id > selection[i - 1], "distinct and ascending at " + i + ": " + id);
+                    middle += id >= plan.middleStart() && id < plan.middleEnd() ? 1 : 0;
+                }
+                assertEquals(plan.chosen(), middle, "chosen keys from the middle range, queries from " + first);
+                for (int id = 0; id < plan.middleStart(); id++) {
+                    assertEquals(id, selection[id], "sink key");
+                }
+                for (int w = 0; w < plan.window(); w++) {
+                    assertEquals(plan.middleEnd() + w, selection[selection.length - plan.window() + w], "window key");
+                }
+            }
+        }
+    }
+
+    /**
      * A group of one query repeated selects what that query selects alone: the summed lists rank as one head's and
      * its weights as its scores. Fails when the accumulator's offset or histogram is not widened for the group.
      */
