@@ -232,6 +232,12 @@ final class SimdKernels implements VectorKernels {
                         int firstRow, int rowCount, float[] out, int outOff) {
         int r = 0;
         if (length >= LANES) {
+            if (SUMS8 && length % LANES == 0) {
+                for (; r + 8 <= rowCount; r += 8) {
+                    int o = (firstRow + r) * stride + colOff;
+                    dot8Wide(x, xOff, rows, o, stride, null, 0, length, out, outOff + r);
+                }
+            }
             for (; r + 4 <= rowCount; r += 4) {
                 int o = (firstRow + r) * stride + colOff;
                 dot4Wide(x, xOff, rows, o, o + stride, o + 2 * stride, o + 3 * stride, length, out, outOff + r);
@@ -251,6 +257,11 @@ final class SimdKernels implements VectorKernels {
     public void dotSelectedRows(float[] x, int xOff, float[] rows, int stride, int[] ids, int count, float[] out) {
         int j = 0;
         if (stride >= LANES) {
+            if (SUMS8 && stride % LANES == 0) {
+                for (; j + 8 <= count; j += 8) {
+                    dot8Wide(x, xOff, rows, 0, stride, ids, j, stride, out, j);
+                }
+            }
             for (; j + 4 <= count; j += 4) {
                 dot4Wide(x, xOff, rows, ids[j] * stride, ids[j + 1] * stride, ids[j + 2] * stride,
                         ids[j + 3] * stride, stride, out, j);
@@ -1002,6 +1013,51 @@ final class SimdKernels implements VectorKernels {
             }
             out[outOff + p] = bound;
         }
+    }
+
+    /**
+     * Eight dot products of x with rows, written to out[outOff .. outOff+8), each with {@link #dot4Wide}'s bits:
+     * the rows at {@code first + k * stride} (ids null) or at {@code ids[idsOff + k] * stride}; {@code length} a
+     * multiple of 8 (no tail). The eight sums are reduced together (see SUMS8), written out.
+     */
+    private static void dot8Wide(float[] x, int xOff, float[] rows, int first, int stride, int[] ids, int idsOff,
+                                 int length, float[] out, int outOff) {
+        int o0 = ids == null ? first : ids[idsOff] * stride;
+        int o1 = ids == null ? first + stride : ids[idsOff + 1] * stride;
+        int o2 = ids == null ? first + 2 * stride : ids[idsOff + 2] * stride;
+        int o3 = ids == null ? first + 3 * stride : ids[idsOff + 3] * stride;
+        int o4 = ids == null ? first + 4 * stride : ids[idsOff + 4] * stride;
+        int o5 = ids == null ? first + 5 * stride : ids[idsOff + 5] * stride;
+        int o6 = ids == null ? first + 6 * stride : ids[idsOff + 6] * stride;
+        int o7 = ids == null ? first + 7 * stride : ids[idsOff + 7] * stride;
+        FloatVector acc0 = FloatVector.zero(WIDE);
+        FloatVector acc1 = FloatVector.zero(WIDE);
+        FloatVector acc2 = FloatVector.zero(WIDE);
+        FloatVector acc3 = FloatVector.zero(WIDE);
+        FloatVector acc4 = FloatVector.zero(WIDE);
+        FloatVector acc5 = FloatVector.zero(WIDE);
+        FloatVector acc6 = FloatVector.zero(WIDE);
+        FloatVector acc7 = FloatVector.zero(WIDE);
+        for (int i = 0; i < length; i += LANES) {
+            FloatVector vx = FloatVector.fromArray(WIDE, x, xOff + i);
+            acc0 = FloatVector.fromArray(WIDE, rows, o0 + i).fma(vx, acc0);
+            acc1 = FloatVector.fromArray(WIDE, rows, o1 + i).fma(vx, acc1);
+            acc2 = FloatVector.fromArray(WIDE, rows, o2 + i).fma(vx, acc2);
+            acc3 = FloatVector.fromArray(WIDE, rows, o3 + i).fma(vx, acc3);
+            acc4 = FloatVector.fromArray(WIDE, rows, o4 + i).fma(vx, acc4);
+            acc5 = FloatVector.fromArray(WIDE, rows, o5 + i).fma(vx, acc5);
+            acc6 = FloatVector.fromArray(WIDE, rows, o6 + i).fma(vx, acc6);
+            acc7 = FloatVector.fromArray(WIDE, rows, o7 + i).fma(vx, acc7);
+        }
+        // the eight-accumulator reduction (see SUMS8), written out: rows 0..7 in order
+        FloatVector h0 = acc0.blend(acc4, UPPER_HALF).add(acc4.blend(acc0, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector h1 = acc2.blend(acc6, UPPER_HALF).add(acc6.blend(acc2, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector h2 = acc1.blend(acc5, UPPER_HALF).add(acc5.blend(acc1, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector h3 = acc3.blend(acc7, UPPER_HALF).add(acc7.blend(acc3, UPPER_HALF).rearrange(SWAP_HALVES));
+        FloatVector p0 = h0.blend(h1, UPPER_PAIRS).add(h1.blend(h0, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+        FloatVector p1 = h2.blend(h3, UPPER_PAIRS).add(h3.blend(h2, UPPER_PAIRS).rearrange(SWAP_PAIRS));
+        FloatVector sums = p0.blend(p1, ODD_LANES).add(p1.blend(p0, ODD_LANES).rearrange(SWAP_NEIGHBOURS));
+        sums.intoArray(out, outOff);
     }
 
     /** Four dot products of x with rows at offsets o0..o3, written to out[outOff .. outOff+4). */

@@ -273,6 +273,15 @@ class KernelContractTest {
                 }
                 assertEquals(0f, out[0]);
                 assertEquals(0f, out[1]);
+                // rows in whole groups of four get the bits of four at a time (the SIMD kernel also takes eight)
+                for (int r = 0; r + 4 <= rowCount; r += 4) {
+                    float[] four = new float[4];
+                    kernels.dotRows(x, 1, rows, stride, colOff, length, firstRow + r, 4, four, 0);
+                    for (int k = 0; k < 4; k++) {
+                        assertEquals(four[k], out[2 + r + k], "dotRows in fours " + kernels.name() + " length="
+                                + length + " rows=" + rowCount + " r=" + (r + k));
+                    }
+                }
             }
         }
     }
@@ -285,7 +294,7 @@ class KernelContractTest {
             int n = 31;
             float[] rows = random(random, n * stride);
             float[] x = random(random, stride + 3);
-            for (int count : new int[] {1, 3, 4, 5, 13}) {
+            for (int count : new int[] {1, 3, 4, 5, 13, 19}) {
                 int[] ids = random.ints(count, 0, n).toArray();
                 float[] out = new float[count];
                 kernels.dotSelectedRows(x, 3, rows, stride, ids, count, out);
@@ -293,6 +302,14 @@ class KernelContractTest {
                     assertClose(ScalarKernels.INSTANCE.dot(x, 3, rows, ids[j] * stride, stride), out[j], stride,
                             sumAbsProducts(x, 3, rows, ids[j] * stride, stride),
                             "dotSelectedRows " + kernels.name() + " stride=" + stride + " count=" + count);
+                }
+                for (int j = 0; j + 4 <= count; j += 4) { // whole groups of four: the bits of four at a time
+                    float[] four = new float[4];
+                    kernels.dotSelectedRows(x, 3, rows, stride, java.util.Arrays.copyOfRange(ids, j, j + 4), 4, four);
+                    for (int k = 0; k < 4; k++) {
+                        assertEquals(four[k], out[j + k], "dotSelectedRows in fours " + kernels.name() + " stride="
+                                + stride + " count=" + count + " j=" + (j + k));
+                    }
                 }
             }
         }
