@@ -454,8 +454,8 @@ final class SimdKernels implements VectorKernels {
             float sA = scales[idA];
             float sB = scales[idB];
             if (SUMS8 && i == stride) {
-                // the eight sums at once, [a0 a1 a2 a3 | b0 b1 b2 b3], each scaled as below (no tail to add)
-                // the eight-accumulator reduction (see SUMS8), written out
+                // the eight sums at once (the reduction of SUMS8, written out), [a0 a1 a2 a3 | b0 b1 b2 b3], each
+                // scaled as below (no tail to add)
                 FloatVector rH0 = a0.blend(b0, UPPER_HALF).add(b0.blend(a0, UPPER_HALF).rearrange(SWAP_HALVES));
                 FloatVector rH1 = a2.blend(b2, UPPER_HALF).add(b2.blend(a2, UPPER_HALF).rearrange(SWAP_HALVES));
                 FloatVector rH2 = a1.blend(b1, UPPER_HALF).add(b1.blend(a1, UPPER_HALF).rearrange(SWAP_HALVES));
